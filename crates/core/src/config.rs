@@ -1,0 +1,493 @@
+//! Configuration: every environment variable and secret the Worker reads, parsed once per
+//! request into one typed struct. Values are validated here so that the shell never has to
+//! second-guess them; a bad value becomes a [`Problem`] that names the variable and says how
+//! to fix it, and never echoes the value (it may be a secret).
+
+use std::fmt;
+
+/// Every name the Worker reads, in the order the README documents them.
+/// `/tt/health` reports which of these are present (never their values).
+pub const NAMES: &[&str] = &[
+    "TIKTOK_PIXEL_ID",
+    "TIKTOK_ACCESS_TOKEN",
+    "TIKTOK_TEST_EVENT_CODE",
+    "TIKTOK_API_BASE",
+    "TIKTOK_SDK_URL",
+    "SHOPIFY_WEBHOOK_SECRET",
+    "SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
+    "ORIGIN_URL",
+    "ROUTE_PREFIX",
+    "ADMIN_TOKEN",
+    "PURCHASE_EVENT_NAME",
+    "CONSENT_DEFAULT",
+    "COOKIE_DOMAIN",
+    "INJECT_PIXEL",
+    "DEFAULT_COUNTRY",
+    "SEND_TEST_ORDERS",
+];
+
+pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
+pub const DEFAULT_SDK_URL: &str = "https://analytics.tiktok.com/i18n/pixel/events.js";
+pub const DEFAULT_ROUTE_PREFIX: &str = "/tt";
+pub const DEFAULT_PURCHASE_EVENT: &str = "CompletePayment";
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// A secret value. Its `Debug` never shows the value, so a config can be logged safely.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Scheme, host and port of an HTTP(S) server, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL of `path_and_query` (which starts with `/`) on this origin.
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.0, path_and_query)
+    }
+}
+
+/// What to assume for a visitor whose consent choice is not known yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentDefault {
+    /// Track until the visitor declines (regions without a consent banner).
+    Allowed,
+    /// Track nothing until the visitor accepts (opt-in regions).
+    Denied,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub pixel_id: Option<String>,
+    /// Absent means dry run: events are built and recorded, never sent.
+    pub access_token: Option<Secret>,
+    pub test_event_code: Option<String>,
+    pub api_base: Origin,
+    pub sdk_url: String,
+    /// The current secret first, then the previous one during a rotation.
+    pub webhook_secrets: Vec<Secret>,
+    /// Where passthrough goes; `None` means the request's own URL (Orange-to-Orange).
+    pub origin: Option<Origin>,
+    pub route_prefix: String,
+    /// Absent means the admin page is disabled.
+    pub admin_token: Option<Secret>,
+    pub purchase_event_name: String,
+    pub consent_default: ConsentDefault,
+    pub cookie_domain: Option<String>,
+    pub inject_pixel: bool,
+    /// ISO 3166-1 alpha-2, used to complete national phone numbers without a country.
+    pub default_country: Option<String>,
+    pub send_test_orders: bool,
+}
+
+/// One invalid setting: which variable, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+/// All the invalid settings found at once, so an operator fixes them in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration: ")?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads variables through `lookup`, treating empty or blank values as absent.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses `name` with `parse`; on failure records the problem and yields `None`.
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let raw = self.get(name)?;
+        match parse(&raw) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.problems.push(Problem { name, message });
+                None
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a variable lookup (the Worker's `Env`, or a map in tests).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+        let config = Config {
+            pixel_id: r.parse("TIKTOK_PIXEL_ID", |v| {
+                token(v, 64, "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0")
+            }),
+            access_token: r.get("TIKTOK_ACCESS_TOKEN").map(Secret),
+            test_event_code: r.parse("TIKTOK_TEST_EVENT_CODE", |v| {
+                token(v, 64, "the code shown under Test Events in TikTok Events Manager")
+            }),
+            api_base: r
+                .parse("TIKTOK_API_BASE", parse_origin)
+                .unwrap_or_else(|| Origin(DEFAULT_API_BASE.to_string())),
+            sdk_url: r
+                .parse("TIKTOK_SDK_URL", parse_http_url)
+                .unwrap_or_else(|| DEFAULT_SDK_URL.to_string()),
+            webhook_secrets: ["SHOPIFY_WEBHOOK_SECRET", "SHOPIFY_WEBHOOK_SECRET_PREVIOUS"]
+                .iter()
+                .filter_map(|name| r.get(name).map(Secret))
+                .collect(),
+            origin: r.parse("ORIGIN_URL", parse_origin),
+            route_prefix: r
+                .parse("ROUTE_PREFIX", parse_route_prefix)
+                .unwrap_or_else(|| DEFAULT_ROUTE_PREFIX.to_string()),
+            admin_token: r.parse("ADMIN_TOKEN", |v| {
+                if v.len() < MIN_ADMIN_TOKEN_LEN {
+                    Err(format!(
+                        "must be at least {MIN_ADMIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 24`"
+                    ))
+                } else {
+                    Ok(Secret(v.to_string()))
+                }
+            }),
+            purchase_event_name: r
+                .parse("PURCHASE_EVENT_NAME", parse_event_name)
+                .unwrap_or_else(|| DEFAULT_PURCHASE_EVENT.to_string()),
+            consent_default: r
+                .parse("CONSENT_DEFAULT", |v| match v.to_ascii_lowercase().as_str() {
+                    "allowed" => Ok(ConsentDefault::Allowed),
+                    "denied" => Ok(ConsentDefault::Denied),
+                    _ => Err("must be `allowed` or `denied`".to_string()),
+                })
+                .unwrap_or(ConsentDefault::Allowed),
+            cookie_domain: r.parse("COOKIE_DOMAIN", parse_cookie_domain),
+            inject_pixel: r.parse("INJECT_PIXEL", parse_bool).unwrap_or(true),
+            default_country: r.parse("DEFAULT_COUNTRY", |v| {
+                if v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    Ok(v.to_ascii_uppercase())
+                } else {
+                    Err("must be a two-letter ISO country code such as US or DE".to_string())
+                }
+            }),
+            send_test_orders: r.parse("SEND_TEST_ORDERS", parse_bool).unwrap_or(false),
+        };
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: r.problems,
+            })
+        }
+    }
+
+    /// Dry run: no access token, so events are recorded but never sent to TikTok.
+    pub fn dry_run(&self) -> bool {
+        self.access_token.is_none()
+    }
+}
+
+/// The passthrough origin alone, so the storefront keeps working when some other setting
+/// is invalid (tracking is then off, but a typo must never take the shop down).
+pub fn origin_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Origin>, Problem> {
+    let mut r = Reader {
+        lookup,
+        problems: Vec::new(),
+    };
+    let origin = r.parse("ORIGIN_URL", parse_origin);
+    match r.problems.pop() {
+        Some(p) => Err(p),
+        None => Ok(origin),
+    }
+}
+
+/// Which of [`NAMES`] are set (non-empty), for `/tt/health`.
+pub fn presence(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, bool)> {
+    NAMES
+        .iter()
+        .map(|&name| (name, lookup(name).is_some_and(|v| !v.trim().is_empty())))
+        .collect()
+}
+
+fn token(v: &str, max: usize, what: &str) -> Result<String, String> {
+    if v.len() <= max
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "must be letters, digits, `_` or `-` (at most {max}): {what}"
+        ))
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("must be `true` or `false`".to_string()),
+    }
+}
+
+fn parse_http_url(v: &str) -> Result<String, String> {
+    let url = url::Url::parse(v).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".to_string());
+    }
+    Ok(url.to_string())
+}
+
+fn parse_origin(v: &str) -> Result<Origin, String> {
+    let url = url::Url::parse(v).map_err(|e| format!("is not a URL ({e})"))?;
+    let host = match (url.scheme(), url.host_str()) {
+        ("http" | "https", Some(host)) => host,
+        _ => return Err("must be an http:// or https:// URL with a host".to_string()),
+    };
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(
+            "must be only scheme, host and optional port, like https://shop.myshopify.com"
+                .to_string(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".to_string());
+    }
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(Origin(format!("{}://{host}{port}", url.scheme())))
+}
+
+fn parse_route_prefix(v: &str) -> Result<String, String> {
+    let ok_segment = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
+    if v.len() <= 64 && v.starts_with('/') && v[1..].split('/').all(ok_segment) {
+        Ok(v.to_string())
+    } else {
+        Err(
+            "must look like /tt: a leading `/`, no trailing `/`, letters, digits, `-`, `_`, `.`"
+                .to_string(),
+        )
+    }
+}
+
+fn parse_event_name(v: &str) -> Result<String, String> {
+    if v.len() <= 50 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(v.to_string())
+    } else {
+        Err("must be a TikTok event name such as CompletePayment or Purchase".to_string())
+    }
+}
+
+fn parse_cookie_domain(v: &str) -> Result<String, String> {
+    let bare = v.strip_prefix('.').unwrap_or(v);
+    let valid = bare.contains('.')
+        && bare.len() <= 253
+        && bare
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if valid {
+        Ok(bare.to_ascii_lowercase())
+    } else {
+        Err("must be your shop's registrable domain, like example.com".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn empty_environment_gives_documented_defaults() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.api_base.as_str(), DEFAULT_API_BASE);
+        assert_eq!(c.sdk_url, DEFAULT_SDK_URL);
+        assert_eq!(c.route_prefix, "/tt");
+        assert_eq!(c.purchase_event_name, "CompletePayment");
+        assert_eq!(c.consent_default, ConsentDefault::Allowed);
+        assert!(c.dry_run());
+        assert!(c.inject_pixel);
+        assert!(!c.send_test_orders);
+        assert!(c.origin.is_none() && c.admin_token.is_none() && c.webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn blank_values_count_as_absent() {
+        let c = load(&[("TIKTOK_ACCESS_TOKEN", "  "), ("ORIGIN_URL", "")]).unwrap();
+        assert!(c.dry_run());
+        assert!(c.origin.is_none());
+    }
+
+    #[test]
+    fn origin_is_normalised_to_scheme_host_port() {
+        let c = load(&[
+            ("ORIGIN_URL", "http://127.0.0.1:8788/"),
+            ("TIKTOK_API_BASE", "https://Example.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.origin.unwrap().join("/a?b=1"),
+            "http://127.0.0.1:8788/a?b=1"
+        );
+        assert_eq!(c.api_base.as_str(), "https://example.com");
+    }
+
+    #[test]
+    fn secrets_keep_rotation_order() {
+        let c = load(&[
+            ("SHOPIFY_WEBHOOK_SECRET_PREVIOUS", "old"),
+            ("SHOPIFY_WEBHOOK_SECRET", "new"),
+        ])
+        .unwrap();
+        let s: Vec<&str> = c.webhook_secrets.iter().map(Secret::expose).collect();
+        assert_eq!(s, ["new", "old"]);
+    }
+
+    #[test]
+    fn invalid_values_are_all_reported_by_name_without_their_values() {
+        let err = load(&[
+            ("ORIGIN_URL", "ftp://x.example/path"),
+            ("ROUTE_PREFIX", "tt/"),
+            ("ADMIN_TOKEN", "short-secret"),
+            ("CONSENT_DEFAULT", "maybe"),
+            ("INJECT_PIXEL", "perhaps"),
+            ("PURCHASE_EVENT_NAME", "Complete Payment"),
+            ("TIKTOK_PIXEL_ID", "bad id!"),
+            ("DEFAULT_COUNTRY", "USA"),
+            ("COOKIE_DOMAIN", "localhost"),
+            ("TIKTOK_SDK_URL", "not a url"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = err.problems.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "TIKTOK_PIXEL_ID",
+                "TIKTOK_SDK_URL",
+                "ORIGIN_URL",
+                "ROUTE_PREFIX",
+                "ADMIN_TOKEN",
+                "PURCHASE_EVENT_NAME",
+                "CONSENT_DEFAULT",
+                "COOKIE_DOMAIN",
+                "INJECT_PIXEL",
+                "DEFAULT_COUNTRY",
+            ]
+        );
+        let text = err.to_string();
+        assert!(!text.contains("short-secret"), "{text}");
+        assert!(
+            text.contains("ADMIN_TOKEN: must be at least 16 characters"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn origin_rejects_paths_queries_and_credentials() {
+        for bad in [
+            "https://shop.example/path",
+            "https://shop.example/?q=1",
+            "https://user:pw@shop.example",
+            "shop.example",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_prefix_rules() {
+        for good in ["/tt", "/apps/tt", "/_t.t-1"] {
+            assert!(parse_route_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["/", "tt", "/tt/", "//tt", "/t t", "/tt?x"] {
+            assert!(parse_route_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origin_alone_survives_other_problems() {
+        let lookup = |k: &str| match k {
+            "ORIGIN_URL" => Some("http://localhost:9000".to_string()),
+            "ROUTE_PREFIX" => Some("bad".to_string()),
+            _ => None,
+        };
+        assert!(Config::from_lookup(&lookup).is_err());
+        assert_eq!(
+            origin_from(&lookup).unwrap().unwrap().as_str(),
+            "http://localhost:9000"
+        );
+    }
+
+    #[test]
+    fn presence_never_reveals_values() {
+        let lookup = |k: &str| (k == "TIKTOK_ACCESS_TOKEN").then(|| "s3cr3t".to_string());
+        let p = presence(&lookup);
+        assert_eq!(p.len(), NAMES.len());
+        assert!(p.contains(&("TIKTOK_ACCESS_TOKEN", true)));
+        assert!(p.contains(&("ADMIN_TOKEN", false)));
+        assert!(
+            format!("{:?}", load(&[("TIKTOK_ACCESS_TOKEN", "s3cr3t")]).unwrap()).contains("***")
+        );
+    }
+}

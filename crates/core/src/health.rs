@@ -1,0 +1,100 @@
+//! The `/tt/health` report: liveness, mode and which settings are present, never their values.
+
+use crate::config::{self, Config, ConfigError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// `ok`, or `misconfigured` when a setting is invalid (tracking is then off).
+    pub status: &'static str,
+    pub version: &'static str,
+    /// `live` (sends to TikTok), `dry_run` (no access token) or `off` (misconfigured).
+    pub mode: &'static str,
+    pub tiktok_configured: bool,
+    pub webhook_secret_configured: bool,
+    pub config: BTreeMap<&'static str, bool>,
+    pub problems: Vec<ProblemReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProblemReport {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl Health {
+    pub fn new(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        loaded: &Result<Config, ConfigError>,
+    ) -> Health {
+        let (status, mode, problems) = match loaded {
+            Ok(c) => (
+                "ok",
+                if c.dry_run() { "dry_run" } else { "live" },
+                Vec::new(),
+            ),
+            Err(e) => (
+                "misconfigured",
+                "off",
+                e.problems
+                    .iter()
+                    .map(|p| ProblemReport {
+                        name: p.name,
+                        message: p.message.clone(),
+                    })
+                    .collect(),
+            ),
+        };
+        let config: BTreeMap<_, _> = config::presence(lookup).into_iter().collect();
+        Health {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+            mode,
+            tiktok_configured: config["TIKTOK_PIXEL_ID"] && config["TIKTOK_ACCESS_TOKEN"],
+            webhook_secret_configured: config["SHOPIFY_WEBHOOK_SECRET"],
+            config,
+            problems,
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        if self.problems.is_empty() {
+            200
+        } else {
+            503
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_presence_and_problems_without_values() {
+        let lookup = |k: &str| match k {
+            "TIKTOK_ACCESS_TOKEN" => Some("tok-VALUE".to_string()),
+            "ROUTE_PREFIX" => Some("nope".to_string()),
+            _ => None,
+        };
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup));
+        assert_eq!(h.http_status(), 503);
+        let json = serde_json::to_string(&h).unwrap();
+        assert!(
+            !json.contains("tok-VALUE") && !json.contains("nope"),
+            "{json}"
+        );
+        assert!(json.contains(r#""TIKTOK_ACCESS_TOKEN":true"#), "{json}");
+        assert!(json.contains(r#""name":"ROUTE_PREFIX""#), "{json}");
+        assert_eq!(h.mode, "off");
+    }
+
+    #[test]
+    fn dry_run_without_token() {
+        let lookup = |k: &str| (k == "TIKTOK_PIXEL_ID").then(|| "PIXEL1".to_string());
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup));
+        assert_eq!((h.status, h.mode, h.http_status()), ("ok", "dry_run", 200));
+        assert!(!h.tiktok_configured);
+    }
+}

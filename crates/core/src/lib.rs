@@ -1,0 +1,7 @@
+//! The pure logic of tiktok-edge. Nothing here touches the Workers runtime: every function is
+//! plain Rust over plain types, tested on the host with `cargo test`. The Worker crate at the
+//! repository root does the I/O and calls into these modules.
+
+pub mod config;
+pub mod health;
+pub mod routes;

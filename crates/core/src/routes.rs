@@ -1,0 +1,131 @@
+//! Which handler a request goes to. Everything outside the route prefix is the shop's own
+//! traffic and passes through untouched.
+
+/// A request's destination, decided from its method and path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    PixelJs,
+    SdkJs,
+    CustomPixelJs,
+    Collect,
+    CollectPreflight,
+    ShopifyWebhook,
+    Admin,
+    AdminJson,
+    /// Under the prefix, but no such endpoint (or the wrong method): answered 404/405 by us,
+    /// never passed to the shop.
+    Unknown {
+        method_not_allowed: bool,
+    },
+    Passthrough,
+}
+
+/// Routes `path` (without the query) for `method` under `prefix` (e.g. `/tt`).
+pub fn route(prefix: &str, method: &str, path: &str) -> Route {
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return Route::Passthrough;
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        // `/ttx` is the shop's, not ours.
+        return Route::Passthrough;
+    }
+    let (route, allowed): (Route, &[&str]) = match rest {
+        "/health" => (Route::Health, &["GET", "HEAD"]),
+        "/pixel.js" => (Route::PixelJs, &["GET", "HEAD"]),
+        "/sdk.js" => (Route::SdkJs, &["GET", "HEAD"]),
+        "/custom-pixel.js" => (Route::CustomPixelJs, &["GET", "HEAD"]),
+        "/collect" if method == "OPTIONS" => (Route::CollectPreflight, &["OPTIONS"]),
+        "/collect" => (Route::Collect, &["POST"]),
+        "/webhooks/shopify" => (Route::ShopifyWebhook, &["POST"]),
+        "/admin" => (Route::Admin, &["GET", "HEAD"]),
+        "/admin.json" => (Route::AdminJson, &["GET", "HEAD"]),
+        _ => {
+            return Route::Unknown {
+                method_not_allowed: false,
+            }
+        }
+    };
+    if allowed.contains(&method) {
+        route
+    } else {
+        Route::Unknown {
+            method_not_allowed: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let cases = [
+            ("/tt", "GET", "/tt/health", Route::Health),
+            ("/tt", "HEAD", "/tt/health", Route::Health),
+            ("/tt", "GET", "/tt/pixel.js", Route::PixelJs),
+            ("/tt", "GET", "/tt/sdk.js", Route::SdkJs),
+            ("/tt", "GET", "/tt/custom-pixel.js", Route::CustomPixelJs),
+            ("/tt", "POST", "/tt/collect", Route::Collect),
+            ("/tt", "OPTIONS", "/tt/collect", Route::CollectPreflight),
+            ("/tt", "POST", "/tt/webhooks/shopify", Route::ShopifyWebhook),
+            ("/tt", "GET", "/tt/admin", Route::Admin),
+            ("/tt", "GET", "/tt/admin.json", Route::AdminJson),
+            ("/tt", "GET", "/", Route::Passthrough),
+            ("/tt", "POST", "/cart/add.js", Route::Passthrough),
+            ("/tt", "GET", "/ttx/health", Route::Passthrough),
+            ("/tt", "GET", "/products/tt/health", Route::Passthrough),
+            ("/t2", "GET", "/tt/health", Route::Passthrough),
+            ("/t2", "GET", "/t2/health", Route::Health),
+            ("/a/b", "GET", "/a/b/health", Route::Health),
+            (
+                "/tt",
+                "GET",
+                "/tt",
+                Route::Unknown {
+                    method_not_allowed: false,
+                },
+            ),
+            (
+                "/tt",
+                "GET",
+                "/tt/nope",
+                Route::Unknown {
+                    method_not_allowed: false,
+                },
+            ),
+            (
+                "/tt",
+                "GET",
+                "/tt/collect",
+                Route::Unknown {
+                    method_not_allowed: true,
+                },
+            ),
+            (
+                "/tt",
+                "POST",
+                "/tt/health",
+                Route::Unknown {
+                    method_not_allowed: true,
+                },
+            ),
+            (
+                "/tt",
+                "GET",
+                "/tt/webhooks/shopify",
+                Route::Unknown {
+                    method_not_allowed: true,
+                },
+            ),
+        ];
+        for (prefix, method, path, want) in cases {
+            assert_eq!(
+                route(prefix, method, path),
+                want,
+                "{method} {path} under {prefix}"
+            );
+        }
+    }
+}

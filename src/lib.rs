@@ -1,0 +1,16 @@
+//! tiktok-edge: the Cloudflare Worker shell. It does I/O only (requests, KV, Durable Objects,
+//! outbound fetch); every decision is made by pure code in `tiktok-edge-core`.
+//!
+//! Request flow: [`router::handle`]. Concerns: `edge` (passthrough to the shop),
+//! `respond` (JSON answers).
+
+mod edge;
+mod respond;
+mod router;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    router::handle(req, env, ctx).await
+}
