@@ -2,11 +2,18 @@
 //! outbound fetch); every decision is made by pure code in `tiktok-edge-core`.
 //!
 //! Request flow: [`router::handle`]. Concerns: `edge` (passthrough to the shop),
-//! `respond` (JSON answers).
+//! `respond` (JSON answers), `collect` (browser events), `queue` + `queue_do` (the durable
+//! send queue).
 
+mod admin;
+mod collect;
 mod edge;
+mod queue;
+mod queue_do;
 mod respond;
 mod router;
+
+pub use queue_do::EventQueue;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -5,7 +5,7 @@ use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
 use worker::{console_error, Context, Env, Request, Response, Result};
 
-use crate::{edge, respond};
+use crate::{admin, collect, edge, respond};
 
 pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let lookup = |name: &str| env.var(name).ok().map(|v| v.to_string());
@@ -37,6 +37,8 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
     match route {
         Route::Passthrough => edge::passthrough(&req, config.origin.as_ref()).await,
+        Route::Collect => collect::handle(req, &env, config).await,
+        Route::AdminJson => admin::json(&req, &env, config).await,
         Route::Unknown {
             method_not_allowed: true,
         } => respond::error(

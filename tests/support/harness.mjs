@@ -44,6 +44,7 @@ export async function startWorker({ bindings = {}, persistDir } = {}) {
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: COMPATIBILITY_DATE,
     kvNamespaces: ["SESSIONS"],
+    durableObjects: { EVENT_QUEUE: { className: "EventQueue", useSQLite: true } },
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,
@@ -60,3 +61,36 @@ export async function startWorker({ bindings = {}, persistDir } = {}) {
     dispose: () => mf.dispose(),
   };
 }
+
+/**
+ * Resolves once `check()` returns a truthy value (which it returns), re-checking every 20 ms;
+ * rejects after `timeoutMs` with `what` in the message. For outcomes produced asynchronously
+ * (alarms, retries): the test waits for the outcome itself, never for a fixed time.
+ */
+export async function waitFor(what, check, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+/** The operator's JSON view (needs ADMIN_TOKEN in the Worker's bindings). */
+export async function adminJson(worker) {
+  const res = await worker.fetch("/tt/admin.json", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  if (res.status !== 200) throw new Error(`admin.json answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+/** How many events named `event` are in `state` according to the admin view. */
+export function countOf(admin, event, state) {
+  return admin.queue.counts.filter((c) => c.event === event && c.state === state).reduce((n, c) => n + c.count, 0);
+}
+
+/** TikTok's success envelope, and an error one. */
+export const tiktokAnswer = (code, message = code === 0 ? "OK" : "error") =>
+  JSON.stringify({ code, message, request_id: "202611250000000000", data: {} });

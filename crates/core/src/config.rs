@@ -24,6 +24,8 @@ pub const NAMES: &[&str] = &[
     "INJECT_PIXEL",
     "DEFAULT_COUNTRY",
     "SEND_TEST_ORDERS",
+    "RETRY_BASE_MS",
+    "TIKTOK_TIMEOUT_MS",
 ];
 
 pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
@@ -97,6 +99,10 @@ pub struct Config {
     /// ISO 3166-1 alpha-2, used to complete national phone numbers without a country.
     pub default_country: Option<String>,
     pub send_test_orders: bool,
+    /// First retry delay; doubles per attempt (tests shorten it).
+    pub retry_base_ms: u64,
+    /// How long one Events API call may take before it counts as a timeout.
+    pub tiktok_timeout_ms: u64,
 }
 
 /// One invalid setting: which variable, and what to do about it.
@@ -221,6 +227,12 @@ impl Config {
                 }
             }),
             send_test_orders: r.parse("SEND_TEST_ORDERS", parse_bool).unwrap_or(false),
+            retry_base_ms: r
+                .parse("RETRY_BASE_MS", |v| parse_millis(v, 10, 3_600_000))
+                .unwrap_or(10_000),
+            tiktok_timeout_ms: r
+                .parse("TIKTOK_TIMEOUT_MS", |v| parse_millis(v, 100, 30_000))
+                .unwrap_or(10_000),
         };
         if r.problems.is_empty() {
             Ok(config)
@@ -277,6 +289,15 @@ fn parse_bool(v: &str) -> Result<bool, String> {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err("must be `true` or `false`".to_string()),
+    }
+}
+
+fn parse_millis(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(ms) if (min..=max).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "must be a whole number of milliseconds from {min} to {max}"
+        )),
     }
 }
 
@@ -417,6 +438,7 @@ mod tests {
             ("DEFAULT_COUNTRY", "USA"),
             ("COOKIE_DOMAIN", "localhost"),
             ("TIKTOK_SDK_URL", "not a url"),
+            ("RETRY_BASE_MS", "5"),
         ])
         .unwrap_err();
         let names: Vec<&str> = err.problems.iter().map(|p| p.name).collect();
@@ -433,6 +455,7 @@ mod tests {
                 "COOKIE_DOMAIN",
                 "INJECT_PIXEL",
                 "DEFAULT_COUNTRY",
+                "RETRY_BASE_MS",
             ]
         );
         let text = err.to_string();

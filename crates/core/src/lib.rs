@@ -2,6 +2,13 @@
 //! plain Rust over plain types, tested on the host with `cargo test`. The Worker crate at the
 //! repository root does the I/O and calls into these modules.
 
+pub mod auth;
+pub mod collect;
 pub mod config;
+pub mod cookies;
+pub mod hash;
 pub mod health;
+pub mod money;
+pub mod queue;
 pub mod routes;
+pub mod tiktok;

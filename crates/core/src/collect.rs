@@ -1,0 +1,340 @@
+//! `POST /tt/collect`: a browser (or checkout-pixel) event, validated and turned into the
+//! server copy with the same event_id. Everything the browser says is untrusted: sizes, names
+//! and types are checked here, and identity (ttp, ttclid, IP, UA) comes from the request itself.
+
+use crate::money::Amount;
+use crate::tiktok::{Content, Event, Page, Properties, User};
+use serde::Deserialize;
+use std::fmt;
+
+/// Largest accepted body. A real event is well under 4 KB even with 50 products.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+const MAX_CONTENTS: usize = 100;
+const MAX_TEXT: usize = 512;
+const MAX_URL: usize = 2048;
+/// Browser events older than this (or from the future) are refused: their clock is wrong or they
+/// are replayed.
+const MAX_CLOCK_SKEW_SECS: i64 = 7 * 24 * 3600;
+
+/// Funnel events a browser may report; the purchase event's name is configurable.
+const BROWSER_EVENTS: &[&str] = &[
+    "ViewContent",
+    "AddToCart",
+    "InitiateCheckout",
+    "AddPaymentInfo",
+];
+
+/// What the Worker knows about the request, independent of what the body claims.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    pub ttp: Option<String>,
+    pub ttclid: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub now_secs: i64,
+    pub limited_data_use: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for CollectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> CollectError {
+    CollectError {
+        code: "invalid_event",
+        message: message.into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Body {
+    event: String,
+    event_id: String,
+    #[serde(default)]
+    event_time: Option<i64>,
+    #[serde(default)]
+    page: Option<Page>,
+    #[serde(default)]
+    properties: BodyProperties,
+}
+
+#[derive(Deserialize, Default)]
+struct BodyProperties {
+    #[serde(default)]
+    contents: Vec<BodyContent>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    value: Option<Amount>,
+    #[serde(default)]
+    order_id: Option<String>,
+    #[serde(default)]
+    market_handle: Option<String>,
+    #[serde(default)]
+    market_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct BodyContent {
+    content_id: String,
+    #[serde(default)]
+    content_name: Option<String>,
+    #[serde(default = "one")]
+    quantity: u64,
+    #[serde(default)]
+    price: Option<Amount>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Parses and validates a collect body into the server event.
+pub fn parse(
+    body: &[u8],
+    purchase_event: &str,
+    facts: &RequestFacts,
+) -> Result<Event, CollectError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(CollectError {
+            code: "too_large",
+            message: format!("body is over {MAX_BODY_BYTES} bytes"),
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| invalid("body is not UTF-8"))?;
+    let body: Body = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("body is not a valid event: {e}")))?;
+
+    if !(BROWSER_EVENTS.contains(&body.event.as_str()) || body.event == purchase_event) {
+        return Err(invalid(format!(
+            "event {:?} is not collected",
+            truncate(&body.event)
+        )));
+    }
+    if !is_event_id(&body.event_id) {
+        return Err(invalid("event_id must be 1-128 letters, digits or _ - . :"));
+    }
+    let event_time = match body.event_time {
+        Some(t) if (t - facts.now_secs).abs() > MAX_CLOCK_SKEW_SECS => {
+            return Err(invalid("event_time is too far from now"))
+        }
+        Some(t) => t,
+        None => facts.now_secs,
+    };
+    let page = body.page.map(|p| Page {
+        url: p.url.filter(|u| is_http_url(u)),
+        referrer: p.referrer.filter(|u| is_http_url(u)),
+    });
+
+    let props = body.properties;
+    if props.contents.len() > MAX_CONTENTS {
+        return Err(invalid(format!("at most {MAX_CONTENTS} contents")));
+    }
+    let contents = props
+        .contents
+        .into_iter()
+        .map(|c| {
+            if c.content_id.is_empty()
+                || c.content_id.len() > 64
+                || !c
+                    .content_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid("content_id must be a product or variant id"));
+            }
+            if !(1..=10_000).contains(&c.quantity) {
+                return Err(invalid("quantity must be from 1 to 10000"));
+            }
+            Ok(Content {
+                content_id: c.content_id,
+                content_type: "product".to_string(),
+                content_name: c
+                    .content_name
+                    .map(|n| truncate(&n).to_string())
+                    .filter(|n| !n.is_empty()),
+                quantity: c.quantity,
+                price: c.price,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let currency = match props.currency {
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(c.to_ascii_uppercase())
+        }
+        Some(_) => return Err(invalid("currency must be an ISO 4217 code")),
+        None => None,
+    };
+    let mut properties = Properties::for_contents(contents, currency);
+    if props.value.is_some() {
+        properties.value = props.value;
+    }
+    properties.order_id = props.order_id.filter(|o| is_event_id(o));
+    if let Some(handle) = props.market_handle.filter(|h| is_market_handle(h)) {
+        properties.market_handle = handle;
+    }
+    properties.market_id = props.market_id.unwrap_or(0);
+
+    Ok(Event {
+        event: body.event,
+        event_time,
+        event_id: body.event_id,
+        user: User {
+            ttp: facts.ttp.clone(),
+            ttclid: facts.ttclid.clone(),
+            ip: facts.ip.clone(),
+            user_agent: facts.user_agent.clone(),
+            ..User::default()
+        },
+        properties,
+        page,
+        limited_data_use: facts.limited_data_use.then_some(true),
+    })
+}
+
+/// Event ids travel in URLs, cookies and SQL keys: keep them to a safe alphabet.
+pub fn is_event_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+fn is_market_handle(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+fn is_http_url(s: &str) -> bool {
+    s.len() <= MAX_URL && (s.starts_with("https://") || s.starts_with("http://"))
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> RequestFacts {
+        RequestFacts {
+            ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+            ttclid: Some("E.C.P.abc".into()),
+            ip: Some("203.0.113.9".into()),
+            user_agent: Some("Mozilla/5.0".into()),
+            now_secs: 1_800_000_000,
+            limited_data_use: false,
+        }
+    }
+
+    #[test]
+    fn add_to_cart_is_enriched_from_the_request() {
+        let body = br#"{"event":"AddToCart","event_id":"atc-1","page":{"url":"https://shop.example/products/mug","referrer":"javascript:alert(1)"},
+            "properties":{"currency":"usd","contents":[{"content_id":"42001234567890123","content_name":"Mug","quantity":2,"price":"18.50"}],"market_handle":"us","market_id":23505895537}}"#;
+        let e = parse(body, "CompletePayment", &facts()).unwrap();
+        assert_eq!(e.event, "AddToCart");
+        assert_eq!(e.event_id, "atc-1");
+        assert_eq!(e.event_time, 1_800_000_000);
+        assert_eq!(e.user.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(e.user.ttp, facts().ttp);
+        assert_eq!(e.properties.value.unwrap().to_string(), "37.00");
+        assert_eq!(e.properties.currency.as_deref(), Some("USD"));
+        assert_eq!(e.properties.market_handle, "us");
+        assert_eq!(e.properties.market_id, 23_505_895_537);
+        let page = e.page.unwrap();
+        assert_eq!(
+            page.url.as_deref(),
+            Some("https://shop.example/products/mug")
+        );
+        assert_eq!(page.referrer, None, "non-http referrer dropped");
+        assert_eq!(e.limited_data_use, None);
+    }
+
+    #[test]
+    fn purchase_name_is_the_configured_one() {
+        let body = br#"{"event":"Purchase","event_id":"5512345"}"#;
+        assert!(parse(body, "Purchase", &facts()).is_ok());
+        assert_eq!(
+            parse(body, "CompletePayment", &facts()).unwrap_err().code,
+            "invalid_event"
+        );
+    }
+
+    #[test]
+    fn bad_input_table() {
+        let big = format!(
+            r#"{{"event":"AddToCart","event_id":"x","pad":"{}"}}"#,
+            "a".repeat(MAX_BODY_BYTES)
+        );
+        let many = format!(
+            r#"{{"event":"AddToCart","event_id":"x","properties":{{"contents":[{}]}}}}"#,
+            vec![r#"{"content_id":"1"}"#; 101].join(",")
+        );
+        let cases: Vec<(&[u8], &str)> = vec![
+            (big.as_bytes(), "too_large"),
+            (b"\xff\xfe{}", "invalid_event"),
+            (b"", "invalid_event"),
+            (b"{", "invalid_event"),
+            (b"[]", "invalid_event"),
+            (br#"{"event":"AddToCart"}"#, "invalid_event"),
+            (br#"{"event":"Hack","event_id":"x"}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":""}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"a\r\nSet-Cookie: x=1"}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":7}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","event_time":1}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"currency":"dollars"}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","quantity":0}]}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"<script>"}]}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"value":"1e999"}}"#, "invalid_event"),
+            (many.as_bytes(), "invalid_event"),
+        ];
+        for (body, code) in cases {
+            let err = parse(body, "CompletePayment", &facts()).unwrap_err();
+            assert_eq!(err.code, code, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_not_crashing() {
+        let nested = format!(
+            r#"{{"event":"AddToCart","event_id":"x","page":{}{}}}"#,
+            "[".repeat(5_000),
+            "]".repeat(5_000)
+        );
+        assert_eq!(
+            parse(nested.as_bytes(), "CompletePayment", &facts())
+                .unwrap_err()
+                .code,
+            "invalid_event"
+        );
+    }
+
+    #[test]
+    fn gpc_sets_limited_data_use() {
+        let f = RequestFacts {
+            limited_data_use: true,
+            ..facts()
+        };
+        let e = parse(
+            br#"{"event":"ViewContent","event_id":"vc-1"}"#,
+            "CompletePayment",
+            &f,
+        )
+        .unwrap();
+        assert_eq!(e.limited_data_use, Some(true));
+    }
+}

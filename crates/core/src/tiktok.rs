@@ -1,0 +1,419 @@
+//! TikTok Events API v1.3 `event/track`: the typed payload, how an answer is classified, and
+//! the retry policy. Facts and their sources: shared/research/tiktok-events-api.md. Facts marked
+//! unverified there live in one constant or match arm here, so they change in one place.
+
+use crate::money::Amount;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
+/// Events per request accepted by Events API 2.0.
+pub const MAX_BATCH: usize = 1000;
+pub const DEFAULT_MARKET_HANDLE: &str = "unassigned_market";
+
+/// The request body. Events are stored serialised while they wait in the queue, so the batch
+/// carries them as raw JSON, each one built from [`Event`].
+#[derive(Debug, Serialize)]
+pub struct TrackRequest<'a> {
+    pub event_source: &'static str,
+    pub event_source_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_event_code: Option<&'a str>,
+    pub data: Vec<&'a RawValue>,
+}
+
+impl<'a> TrackRequest<'a> {
+    pub fn web(
+        pixel_id: &'a str,
+        test_event_code: Option<&'a str>,
+        data: Vec<&'a RawValue>,
+    ) -> Self {
+        TrackRequest {
+            event_source: "web",
+            event_source_id: pixel_id,
+            test_event_code,
+            data,
+        }
+    }
+}
+
+/// One server event, as it goes into `data[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event: String,
+    /// Unix seconds (an integer: TikTok rejects milliseconds and fractions).
+    pub event_time: i64,
+    /// Shared with the browser pixel so TikTok merges the two copies.
+    pub event_id: String,
+    pub user: User,
+    pub properties: Properties,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
+    /// Set when the visitor opted out of sale/sharing (GPC, US state laws).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_data_use: Option<bool>,
+}
+
+impl Event {
+    /// Which match keys the event carries, for the operator's coverage figures (kept after the
+    /// payload itself is dropped).
+    pub fn match_keys(&self) -> Vec<&'static str> {
+        let u = &self.user;
+        [
+            ("ttp", &u.ttp),
+            ("ttclid", &u.ttclid),
+            ("email", &u.email),
+            ("phone", &u.phone),
+            ("ip", &u.ip),
+            ("user_agent", &u.user_agent),
+            ("external_id", &u.external_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.is_some().then_some(name))
+        .collect()
+    }
+}
+
+/// Match keys. `email`, `phone`, `external_id`, names and zip are SHA-256 (see `hash`);
+/// `ttp`, `ttclid`, `ip` and `user_agent` are sent raw, as TikTok asks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttclid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Properties {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contents: Vec<Content>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// Custom parameters on every event (Shopify Markets).
+    pub market_handle: String,
+    pub market_id: u64,
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties {
+            contents: Vec::new(),
+            content_type: None,
+            currency: None,
+            value: None,
+            order_id: None,
+            market_handle: DEFAULT_MARKET_HANDLE.to_string(),
+            market_id: 0,
+        }
+    }
+}
+
+impl Properties {
+    /// Products with their total value: `content_type` "product", `value` = Σ price × quantity.
+    pub fn for_contents(contents: Vec<Content>, currency: Option<String>) -> Properties {
+        let value = contents
+            .iter()
+            .map(|c| c.price.unwrap_or(Amount::ZERO).times(c.quantity))
+            .sum();
+        Properties {
+            content_type: (!contents.is_empty()).then(|| "product".to_string()),
+            value: Some(value),
+            currency,
+            contents,
+            ..Properties::default()
+        }
+    }
+}
+
+/// One product line. `content_id` is the Shopify variant id as a string (TikTok rejects numbers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    pub content_id: String,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_name: Option<String>,
+    pub quantity: u64,
+    /// Unit price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Amount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+/// What to do after an attempt to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Worth trying again later with the same event_id (TikTok drops repeats for 48 h).
+    Retry(String),
+    /// Will never succeed as it is: kept as a failure with TikTok's message for the operator.
+    Failed(String),
+}
+
+/// The answer TikTok gives in the body, usually with HTTP 200 even on failure.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+/// Classifies one attempt: `status` is the HTTP status, `None` for a timeout or network error.
+pub fn classify(status: Option<u16>, body: &str) -> Outcome {
+    let Some(status) = status else {
+        return Outcome::Retry("no answer (timeout or network error)".to_string());
+    };
+    let envelope = serde_json::from_str::<Envelope>(body).ok();
+    if status == 429 || status >= 500 {
+        return Outcome::Retry(format!("HTTP {status}"));
+    }
+    match envelope {
+        Some(Envelope { code, message }) => classify_code(code, message),
+        None if (200..300).contains(&status) => {
+            Outcome::Retry(format!("HTTP {status} with an unreadable body"))
+        }
+        None => Outcome::Failed(format!("HTTP {status}")),
+    }
+}
+
+fn classify_code(code: i64, message: String) -> Outcome {
+    let text = || format!("TikTok code {code}: {message}");
+    match code {
+        // 20001 = partial success; 40050 = duplicated request (already accepted).
+        0 | 20001 | 40050 => Outcome::Sent,
+        // Throttling, system errors, timeouts, internal errors, maintenance.
+        40100 | 40132 | 50000.. => Outcome::Retry(text()),
+        _ => Outcome::Failed(text()),
+    }
+}
+
+/// Exponential backoff with jitter, for up to 48 h (TikTok's dedup window: a retry later than
+/// that could be counted twice).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base_ms: u64,
+    pub max_delay_ms: u64,
+    pub give_up_after_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_ms: 10_000,
+            max_delay_ms: 60 * 60 * 1000,
+            give_up_after_ms: 48 * 60 * 60 * 1000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// When to try again after `attempts` failed attempts, or `None` to give up.
+    /// `jitter` in [0, 1) spreads retries of many events (so they do not stampede TikTok).
+    pub fn next_attempt_at(
+        &self,
+        first_seen_ms: u64,
+        now_ms: u64,
+        attempts: u32,
+        jitter: f64,
+    ) -> Option<u64> {
+        let exp = self
+            .base_ms
+            .saturating_mul(1u64 << attempts.saturating_sub(1).min(30))
+            .min(self.max_delay_ms);
+        let delay = (exp as f64 * (0.5 + jitter.clamp(0.0, 1.0) / 2.0)) as u64;
+        let at = now_ms + delay.max(1);
+        (at <= first_seen_ms + self.give_up_after_ms).then_some(at)
+    }
+}
+
+/// The Durable Object shard for a business key (FNV-1a: stable across releases and platforms).
+pub fn shard_of(key: &str, shards: u32) -> u32 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_table() {
+        let ok =
+            |code: i64| format!(r#"{{"code":{code},"message":"m","request_id":"r","data":{{}}}}"#);
+        let cases: Vec<(Option<u16>, String, &str)> = vec![
+            (Some(200), ok(0), "sent"),
+            (Some(200), ok(20001), "sent"),
+            (Some(200), ok(40050), "sent"),
+            (Some(200), ok(40100), "retry"),
+            (Some(200), ok(40132), "retry"),
+            (Some(200), ok(50000), "retry"),
+            (Some(200), ok(50002), "retry"),
+            (Some(200), ok(51012), "retry"),
+            (Some(200), ok(60001), "retry"),
+            (Some(200), ok(61000), "retry"),
+            (Some(200), ok(40000), "failed"),
+            (Some(200), ok(40001), "failed"),
+            (Some(200), ok(40002), "failed"),
+            (Some(200), ok(40062), "failed"),
+            (Some(200), ok(40105), "failed"),
+            (Some(500), String::new(), "retry"),
+            (Some(502), "<html>bad gateway</html>".into(), "retry"),
+            (Some(503), ok(0), "retry"),
+            (Some(429), String::new(), "retry"),
+            (None, String::new(), "retry"),
+            (Some(200), "not json".into(), "retry"),
+            (Some(400), ok(40002), "failed"),
+            (Some(401), "nope".into(), "failed"),
+        ];
+        for (status, body, want) in cases {
+            let got = match classify(status, &body) {
+                Outcome::Sent => "sent",
+                Outcome::Retry(_) => "retry",
+                Outcome::Failed(_) => "failed",
+            };
+            assert_eq!(got, want, "{status:?} {body}");
+        }
+    }
+
+    #[test]
+    fn failures_keep_tiktoks_message() {
+        let body = r#"{"code":40002,"message":"Invalid value for event_id: not a valid string.","data":null}"#;
+        assert_eq!(
+            classify(Some(200), body),
+            Outcome::Failed(
+                "TikTok code 40002: Invalid value for event_id: not a valid string.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_gives_up_after_48h() {
+        let p = RetryPolicy::default();
+        let at = |attempts, now| p.next_attempt_at(0, now, attempts, 1.0);
+        assert_eq!(at(1, 0), Some(10_000));
+        assert_eq!(at(2, 0), Some(20_000));
+        assert_eq!(at(5, 0), Some(160_000));
+        assert_eq!(at(20, 0), Some(3_600_000), "capped at one hour");
+        assert_eq!(
+            p.next_attempt_at(0, 0, 1, 0.0),
+            Some(5_000),
+            "jitter halves at most"
+        );
+        let day2 = 48 * 3_600_000;
+        assert_eq!(at(30, day2 - 3_600_000), Some(day2));
+        assert_eq!(at(30, day2 - 1_000), None, "past 48 h it gives up");
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(
+            shard_of("CompletePayment:5512345", 16),
+            shard_of("CompletePayment:5512345", 16)
+        );
+        let used: std::collections::HashSet<u32> = (0..200)
+            .map(|i| shard_of(&format!("order-{i}"), 16))
+            .collect();
+        assert_eq!(used.len(), 16);
+        assert_eq!(shard_of("x", 0), 0);
+    }
+
+    #[test]
+    fn purchase_payload_shape() {
+        let contents = vec![
+            Content {
+                content_id: "42001234567890123".into(),
+                content_type: "product".into(),
+                content_name: Some("Mug".into()),
+                quantity: 2,
+                price: Amount::parse("0.10"),
+            },
+            Content {
+                content_id: "42001234567890124".into(),
+                content_type: "product".into(),
+                content_name: None,
+                quantity: 1,
+                price: Amount::parse("0.10"),
+            },
+        ];
+        let mut properties = Properties::for_contents(contents, Some("EUR".into()));
+        properties.order_id = Some("5512345".into());
+        let event = Event {
+            event: "CompletePayment".into(),
+            event_time: 1_704_721_970,
+            event_id: "5512345".into(),
+            user: User {
+                ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+                ..User::default()
+            },
+            properties,
+            page: None,
+            limited_data_use: None,
+        };
+        let raw = serde_json::value::to_raw_value(&event).unwrap();
+        let body =
+            serde_json::to_value(TrackRequest::web("PIXEL", Some("TEST1"), vec![&raw])).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "event_source": "web",
+                "event_source_id": "PIXEL",
+                "test_event_code": "TEST1",
+                "data": [{
+                    "event": "CompletePayment",
+                    "event_time": 1704721970,
+                    "event_id": "5512345",
+                    "user": { "ttp": "01JY68AFXQXP2232M0V748XS0P_.tt.1" },
+                    "properties": {
+                        "contents": [
+                            { "content_id": "42001234567890123", "content_type": "product", "content_name": "Mug", "quantity": 2, "price": 0.1 },
+                            { "content_id": "42001234567890124", "content_type": "product", "quantity": 1, "price": 0.1 }
+                        ],
+                        "content_type": "product",
+                        "currency": "EUR",
+                        "value": 0.3,
+                        "order_id": "5512345",
+                        "market_handle": "unassigned_market",
+                        "market_id": 0
+                    }
+                }]
+            })
+        );
+        let without_code = serde_json::to_value(TrackRequest::web("PIXEL", None, vec![])).unwrap();
+        assert!(without_code.get("test_event_code").is_none());
+    }
+}
