@@ -11,4 +11,5 @@ pub mod health;
 pub mod money;
 pub mod queue;
 pub mod routes;
+pub mod shopify;
 pub mod tiktok;

@@ -1,0 +1,876 @@
+//! Shopify webhooks → TikTok server events. Pure: the shell supplies the joined browsing
+//! session and the per-resource state (kept in a Durable Object), and gets back the events to
+//! queue and the new state.
+//!
+//! event_ids are deterministic from Shopify ids, so the browser pixel derives the same ones:
+//! - AddToCart: `atc:<cart token>:<variant id>:<line quantity after the add>`
+//! - InitiateCheckout: `ic:<checkout token>`; AddPaymentInfo: `api:<checkout token>`
+//! - purchase: `<order id>`; Post Purchase Upsell: `upsell:<order edit id>`
+
+use super::models::{Address, Cart, Checkout, Customer, LineItem, NoteAttribute, Order, OrderEdit};
+use crate::hash;
+use crate::money::Amount;
+use crate::tiktok::{Content, Event, Page, Properties, User};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Channels whose orders are not ad conversions (Littledata's rule: no POS, no draft orders).
+const SKIPPED_SOURCES: &[&str] = &["pos", "shopify_draft_order"];
+
+/// Cart attributes written by the pixel snippet; they reach orders as `note_attributes`.
+pub mod attributes {
+    pub const SESSION: &str = "_tt_sid";
+    pub const TTP: &str = "_ttp";
+    pub const TTCLID: &str = "_ttclid";
+    pub const MARKET_HANDLE: &str = "_tt_market";
+    pub const MARKET_ID: &str = "_tt_market_id";
+}
+
+/// What the edge remembered about a browsing session (stored in KV with a TTL).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttclid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_id: Option<u64>,
+    /// The visitor's marketing consent as last reported (`None`: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketing_allowed: Option<bool>,
+    #[serde(default)]
+    pub limited_data_use: bool,
+}
+
+/// Settings the mapping needs.
+#[derive(Debug, Clone)]
+pub struct MappingConfig {
+    pub purchase_event_name: String,
+    pub send_test_orders: bool,
+    pub default_country: Option<String>,
+}
+
+/// The value of `name` among note attributes / cart attributes.
+pub fn attribute<'a>(attrs: &'a [NoteAttribute], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
+        .and_then(|a| a.value.as_ref()?.as_str())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// A cart token as a join key: the part before `?key=` (the secret is never stored).
+pub fn cart_key(token: &str) -> &str {
+    token.split('?').next().unwrap_or("").trim()
+}
+
+/// The `ttclid` query parameter of a landing URL or path.
+pub fn ttclid_from_url(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "ttclid" && !v.is_empty()).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+    };
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3).and_then(hex)) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The session facts carried by note attributes, for orders whose KV session expired.
+pub fn session_from_attributes(attrs: &[NoteAttribute]) -> Session {
+    Session {
+        ttp: attribute(attrs, attributes::TTP).map(String::from),
+        ttclid: attribute(attrs, attributes::TTCLID).map(String::from),
+        market_handle: attribute(attrs, attributes::MARKET_HANDLE).map(String::from),
+        market_id: attribute(attrs, attributes::MARKET_ID).and_then(|v| v.parse().ok()),
+        ..Session::default()
+    }
+}
+
+/// Fills what `primary` lacks from `fallback`.
+pub fn merge_sessions(primary: Option<Session>, fallback: Session) -> Session {
+    let Some(p) = primary else { return fallback };
+    Session {
+        ttp: p.ttp.or(fallback.ttp),
+        ttclid: p.ttclid.or(fallback.ttclid),
+        ip: p.ip.or(fallback.ip),
+        user_agent: p.user_agent.or(fallback.user_agent),
+        landing_url: p.landing_url.or(fallback.landing_url),
+        market_handle: p.market_handle.or(fallback.market_handle),
+        market_id: p.market_id.or(fallback.market_id),
+        marketing_allowed: p.marketing_allowed.or(fallback.marketing_allowed),
+        limited_data_use: p.limited_data_use || fallback.limited_data_use,
+    }
+}
+
+/// The buyer's identity from a payload, hashed. Empty or unusable values are left out.
+struct Identity<'a> {
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+    customer: Option<&'a Customer>,
+    billing: Option<&'a Address>,
+    shipping: Option<&'a Address>,
+}
+
+impl Identity<'_> {
+    fn user(&self, session: &Session, default_country: Option<&str>) -> User {
+        let customer = self.customer;
+        let address = self
+            .billing
+            .or(self.shipping)
+            .or(customer.and_then(|c| c.default_address.as_ref()));
+        let country = address
+            .and_then(|a| a.country_code.as_deref())
+            .or(default_country);
+        let phone = self
+            .phone
+            .or(customer.and_then(|c| c.phone.as_deref()))
+            .or(self.billing.and_then(|a| a.phone.as_deref()))
+            .or(self.shipping.and_then(|a| a.phone.as_deref()));
+        User {
+            email: self
+                .email
+                .or(customer.and_then(|c| c.email.as_deref()))
+                .and_then(hash::hash_email),
+            phone: phone.and_then(|p| hash::hash_phone(p, country)),
+            external_id: customer
+                .and_then(|c| c.id)
+                .and_then(|id| hash::hash_external_id(&id.to_string())),
+            first_name: customer
+                .and_then(|c| c.first_name.as_deref())
+                .or(address.and_then(|a| a.first_name.as_deref()))
+                .and_then(hash::hash_name),
+            last_name: customer
+                .and_then(|c| c.last_name.as_deref())
+                .or(address.and_then(|a| a.last_name.as_deref()))
+                .and_then(hash::hash_name),
+            zip_code: address
+                .and_then(|a| a.zip.as_deref())
+                .and_then(hash::hash_zip),
+            ..session_user(session)
+        }
+    }
+}
+
+/// Match keys of a session alone (no PII known yet).
+pub fn session_user(session: &Session) -> User {
+    User {
+        ttp: session.ttp.clone(),
+        ttclid: session.ttclid.clone(),
+        ip: session.ip.clone(),
+        user_agent: session.user_agent.clone(),
+        ..User::default()
+    }
+}
+
+fn unit_price(line: &LineItem) -> Option<Amount> {
+    line.price_set
+        .as_ref()
+        .and_then(|s| s.presentment_money.as_ref())
+        .and_then(|m| m.amount.as_deref())
+        .or(line.price.as_deref())
+        .and_then(Amount::parse)
+}
+
+fn content(line: &LineItem, quantity: u64) -> Option<Content> {
+    let id = line.variant_id.or(line.product_id)?;
+    Some(Content {
+        content_id: id.to_string(),
+        content_type: "product".to_string(),
+        content_name: line
+            .title
+            .clone()
+            .or_else(|| line.name.clone())
+            .filter(|t| !t.is_empty()),
+        quantity,
+        price: unit_price(line),
+    })
+}
+
+fn contents(lines: &[LineItem]) -> Vec<Content> {
+    lines
+        .iter()
+        .filter_map(|l| content(l, l.quantity.unwrap_or(1).max(1)))
+        .collect()
+}
+
+fn properties(contents: Vec<Content>, currency: Option<&str>, session: &Session) -> Properties {
+    let mut p = Properties::for_contents(contents, currency.map(str::to_ascii_uppercase));
+    if let Some(handle) = &session.market_handle {
+        p.market_handle.clone_from(handle);
+    }
+    p.market_id = session.market_id.unwrap_or(0);
+    p
+}
+
+fn event(
+    name: &str,
+    id: String,
+    time: i64,
+    user: User,
+    properties: Properties,
+    session: &Session,
+) -> Event {
+    Event {
+        event: name.to_string(),
+        event_time: time,
+        event_id: id,
+        user,
+        properties,
+        page: session.landing_url.clone().map(|url| Page {
+            url: Some(url),
+            referrer: None,
+        }),
+        limited_data_use: session.limited_data_use.then_some(true),
+    }
+}
+
+/// Quantities per variant last seen for one cart, and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CartState {
+    pub quantities: BTreeMap<u64, u64>,
+    pub updated_at: Option<String>,
+}
+
+/// `carts/create`/`carts/update` → one AddToCart per variant whose quantity went up since the
+/// last state. A payload older than the state (webhooks arrive out of order) changes nothing.
+pub fn cart_added(
+    cart: &Cart,
+    state: &CartState,
+    session: &Session,
+    now: i64,
+) -> (Vec<Event>, CartState) {
+    let Some(token) = cart
+        .token
+        .as_deref()
+        .map(cart_key)
+        .filter(|t| !t.is_empty())
+    else {
+        return (Vec::new(), state.clone());
+    };
+    if let (Some(new), Some(old)) = (&cart.updated_at, &state.updated_at) {
+        if new < old {
+            return (Vec::new(), state.clone());
+        }
+    }
+    let mut quantities = BTreeMap::new();
+    for line in &cart.line_items {
+        if let Some(variant) = line.variant_id.or(line.product_id) {
+            *quantities.entry(variant).or_insert(0) += line.quantity.unwrap_or(0);
+        }
+    }
+    let currency = cart.line_items.iter().find_map(|l| {
+        l.price_set
+            .as_ref()?
+            .presentment_money
+            .as_ref()?
+            .currency_code
+            .clone()
+    });
+    let events = quantities
+        .iter()
+        .filter_map(|(&variant, &qty)| {
+            let before = state.quantities.get(&variant).copied().unwrap_or(0);
+            (qty > before).then(|| {
+                let line = cart
+                    .line_items
+                    .iter()
+                    .find(|l| l.variant_id.or(l.product_id) == Some(variant))?;
+                let item = content(line, qty - before)?;
+                Some(event(
+                    "AddToCart",
+                    format!("atc:{token}:{variant}:{qty}"),
+                    now,
+                    session_user(session),
+                    properties(vec![item], currency.as_deref(), session),
+                    session,
+                ))
+            })?
+        })
+        .collect();
+    let next = CartState {
+        quantities,
+        updated_at: cart.updated_at.clone().or_else(|| state.updated_at.clone()),
+    };
+    (events, next)
+}
+
+/// `checkouts/create` → InitiateCheckout; `checkouts/create|update` that reached the payment
+/// step (shipping chosen, or nothing to ship) → AddPaymentInfo. Repeats carry the same
+/// event_ids, so the queue keeps one of each.
+pub fn checkout_events(
+    checkout: &Checkout,
+    created: bool,
+    session: &Session,
+    config: &MappingConfig,
+    now: i64,
+) -> Vec<Event> {
+    let Some(token) = checkout.token.as_deref().filter(|t| !t.is_empty()) else {
+        return Vec::new();
+    };
+    let user = Identity {
+        email: checkout.email.as_deref(),
+        phone: checkout.phone.as_deref(),
+        customer: checkout.customer.as_ref(),
+        billing: checkout.billing_address.as_ref(),
+        shipping: checkout.shipping_address.as_ref(),
+    }
+    .user(session, config.default_country.as_deref());
+    let currency = checkout
+        .presentment_currency
+        .as_deref()
+        .or(checkout.currency.as_deref());
+    let props = || properties(contents(&checkout.line_items), currency, session);
+    let mut events = Vec::new();
+    if created {
+        events.push(event(
+            "InitiateCheckout",
+            format!("ic:{token}"),
+            now,
+            user.clone(),
+            props(),
+            session,
+        ));
+    }
+    let nothing_to_ship = !checkout.line_items.is_empty()
+        && checkout
+            .line_items
+            .iter()
+            .all(|l| l.requires_shipping == Some(false));
+    if !checkout.shipping_lines.is_empty() || nothing_to_ship {
+        events.push(event(
+            "AddPaymentInfo",
+            format!("api:{token}"),
+            now,
+            user,
+            props(),
+            session,
+        ));
+    }
+    events
+}
+
+/// Why an order is not sent, if it is not.
+pub fn skip_reason(order: &Order, config: &MappingConfig) -> Option<&'static str> {
+    let source = order.source_name.as_deref().unwrap_or("");
+    if SKIPPED_SOURCES.contains(&source) {
+        Some("point-of-sale or draft order")
+    } else if order.test == Some(true) && !config.send_test_orders {
+        Some("test order (set SEND_TEST_ORDERS=true to send)")
+    } else if order.cancelled_at.is_some() {
+        Some("cancelled order")
+    } else if order.id.is_none() {
+        Some("order without an id")
+    } else {
+        None
+    }
+}
+
+/// The order's session facts of its own: IP and UA from `client_details`/`browser_ip`, the
+/// ttclid of its landing page, and what the cart attributes carried.
+pub fn session_from_order(order: &Order) -> Session {
+    let details = order.client_details.as_ref();
+    let ip = details
+        .and_then(|d| d.browser_ip.clone())
+        .or_else(|| order.browser_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "0.0.0.0");
+    Session {
+        ip,
+        user_agent: details
+            .and_then(|d| d.user_agent.clone())
+            .filter(|ua| !ua.is_empty()),
+        ttclid: order.landing_site.as_deref().and_then(ttclid_from_url),
+        ..session_from_attributes(&order.note_attributes)
+    }
+}
+
+/// The buyer of an order as TikTok match keys (hashed PII, session ttp/ttclid/IP/UA).
+pub fn order_user(order: &Order, session: &Session, config: &MappingConfig) -> User {
+    Identity {
+        email: order.email.as_deref().or(order.contact_email.as_deref()),
+        phone: order.phone.as_deref(),
+        customer: order.customer.as_ref(),
+        billing: order.billing_address.as_ref(),
+        shipping: order.shipping_address.as_ref(),
+    }
+    .user(session, config.default_country.as_deref())
+}
+
+/// `orders/create` → the purchase event (name from `PURCHASE_EVENT_NAME`), or why not.
+pub fn purchase(
+    order: &Order,
+    session: &Session,
+    config: &MappingConfig,
+    now: i64,
+) -> Result<Event, &'static str> {
+    if let Some(reason) = skip_reason(order, config) {
+        return Err(reason);
+    }
+    let id = order.id.unwrap_or_default();
+    let user = order_user(order, session, config);
+    let presentment = order
+        .total_price_set
+        .as_ref()
+        .and_then(|s| s.presentment_money.as_ref());
+    let currency = presentment
+        .and_then(|m| m.currency_code.as_deref())
+        .or(order.presentment_currency.as_deref())
+        .or(order.currency.as_deref());
+    let mut props = properties(contents(&order.line_items), currency, session);
+    if let Some(total) = presentment
+        .and_then(|m| m.amount.as_deref())
+        .or(order.total_price.as_deref())
+        .and_then(Amount::parse)
+    {
+        props.value = Some(total);
+    }
+    props.order_id = Some(id.to_string());
+    Ok(event(
+        &config.purchase_event_name,
+        id.to_string(),
+        now,
+        user,
+        props,
+        session,
+    ))
+}
+
+/// What an order's Durable Object remembers for upsells: the order's lines as last seen, and
+/// edits whose added lines were not priced yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub lines: BTreeMap<u64, StoredLine>,
+    pub currency: Option<String>,
+    pub pending_edits: BTreeMap<u64, Vec<(u64, u64)>>,
+    /// The buyer's match keys (hashed PII only), for upsell events.
+    pub user: Option<User>,
+    pub session: Session,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLine {
+    pub variant_id: Option<u64>,
+    pub product_id: Option<u64>,
+    pub title: Option<String>,
+    pub price: Option<String>,
+}
+
+impl OrderState {
+    /// Remembers the lines, currency and buyer of an order payload (orders/create|paid|updated).
+    pub fn absorb(&mut self, order: &Order, session: Session, config: &MappingConfig) {
+        self.user = Some(order_user(order, &session, config));
+        for line in &order.line_items {
+            if let Some(id) = line.id {
+                self.lines.insert(
+                    id,
+                    StoredLine {
+                        variant_id: line.variant_id,
+                        product_id: line.product_id,
+                        title: line.title.clone(),
+                        price: unit_price(line).map(|a| a.to_string()),
+                    },
+                );
+            }
+        }
+        let presentment = order
+            .total_price_set
+            .as_ref()
+            .and_then(|s| s.presentment_money.as_ref());
+        if let Some(c) = presentment
+            .and_then(|m| m.currency_code.clone())
+            .or(order.presentment_currency.clone())
+            .or(order.currency.clone())
+        {
+            self.currency = Some(c);
+        }
+        self.session = merge_sessions(Some(session), std::mem::take(&mut self.session));
+    }
+
+    /// Records an edit's additions to be priced once the order's lines are known.
+    pub fn add_edit(&mut self, edit: &OrderEdit) {
+        if let Some(id) = edit.id {
+            let lines = edit
+                .line_items
+                .additions
+                .iter()
+                .filter_map(|a| Some((a.id?, a.delta.unwrap_or(1))))
+                .collect::<Vec<_>>();
+            if !lines.is_empty() {
+                self.pending_edits.insert(id, lines);
+            }
+        }
+    }
+
+    /// Upsell events for every pending edit whose added lines are all priced now; those edits
+    /// leave the pending list.
+    pub fn resolve_upsells(
+        &mut self,
+        order_id: u64,
+        config: &MappingConfig,
+        now: i64,
+    ) -> Vec<Event> {
+        let ready: Vec<u64> = self
+            .pending_edits
+            .iter()
+            .filter(|(_, lines)| {
+                lines
+                    .iter()
+                    .all(|(line_id, _)| self.lines.contains_key(line_id))
+            })
+            .map(|(&edit, _)| edit)
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|edit_id| {
+                let lines = self.pending_edits.remove(&edit_id)?;
+                let items: Vec<Content> = lines
+                    .iter()
+                    .filter_map(|(line_id, delta)| {
+                        let l = self.lines.get(line_id)?;
+                        Some(Content {
+                            content_id: l.variant_id.or(l.product_id)?.to_string(),
+                            content_type: "product".to_string(),
+                            content_name: l.title.clone(),
+                            quantity: *delta,
+                            price: l.price.as_deref().and_then(Amount::parse),
+                        })
+                    })
+                    .collect();
+                let mut props = properties(items, self.currency.as_deref(), &self.session);
+                props.order_id = Some(order_id.to_string());
+                let user = self
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| session_user(&self.session));
+                Some(event(
+                    &config.purchase_event_name,
+                    format!("upsell:{edit_id}"),
+                    now,
+                    user,
+                    props,
+                    &self.session,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::sha256_hex;
+    use crate::shopify::models::OrderEdited;
+
+    const ORDER: &str = include_str!("../../../../tests/fixtures/shopify/order_create.json");
+    const CHECKOUT: &str = include_str!("../../../../tests/fixtures/shopify/checkout_update.json");
+    const CART: &str = include_str!("../../../../tests/fixtures/shopify/cart_update.json");
+    const EDIT: &str = include_str!("../../../../tests/fixtures/shopify/order_edited.json");
+    const NOW: i64 = 1_795_000_000;
+
+    fn config() -> MappingConfig {
+        MappingConfig {
+            purchase_event_name: "CompletePayment".into(),
+            send_test_orders: false,
+            default_country: None,
+        }
+    }
+
+    fn order(patch: serde_json::Value) -> Order {
+        let mut v: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+        for (k, val) in patch.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn purchase_from_a_real_order_shape() {
+        let o = order(serde_json::json!({}));
+        let e = purchase(&o, &session_from_order(&o), &config(), NOW).unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.event_id.as_str()),
+            ("CompletePayment", "5900000000000000123")
+        );
+        assert_eq!(e.event_time, NOW);
+        let u = &e.user;
+        assert_eq!(
+            u.email.as_deref(),
+            Some(sha256_hex("buyer.person@example.com").as_str())
+        );
+        assert_eq!(
+            u.phone.as_deref(),
+            Some(sha256_hex("+12133734253").as_str())
+        );
+        assert_eq!(
+            u.external_id.as_deref(),
+            Some(sha256_hex("9007199254740993").as_str())
+        );
+        assert_eq!(u.first_name.as_deref(), Some(sha256_hex("buyer").as_str()));
+        assert_eq!(u.zip_code.as_deref(), Some(sha256_hex("90210").as_str()));
+        assert_eq!(u.ttclid.as_deref(), Some("E.C.P.landing123"));
+        assert_eq!(u.ttp.as_deref(), Some("01JY68AFXQXP2232M0V748XS0P_.tt.1"));
+        assert_eq!(u.ip.as_deref(), Some("198.51.100.7"));
+        assert!(u.user_agent.as_deref().unwrap().contains("iPhone"));
+        let p = &e.properties;
+        assert_eq!(
+            p.currency.as_deref(),
+            Some("EUR"),
+            "presentment currency, not the shop's USD"
+        );
+        assert_eq!(p.value.unwrap().to_string(), "38.60");
+        assert_eq!(p.contents[0].content_id, "42001234567890123");
+        assert_eq!(p.contents[0].price.unwrap().to_string(), "17.00");
+        assert_eq!(p.order_id.as_deref(), Some("5900000000000000123"));
+        assert_eq!(
+            (p.market_handle.as_str(), p.market_id),
+            ("eu", 23_505_895_537)
+        );
+    }
+
+    #[test]
+    fn pos_draft_test_and_cancelled_orders_are_skipped() {
+        let s = Session::default();
+        for (patch, reason) in [
+            (
+                serde_json::json!({"source_name": "pos"}),
+                "point-of-sale or draft order",
+            ),
+            (
+                serde_json::json!({"source_name": "shopify_draft_order"}),
+                "point-of-sale or draft order",
+            ),
+            (
+                serde_json::json!({"test": true}),
+                "test order (set SEND_TEST_ORDERS=true to send)",
+            ),
+            (
+                serde_json::json!({"cancelled_at": "2026-11-20T11:00:00-05:00"}),
+                "cancelled order",
+            ),
+        ] {
+            assert_eq!(
+                purchase(&order(patch), &s, &config(), NOW).unwrap_err(),
+                reason
+            );
+        }
+        let sends_tests = MappingConfig {
+            send_test_orders: true,
+            ..config()
+        };
+        assert!(purchase(
+            &order(serde_json::json!({"test": true})),
+            &s,
+            &sends_tests,
+            NOW
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn null_customer_missing_client_details_and_zero_value() {
+        let o = order(serde_json::json!({
+            "customer": null, "client_details": null, "email": null, "contact_email": null, "phone": null,
+            "billing_address": null, "shipping_address": null, "landing_site": null, "note_attributes": [],
+            "total_price_set": null, "total_price": "0.00", "presentment_currency": null
+        }));
+        let e = purchase(&o, &session_from_order(&o), &config(), NOW).unwrap();
+        assert_eq!(
+            e.user.ip.as_deref(),
+            Some("198.51.100.7"),
+            "browser_ip when client_details is null"
+        );
+        assert!(e.user.email.is_none() && e.user.phone.is_none() && e.user.external_id.is_none());
+        assert!(e.user.user_agent.is_none() && e.user.ttclid.is_none());
+        assert_eq!(e.properties.value.unwrap().to_f64(), 0.0);
+        assert_eq!(e.properties.currency.as_deref(), Some("USD"));
+        assert_eq!(e.properties.market_handle, "unassigned_market");
+    }
+
+    #[test]
+    fn national_phone_is_completed_from_the_address_country() {
+        let o = order(
+            serde_json::json!({"phone": "020 7946 0958", "billing_address": {"country_code": "GB"}}),
+        );
+        let e = purchase(&o, &Session::default(), &config(), NOW).unwrap();
+        assert_eq!(
+            e.user.phone.as_deref(),
+            Some(sha256_hex("+442079460958").as_str())
+        );
+    }
+
+    #[test]
+    fn cart_updates_give_one_add_to_cart_per_increase() {
+        let cart: Cart = serde_json::from_str(CART).unwrap();
+        let session = Session {
+            ttp: Some("ttp-1".into()),
+            ..Session::default()
+        };
+        let (events, state) = cart_added(&cart, &CartState::default(), &session, NOW);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].event_id,
+            "atc:c1-7a2abe82733a34e84aa472d57fb5c3c1:42001234567890123:2"
+        );
+        assert_eq!(events[0].properties.contents[0].quantity, 2);
+        assert_eq!(events[0].properties.value.unwrap().to_string(), "34.00");
+        assert_eq!(events[0].properties.currency.as_deref(), Some("EUR"));
+        assert_eq!(events[0].user.ttp.as_deref(), Some("ttp-1"));
+
+        let (again, same) = cart_added(&cart, &state, &session, NOW);
+        assert!(again.is_empty(), "the same cart again adds nothing");
+        assert_eq!(same, state);
+
+        let mut older = cart.clone();
+        older.updated_at = Some("2026-11-20T09:00:00-05:00".into());
+        older.line_items[0].quantity = Some(1);
+        assert!(cart_added(&older, &state, &session, NOW).0.is_empty());
+
+        let mut more = cart.clone();
+        more.updated_at = Some("2026-11-20T10:09:00-05:00".into());
+        more.line_items[0].quantity = Some(3);
+        let (added, _) = cart_added(&more, &state, &session, NOW);
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].properties.contents[0].quantity, 1);
+        assert!(added[0].event_id.ends_with(":3"));
+
+        let mut keyed = cart;
+        keyed.token = Some("c1-abc?key=SECRET".into());
+        let (e, _) = cart_added(&keyed, &CartState::default(), &session, NOW);
+        assert!(!e[0].event_id.contains("SECRET") && e[0].event_id.starts_with("atc:c1-abc:"));
+    }
+
+    #[test]
+    fn checkout_steps() {
+        let mut c: Checkout = serde_json::from_str(CHECKOUT).unwrap();
+        let created = checkout_events(&c, true, &Session::default(), &config(), NOW);
+        let ids: Vec<&str> = created.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "ic:9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e",
+                "api:9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e"
+            ]
+        );
+        assert_eq!(created[0].event, "InitiateCheckout");
+        assert_eq!(
+            created[0].user.email.as_deref(),
+            Some(sha256_hex("buyer.person@example.com").as_str())
+        );
+        c.shipping_lines.clear();
+        assert!(
+            checkout_events(&c, false, &Session::default(), &config(), NOW).is_empty(),
+            "not at payment yet"
+        );
+        c.line_items[0].requires_shipping = Some(false);
+        assert_eq!(
+            checkout_events(&c, false, &Session::default(), &config(), NOW)[0].event,
+            "AddPaymentInfo"
+        );
+    }
+
+    #[test]
+    fn upsell_is_priced_from_the_order_whichever_arrives_first() {
+        let edit: OrderEdited = serde_json::from_str(EDIT).unwrap();
+        let mut updated = order(serde_json::json!({}));
+        let mut added = updated.line_items[0].clone();
+        added.id = Some(14_000_000_000_000_000_002);
+        added.variant_id = Some(42_001_234_567_890_124);
+        added.title = Some("Demo Tee".into());
+        added.price = Some("24.00".into());
+        added.price_set = None;
+        added.quantity = Some(1);
+        updated.line_items.push(added);
+
+        // Edit first, then the order update that shows the new line.
+        let mut state = OrderState::default();
+        state.absorb(&order(serde_json::json!({})), Session::default(), &config());
+        state.add_edit(&edit.order_edit);
+        assert!(state
+            .resolve_upsells(5_900_000_000_000_000_123, &config(), NOW)
+            .is_empty());
+        state.absorb(&updated, Session::default(), &config());
+        let events = state.resolve_upsells(5_900_000_000_000_000_123, &config(), NOW);
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.event_id, "upsell:77000000000000001");
+        assert_eq!(e.properties.contents.len(), 1, "only the added product");
+        assert_eq!(e.properties.contents[0].content_id, "42001234567890124");
+        assert_eq!(e.properties.value.unwrap().to_string(), "24.00");
+        assert!(e.user.email.is_some());
+        assert!(
+            state
+                .resolve_upsells(5_900_000_000_000_000_123, &config(), NOW)
+                .is_empty(),
+            "once"
+        );
+
+        // Order update first, then the edit.
+        let mut state = OrderState::default();
+        state.absorb(&updated, Session::default(), &config());
+        state.add_edit(&edit.order_edit);
+        assert_eq!(state.resolve_upsells(1, &config(), NOW).len(), 1);
+    }
+
+    #[test]
+    fn join_helpers() {
+        assert_eq!(cart_key("c1-abc?key=secret"), "c1-abc");
+        assert_eq!(cart_key("Z2NwLXVz"), "Z2NwLXVz");
+        assert_eq!(
+            ttclid_from_url("/p?a=1&ttclid=E.C.P.a%2Bb&x=2").as_deref(),
+            Some("E.C.P.a+b")
+        );
+        assert_eq!(ttclid_from_url("https://shop/p?ttclid="), None);
+        assert_eq!(ttclid_from_url("/p"), None);
+        let attrs: Vec<NoteAttribute> = serde_json::from_str(r#"[{"name":"_ttclid","value":" E.C.P.z "},{"key":"_tt_market","value":"us"},{"name":"_tt_market_id","value":7}]"#).unwrap();
+        let s = session_from_attributes(&attrs);
+        assert_eq!(
+            (s.ttclid.as_deref(), s.market_handle.as_deref(), s.market_id),
+            (Some("E.C.P.z"), Some("us"), None)
+        );
+        let merged = merge_sessions(
+            Some(Session {
+                ip: Some("1.1.1.1".into()),
+                ..Session::default()
+            }),
+            s,
+        );
+        assert_eq!(
+            (merged.ip.as_deref(), merged.ttclid.as_deref()),
+            (Some("1.1.1.1"), Some("E.C.P.z"))
+        );
+    }
+}

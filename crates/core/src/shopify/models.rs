@@ -1,0 +1,216 @@
+//! The parts of Shopify's webhook payloads the Worker uses. Every field is optional (real
+//! payloads vary by API version, channel and the app's data-access level) and unknown fields are
+//! ignored. Ids are `u64` (they exceed 2^53, so never `f64`) and accept JSON numbers or strings;
+//! money stays a decimal string until `money::Amount` turns it into a number.
+
+use serde::{Deserialize, Deserializer};
+
+/// A Shopify id given as a JSON number or a numeric string.
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        Some(Raw::Number(n)) => Some(n),
+        Some(Raw::Text(t)) => t.trim().parse().ok(),
+        Some(Raw::Other(_)) | None => None,
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Money {
+    pub amount: Option<String>,
+    pub currency_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MoneySet {
+    pub shop_money: Option<Money>,
+    pub presentment_money: Option<Money>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LineItem {
+    #[serde(default, deserialize_with = "id")]
+    pub id: Option<u64>,
+    #[serde(default, deserialize_with = "id")]
+    pub variant_id: Option<u64>,
+    #[serde(default, deserialize_with = "id")]
+    pub product_id: Option<u64>,
+    pub title: Option<String>,
+    pub name: Option<String>,
+    pub sku: Option<String>,
+    pub quantity: Option<u64>,
+    pub price: Option<String>,
+    pub price_set: Option<MoneySet>,
+    pub requires_shipping: Option<bool>,
+}
+
+/// `note_attributes` entries: `{name, value}` (orders, checkouts) or `{key, value}` (pixels).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NoteAttribute {
+    #[serde(alias = "key")]
+    pub name: Option<String>,
+    pub value: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Address {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub zip: Option<String>,
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Customer {
+    #[serde(default, deserialize_with = "id")]
+    pub id: Option<u64>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub default_address: Option<Address>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClientDetails {
+    pub browser_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub accept_language: Option<String>,
+}
+
+/// `carts/create`, `carts/update`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Cart {
+    pub token: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    #[serde(default)]
+    pub note_attributes: Vec<NoteAttribute>,
+    pub updated_at: Option<String>,
+}
+
+/// `checkouts/create`, `checkouts/update`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Checkout {
+    pub token: Option<String>,
+    pub cart_token: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub currency: Option<String>,
+    pub presentment_currency: Option<String>,
+    pub total_price: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    #[serde(default)]
+    pub shipping_lines: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub note_attributes: Vec<NoteAttribute>,
+    pub customer: Option<Customer>,
+    pub billing_address: Option<Address>,
+    pub shipping_address: Option<Address>,
+    pub landing_site: Option<String>,
+    pub source_name: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// `orders/create`, `orders/paid`, `orders/updated`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Order {
+    #[serde(default, deserialize_with = "id")]
+    pub id: Option<u64>,
+    pub email: Option<String>,
+    pub contact_email: Option<String>,
+    pub phone: Option<String>,
+    pub cart_token: Option<String>,
+    pub checkout_token: Option<String>,
+    pub currency: Option<String>,
+    pub presentment_currency: Option<String>,
+    pub total_price: Option<String>,
+    pub total_price_set: Option<MoneySet>,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    #[serde(default)]
+    pub note_attributes: Vec<NoteAttribute>,
+    pub customer: Option<Customer>,
+    pub billing_address: Option<Address>,
+    pub shipping_address: Option<Address>,
+    pub browser_ip: Option<String>,
+    pub client_details: Option<ClientDetails>,
+    pub landing_site: Option<String>,
+    pub source_name: Option<String>,
+    pub test: Option<bool>,
+    pub cancelled_at: Option<String>,
+    pub created_at: Option<String>,
+    pub customer_locale: Option<String>,
+}
+
+/// One added or removed line of an order edit: the line item id and the quantity change.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EditLine {
+    #[serde(default, deserialize_with = "id")]
+    pub id: Option<u64>,
+    pub delta: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EditLines {
+    #[serde(default)]
+    pub additions: Vec<EditLine>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OrderEdit {
+    #[serde(default, deserialize_with = "id")]
+    pub id: Option<u64>,
+    #[serde(default, deserialize_with = "id")]
+    pub order_id: Option<u64>,
+    #[serde(default)]
+    pub line_items: EditLines,
+}
+
+/// `orders/edited`: `{"order_edit": {...}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OrderEdited {
+    pub order_edit: OrderEdit,
+}
+
+/// `customers/redact`, `customers/data_request`, `shop/redact`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PrivacyRequest {
+    pub shop_domain: Option<String>,
+    pub customer: Option<Customer>,
+    #[serde(default)]
+    pub orders_to_redact: Vec<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_above_2_pow_53_are_exact_as_numbers_or_strings() {
+        let o: Order = serde_json::from_str(
+            r#"{"id": 9007199254740993, "line_items": [{"id": "18446744073709551615", "variant_id": 42001234567890123, "product_id": null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(o.id, Some(9_007_199_254_740_993));
+        assert_eq!(o.line_items[0].id, Some(u64::MAX));
+        assert_eq!(o.line_items[0].variant_id, Some(42_001_234_567_890_123));
+        assert_eq!(o.line_items[0].product_id, None);
+    }
+
+    #[test]
+    fn nulls_and_missing_fields_are_fine() {
+        let o: Order = serde_json::from_str(r#"{"id": 1, "customer": null, "client_details": null, "line_items": [{}], "unknown": {"x": [1]}}"#).unwrap();
+        assert!(o.customer.is_none() && o.client_details.is_none());
+        let edit: OrderEdited = serde_json::from_str(r#"{"order_edit": {"id": 5, "order_id": 7, "line_items": {"additions": [{"id": 9, "delta": 2}], "removals": []}}}"#).unwrap();
+        assert_eq!(edit.order_edit.line_items.additions[0].delta, Some(2));
+    }
+}
