@@ -4,9 +4,11 @@ use tiktok_edge_core::auth;
 use tiktok_edge_core::config::Config;
 use worker::{Date, Env, Request, Response, Result};
 
+use crate::store::Store;
 use crate::{queue, respond};
 
 const WINDOW_MS: i64 = 24 * 3600 * 1000;
+const MAX_PARKED: usize = 20;
 
 /// Checks the token (constant time). Without `ADMIN_TOKEN` the admin endpoints do not exist.
 fn authorised(req: &Request, config: &Config) -> Result<Option<Response>> {
@@ -45,12 +47,14 @@ pub async fn json(req: &Request, env: &Env, config: &Config) -> Result<Response>
     }
     let now = Date::now().as_millis() as i64;
     let stats = queue::stats(env, now - WINDOW_MS).await?;
+    let parked = Store::new(env)?.parked(MAX_PARKED).await?;
     respond::json(
         200,
         &serde_json::json!({
             "window_hours": 24,
             "mode": if config.dry_run() { "dry_run" } else { "live" },
             "queue": stats,
+            "parked_webhooks": parked,
         }),
     )
 }

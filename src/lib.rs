@@ -3,7 +3,8 @@
 //!
 //! Request flow: [`router::handle`]. Concerns: `edge` (passthrough to the shop),
 //! `respond` (JSON answers), `collect` (browser events), `queue` + `queue_do` (the durable
-//! send queue).
+//! send queue), `webhooks` + `shop_do` (Shopify webhooks and per-resource state), `store`
+//! (KV sessions).
 
 mod admin;
 mod collect;
@@ -12,8 +13,12 @@ mod queue;
 mod queue_do;
 mod respond;
 mod router;
+mod shop_do;
+mod store;
+mod webhooks;
 
 pub use queue_do::EventQueue;
+pub use shop_do::ShopState;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -5,9 +5,9 @@ use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
 use worker::{console_error, Context, Env, Request, Response, Result};
 
-use crate::{admin, collect, edge, respond};
+use crate::{admin, collect, edge, respond, webhooks};
 
-pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let lookup = |name: &str| env.var(name).ok().map(|v| v.to_string());
     let loaded = Config::from_lookup(&lookup);
     let prefix = loaded
@@ -36,9 +36,10 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
 
     match route {
-        Route::Passthrough => edge::passthrough(&req, config.origin.as_ref()).await,
+        Route::Passthrough => edge::serve(req, &env, &ctx, config).await,
         Route::Collect => collect::handle(req, &env, config).await,
         Route::AdminJson => admin::json(&req, &env, config).await,
+        Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
         Route::Unknown {
             method_not_allowed: true,
         } => respond::error(

@@ -44,7 +44,10 @@ export async function startWorker({ bindings = {}, persistDir } = {}) {
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: COMPATIBILITY_DATE,
     kvNamespaces: ["SESSIONS"],
-    durableObjects: { EVENT_QUEUE: { className: "EventQueue", useSQLite: true } },
+    durableObjects: {
+      EVENT_QUEUE: { className: "EventQueue", useSQLite: true },
+      SHOP_STATE: { className: "ShopState", useSQLite: true },
+    },
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,

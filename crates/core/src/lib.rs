@@ -5,7 +5,9 @@
 pub mod auth;
 pub mod collect;
 pub mod config;
+pub mod consent;
 pub mod cookies;
+pub mod edge;
 pub mod hash;
 pub mod health;
 pub mod money;

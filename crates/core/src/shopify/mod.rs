@@ -66,3 +66,108 @@ mod tests {
         assert_eq!(Topic::parse("products/update"), Topic::Other);
     }
 }
+
+/// The Durable Object (by name) that keeps one resource's state and serialises its webhooks.
+/// `Err` says why the payload cannot be used (it is then parked for the operator).
+pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default, deserialize_with = "models::id")]
+        id: Option<u64>,
+        #[serde(default)]
+        order_edit: Option<EditKeys>,
+    }
+    #[derive(serde::Deserialize)]
+    struct EditKeys {
+        #[serde(default, deserialize_with = "models::id")]
+        order_id: Option<u64>,
+    }
+    let keys: Keys =
+        serde_json::from_slice(body).map_err(|e| format!("body is not a JSON object: {e}"))?;
+    let missing = |what: &str| format!("{what} is missing");
+    match topic {
+        Topic::CartsCreate | Topic::CartsUpdate => keys
+            .token
+            .map(|t| format!("cart:{}", mapping::cart_key(&t)))
+            .filter(|k| k.len() > "cart:".len())
+            .ok_or_else(|| missing("cart token")),
+        Topic::CheckoutsCreate | Topic::CheckoutsUpdate => keys
+            .token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| format!("checkout:{}", t.trim()))
+            .ok_or_else(|| missing("checkout token")),
+        Topic::OrdersCreate | Topic::OrdersChanged => keys
+            .id
+            .map(|id| format!("order:{id}"))
+            .ok_or_else(|| missing("order id")),
+        Topic::OrdersEdited => keys
+            .order_edit
+            .and_then(|e| e.order_id)
+            .map(|id| format!("order:{id}"))
+            .ok_or_else(|| missing("order_edit.order_id")),
+        _ => Err("topic has no resource".to_string()),
+    }
+}
+
+/// A JSON body with every string and number replaced by its type, so an unusable payload can
+/// be shown to the operator without keeping the buyer's personal data.
+pub fn redact(body: &[u8]) -> String {
+    fn shape(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(format!("<string, {} chars>", s.chars().count())),
+            Value::Number(_) => Value::String("<number>".into()),
+            Value::Array(items) => Value::Array(items.iter().take(5).map(shape).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => shape(&v).to_string(),
+        Err(_) => format!("<{} bytes, not JSON>", body.len()),
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn resource_keys() {
+        assert_eq!(
+            resource_key(Topic::CartsUpdate, br#"{"token":"c1-abc?key=s"}"#).unwrap(),
+            "cart:c1-abc"
+        );
+        assert_eq!(
+            resource_key(Topic::CheckoutsCreate, br#"{"token":"chk1"}"#).unwrap(),
+            "checkout:chk1"
+        );
+        assert_eq!(
+            resource_key(Topic::OrdersChanged, br#"{"id":"9007199254740993"}"#).unwrap(),
+            "order:9007199254740993"
+        );
+        assert_eq!(
+            resource_key(Topic::OrdersEdited, br#"{"order_edit":{"order_id":5}}"#).unwrap(),
+            "order:5"
+        );
+        assert!(resource_key(Topic::OrdersCreate, br#"{"id":null}"#).is_err());
+        assert!(resource_key(Topic::CartsCreate, br#"{"token":"?key=x"}"#).is_err());
+        assert!(resource_key(Topic::OrdersCreate, b"not json").is_err());
+        assert!(resource_key(Topic::OrdersCreate, br#"[1,2]"#).is_err());
+    }
+
+    #[test]
+    fn redaction_keeps_shape_not_values() {
+        let r = redact(br#"{"email":"a@b.c","id":12,"items":[{"phone":"+1555"}],"ok":true}"#);
+        assert!(
+            !r.contains("a@b.c") && !r.contains("+1555") && !r.contains("12"),
+            "{r}"
+        );
+        assert!(r.contains(r#""email":"<string, 5 chars>""#), "{r}");
+        assert_eq!(redact(b"\xff\x00"), "<2 bytes, not JSON>");
+    }
+}

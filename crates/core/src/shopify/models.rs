@@ -6,7 +6,7 @@
 use serde::{Deserialize, Deserializer};
 
 /// A Shopify id given as a JSON number or a numeric string.
-fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {

@@ -1,0 +1,330 @@
+//! The first-party edge's decisions for one HTML navigation: which cookies to set (server-set
+//! from the shop's own hostname, so Safari's ITP does not cap them), and which session facts
+//! to remember in KV. Pure: the shell supplies the request facts, the clock and randomness.
+
+use crate::config::Config;
+use crate::consent::tracking_allowed;
+use crate::shopify::mapping::{cart_key, ttclid_from_url, Session};
+use cookie::{time::Duration, Cookie, SameSite};
+
+/// `_ttp` lives 13 months like TikTok's own (and under Chrome's 400-day ceiling).
+pub const TTP_MAX_AGE_SECS: i64 = 395 * 24 * 3600;
+/// `ttclid` lives 30 days: at least TikTok's 28-day click window.
+pub const TTCLID_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
+/// Browser-session markers: the session was stored / the cart was linked in this visit.
+pub const SESSION_MARKER: &str = "_tt_s";
+pub const CART_MARKER: &str = "_tt_c";
+/// The visitor's marketing consent as the snippet reported it: `granted` or `denied`.
+pub const CONSENT_COOKIE: &str = "_tt_consent";
+
+/// What the Worker sees of one navigation.
+#[derive(Debug, Clone, Default)]
+pub struct Visit {
+    pub url: String,
+    pub ttp_cookie: Option<String>,
+    pub ttclid_cookie: Option<String>,
+    pub consent_cookie: Option<String>,
+    pub session_marker: bool,
+    pub cart_cookie: Option<String>,
+    pub cart_marker: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub gpc: bool,
+}
+
+/// What to do about it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Complete `Set-Cookie` values.
+    pub set_cookies: Vec<String>,
+    /// `(session id, session)` to store in KV.
+    pub session: Option<(String, Session)>,
+    /// `(cart token, session id)` to link in KV.
+    pub cart_link: Option<(String, String)>,
+}
+
+/// The visitor's reported consent: `Some(true)` granted, `Some(false)` denied, `None` unknown.
+pub fn reported_consent(cookie: Option<&str>) -> Option<bool> {
+    match cookie {
+        Some("granted") => Some(true),
+        Some("denied") => Some(false),
+        _ => None,
+    }
+}
+
+/// A `_ttp` value in TikTok's current shape: a ULID (48-bit milliseconds, 80 random bits, in
+/// Crockford base32) followed by `_.tt.1`.
+pub fn new_ttp(now_ms: u64, random: [u8; 10]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut value: u128 = u128::from(now_ms & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, b) in random.iter().enumerate() {
+        value |= u128::from(*b) << (8 * (9 - i));
+    }
+    let ulid: String = (0..26)
+        .rev()
+        .map(|i| ALPHABET[((value >> (5 * i)) & 31) as usize] as char)
+        .collect();
+    format!("{ulid}_.tt.1")
+}
+
+fn cookie(name: &str, value: &str, max_age: Option<i64>, domain: Option<&str>) -> String {
+    let mut c = Cookie::build((name.to_string(), value.to_string()))
+        .path("/")
+        .secure(true)
+        .same_site(SameSite::Lax);
+    if let Some(secs) = max_age {
+        c = c.max_age(Duration::seconds(secs));
+    }
+    if let Some(d) = domain {
+        c = c.domain(d.to_string());
+    }
+    c.build().encoded().to_string()
+}
+
+/// Cookie values TikTok hands out are short tokens; anything else is not echoed back.
+fn plausible(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 512
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+}
+
+/// Decides cookies and session writes for an HTML navigation. `fresh_ttp` is called only when
+/// the visitor has no `_ttp` yet.
+pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) -> Plan {
+    let consent = reported_consent(visit.consent_cookie.as_deref());
+    if !tracking_allowed(consent, config.consent_default) {
+        return Plan::default();
+    }
+    let domain = config.cookie_domain.as_deref();
+    let existing = visit.ttp_cookie.clone().filter(|v| plausible(v));
+    let is_new = existing.is_none();
+    let ttp = existing.unwrap_or_else(fresh_ttp);
+    let landed_ttclid = ttclid_from_url(&visit.url).filter(|v| plausible(v));
+    let ttclid = landed_ttclid
+        .clone()
+        .or_else(|| visit.ttclid_cookie.clone().filter(|v| plausible(v)));
+
+    // Refreshing on every navigation keeps the 13 months counting from the last visit.
+    let mut set_cookies = vec![cookie("_ttp", &ttp, Some(TTP_MAX_AGE_SECS), domain)];
+    if let Some(click) = &ttclid {
+        set_cookies.push(cookie("ttclid", click, Some(TTCLID_MAX_AGE_SECS), domain));
+    }
+
+    let session = (is_new || landed_ttclid.is_some() || !visit.session_marker).then(|| {
+        set_cookies.push(cookie(SESSION_MARKER, "1", None, None));
+        let session = Session {
+            ttp: Some(ttp.clone()),
+            ttclid: ttclid.clone(),
+            ip: visit.ip.clone(),
+            user_agent: visit.user_agent.clone(),
+            landing_url: Some(visit.url.clone()),
+            marketing_allowed: consent,
+            limited_data_use: visit.gpc,
+            ..Session::default()
+        };
+        (ttp.clone(), session)
+    });
+
+    let cart = visit
+        .cart_cookie
+        .as_deref()
+        .map(cart_key)
+        .filter(|t| !t.is_empty() && plausible(t));
+    let cart_link = cart
+        .filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t))
+        .map(|t| {
+            set_cookies.push(cookie(CART_MARKER, t, None, None));
+            (t.to_string(), ttp.clone())
+        });
+
+    Plan {
+        set_cookies,
+        session,
+        cart_link,
+    }
+}
+
+/// Whether a response is an HTML page worth cookies and injection.
+pub fn is_html_navigation(method: &str, status: u16, content_type: Option<&str>) -> bool {
+    method == "GET"
+        && status == 200
+        && content_type.is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |k: &str| map.get(k).cloned()).unwrap()
+    }
+
+    fn visit() -> Visit {
+        Visit {
+            url: "https://shop.example/products/mug".into(),
+            ip: Some("203.0.113.9".into()),
+            user_agent: Some("UA".into()),
+            ..Visit::default()
+        }
+    }
+
+    #[test]
+    fn new_visitor_gets_ttp_and_a_session() {
+        let p = plan(&visit(), &config(&[]), || "NEWTTP_.tt.1".into());
+        assert_eq!(
+            p.set_cookies[0],
+            "_ttp=NEWTTP_.tt.1; SameSite=Lax; Secure; Path=/; Max-Age=34128000"
+        );
+        let (sid, s) = p.session.unwrap();
+        assert_eq!(sid, "NEWTTP_.tt.1");
+        assert_eq!(
+            (s.ip.as_deref(), s.user_agent.as_deref()),
+            (Some("203.0.113.9"), Some("UA"))
+        );
+        assert_eq!(
+            s.landing_url.as_deref(),
+            Some("https://shop.example/products/mug")
+        );
+    }
+
+    #[test]
+    fn existing_ttp_is_kept_and_refreshed_without_a_new_session() {
+        let v = Visit {
+            ttp_cookie: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+            session_marker: true,
+            ..visit()
+        };
+        let p = plan(
+            &v,
+            &config(&[("COOKIE_DOMAIN", "shop.example")]),
+            || unreachable!(),
+        );
+        assert_eq!(p.set_cookies, ["_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1; SameSite=Lax; Secure; Path=/; Domain=shop.example; Max-Age=34128000"]);
+        assert!(p.session.is_none() && p.cart_link.is_none());
+    }
+
+    #[test]
+    fn ttclid_landing_sets_the_cookie_and_stores_the_session() {
+        let v = Visit {
+            url: "https://shop.example/?ttclid=E.C.P.abc%2B1&utm_source=tiktok".into(),
+            ttp_cookie: Some("T_.tt.1".into()),
+            session_marker: true,
+            ..visit()
+        };
+        let p = plan(&v, &config(&[]), || unreachable!());
+        assert_eq!(
+            p.set_cookies[1],
+            "ttclid=E.C.P.abc+1; SameSite=Lax; Secure; Path=/; Max-Age=2592000"
+        );
+        assert_eq!(p.session.unwrap().1.ttclid.as_deref(), Some("E.C.P.abc+1"));
+    }
+
+    #[test]
+    fn cart_cookie_is_linked_once_per_token_without_its_key() {
+        let v = Visit {
+            ttp_cookie: Some("T_.tt.1".into()),
+            session_marker: true,
+            cart_cookie: Some("c1-abc?key=SECRET".into()),
+            ..visit()
+        };
+        let p = plan(&v, &config(&[]), || unreachable!());
+        assert_eq!(
+            p.cart_link,
+            Some(("c1-abc".to_string(), "T_.tt.1".to_string()))
+        );
+        assert!(p.set_cookies.iter().all(|c| !c.contains("SECRET")));
+        let again = Visit {
+            cart_marker: Some("c1-abc".into()),
+            ..v
+        };
+        assert!(plan(&again, &config(&[]), || unreachable!())
+            .cart_link
+            .is_none());
+    }
+
+    #[test]
+    fn consent_gates_everything() {
+        let declined = Visit {
+            consent_cookie: Some("denied".into()),
+            ..visit()
+        };
+        assert_eq!(
+            plan(&declined, &config(&[]), || unreachable!()),
+            Plan::default()
+        );
+        let opt_in_region = config(&[("CONSENT_DEFAULT", "denied")]);
+        assert_eq!(
+            plan(&visit(), &opt_in_region, || unreachable!()),
+            Plan::default()
+        );
+        let granted = Visit {
+            consent_cookie: Some("granted".into()),
+            ..visit()
+        };
+        assert!(
+            plan(&granted, &opt_in_region, || "T".into())
+                .session
+                .unwrap()
+                .1
+                .marketing_allowed
+                == Some(true)
+        );
+    }
+
+    #[test]
+    fn hostile_cookie_values_are_not_echoed() {
+        let v = Visit {
+            ttp_cookie: Some("x\r\nSet-Cookie: evil=1".into()),
+            ttclid_cookie: Some("a;b".into()),
+            ..visit()
+        };
+        let p = plan(&v, &config(&[]), || "FRESH".into());
+        assert!(p.set_cookies[0].starts_with("_ttp=FRESH;"));
+        assert_eq!(p.set_cookies.len(), 2, "_ttp and the session marker only");
+        assert!(p
+            .set_cookies
+            .iter()
+            .all(|c| !c.contains('\n') && !c.contains("evil")));
+    }
+
+    #[test]
+    fn ttp_shape() {
+        let t = new_ttp(1_700_000_000_000, [0xAB; 10]);
+        assert_eq!(t.len(), 32);
+        assert!(t.ends_with("_.tt.1"));
+        assert!(t[..26]
+            .bytes()
+            .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)));
+        assert_ne!(
+            new_ttp(1_700_000_000_000, [0; 10]),
+            new_ttp(1_700_000_000_000, [1; 10])
+        );
+        assert!(
+            new_ttp(1, [0; 10]) < new_ttp(2, [0; 10]),
+            "sortable by time"
+        );
+    }
+
+    #[test]
+    fn html_navigation_rule() {
+        assert!(is_html_navigation(
+            "GET",
+            200,
+            Some("text/html; charset=utf-8")
+        ));
+        assert!(!is_html_navigation("GET", 200, Some("application/json")));
+        assert!(!is_html_navigation("POST", 200, Some("text/html")));
+        assert!(!is_html_navigation("GET", 304, Some("text/html")));
+        assert!(!is_html_navigation("GET", 200, None));
+    }
+}

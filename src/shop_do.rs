@@ -1,0 +1,235 @@
+//! `ShopState`: one Durable Object per Shopify resource (`cart:<token>`, `checkout:<token>`,
+//! `order:<id>`). It serialises that resource's webhooks, drops deliveries it has seen (by
+//! `X-Shopify-Webhook-Id`), keeps the little state the mapping needs (cart quantities, order
+//! lines for upsells), joins the browsing session from KV and queues the resulting events.
+//! The mapping itself is `tiktok_edge_core::shopify::mapping`.
+
+use serde::{Deserialize, Serialize};
+use tiktok_edge_core::config::Config;
+use tiktok_edge_core::consent::tracking_allowed;
+use tiktok_edge_core::shopify::mapping::{
+    self, attribute, attributes, cart_key, merge_sessions, session_from_attributes, CartState,
+    MappingConfig, OrderState, Session,
+};
+use tiktok_edge_core::shopify::models::{Cart, Checkout, NoteAttribute, Order, OrderEdited};
+use tiktok_edge_core::shopify::Topic;
+use tiktok_edge_core::tiktok::Event;
+use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State};
+
+use crate::queue;
+use crate::store::{Link, Store};
+
+/// Resource state is forgotten after this long (webhook retries end after 4 h; upsells come
+/// minutes after the order).
+const STATE_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+const CART: &str = "cart";
+const ORDER: &str = "order";
+
+#[durable_object(alarm)]
+pub struct ShopState {
+    state: State,
+    env: Env,
+}
+
+/// The Worker's call: a verified webhook for this resource.
+#[derive(Serialize, Deserialize)]
+pub struct WebhookCall {
+    pub topic: String,
+    pub webhook_id: String,
+    pub body: String,
+}
+
+/// What became of it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct WebhookResult {
+    pub duplicate: bool,
+    pub queued: u32,
+    pub skipped: Option<String>,
+}
+
+impl DurableObject for ShopState {
+    fn new(state: State, env: Env) -> Self {
+        ShopState { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post || req.path() != "/webhook" {
+            return Response::error("no such operation", 404);
+        }
+        let call: WebhookCall = req.json().await?;
+        match self.handle(call).await? {
+            Ok(result) => Response::from_json(&result),
+            Err(unusable) => Response::error(unusable, 422),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.state.storage().delete_all().await?;
+        Response::ok("")
+    }
+}
+
+fn now_secs() -> i64 {
+    (Date::now().as_millis() / 1000) as i64
+}
+
+impl ShopState {
+    /// `Ok(Err(reason))` when the payload is valid JSON for the key but not usable.
+    async fn handle(
+        &self,
+        call: WebhookCall,
+    ) -> Result<std::result::Result<WebhookResult, String>> {
+        let storage = self.state.storage();
+        let seen_key = format!("webhook:{}", call.webhook_id);
+        if !call.webhook_id.is_empty() && storage.get::<bool>(&seen_key).await?.is_some() {
+            return Ok(Ok(WebhookResult {
+                duplicate: true,
+                ..WebhookResult::default()
+            }));
+        }
+        let config = Config::from_lookup(&|name| self.env.var(name).ok().map(|v| v.to_string()))
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let mapping_config = MappingConfig {
+            purchase_event_name: config.purchase_event_name.clone(),
+            send_test_orders: config.send_test_orders,
+            default_country: config.default_country.clone(),
+        };
+        let store = Store::new(&self.env)?;
+        let now = now_secs();
+        let unusable = |e: serde_json::Error| format!("payload does not match the topic: {e}");
+        let mut skipped = None;
+
+        let (events, session): (Vec<Event>, Session) = match Topic::parse(&call.topic) {
+            Topic::CartsCreate | Topic::CartsUpdate => {
+                let cart: Cart = match serde_json::from_str(&call.body) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Err(unusable(e))),
+                };
+                let (_, session) =
+                    join(&store, &cart.note_attributes, cart.token.as_deref(), None).await?;
+                let previous: CartState = storage.get(CART).await?.unwrap_or_default();
+                let (events, next) = mapping::cart_added(&cart, &previous, &session, now);
+                storage.put(CART, &next).await?;
+                (events, session)
+            }
+            topic @ (Topic::CheckoutsCreate | Topic::CheckoutsUpdate) => {
+                let checkout: Checkout = match serde_json::from_str(&call.body) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Err(unusable(e))),
+                };
+                let (sid, session) = join(
+                    &store,
+                    &checkout.note_attributes,
+                    checkout.cart_token.as_deref(),
+                    checkout.token.as_deref(),
+                )
+                .await?;
+                if let (Some(sid), Some(token)) = (&sid, &checkout.token) {
+                    store.link(Link::Checkout, token, sid).await?;
+                }
+                let created = topic == Topic::CheckoutsCreate;
+                (
+                    mapping::checkout_events(&checkout, created, &session, &mapping_config, now),
+                    session,
+                )
+            }
+            topic @ (Topic::OrdersCreate | Topic::OrdersChanged) => {
+                let order: Order = match serde_json::from_str(&call.body) {
+                    Ok(o) => o,
+                    Err(e) => return Ok(Err(unusable(e))),
+                };
+                let (_, joined) = join(
+                    &store,
+                    &order.note_attributes,
+                    order.cart_token.as_deref(),
+                    order.checkout_token.as_deref(),
+                )
+                .await?;
+                let session = merge_sessions(Some(joined), mapping::session_from_order(&order));
+                let mut state: OrderState = storage.get(ORDER).await?.unwrap_or_default();
+                state.absorb(&order, session.clone(), &mapping_config);
+                let mut events = Vec::new();
+                if topic == Topic::OrdersCreate {
+                    match mapping::purchase(&order, &session, &mapping_config, now) {
+                        Ok(event) => events.push(event),
+                        Err(reason) => skipped = Some(reason.to_string()),
+                    }
+                }
+                if mapping::skip_reason(&order, &mapping_config).is_none() {
+                    events.extend(state.resolve_upsells(
+                        order.id.unwrap_or_default(),
+                        &mapping_config,
+                        now,
+                    ));
+                }
+                storage.put(ORDER, &state).await?;
+                (events, session)
+            }
+            Topic::OrdersEdited => {
+                let edited: OrderEdited = match serde_json::from_str(&call.body) {
+                    Ok(e) => e,
+                    Err(e) => return Ok(Err(unusable(e))),
+                };
+                let mut state: OrderState = storage.get(ORDER).await?.unwrap_or_default();
+                state.add_edit(&edited.order_edit);
+                let order_id = edited.order_edit.order_id.unwrap_or_default();
+                let events = state.resolve_upsells(order_id, &mapping_config, now);
+                storage.put(ORDER, &state).await?;
+                let session = state.session.clone();
+                (events, session)
+            }
+            _ => (Vec::new(), Session::default()),
+        };
+
+        let events = if tracking_allowed(session.marketing_allowed, config.consent_default) {
+            events
+        } else {
+            skipped = Some("the visitor declined marketing".to_string());
+            Vec::new()
+        };
+        let queued = if events.is_empty() {
+            0
+        } else {
+            queue::enqueue(&self.env, events).await?.accepted
+        };
+        // Marked only after the events are safely queued: a failure above lets Shopify retry.
+        if !call.webhook_id.is_empty() {
+            storage.put(&seen_key, true).await?;
+        }
+        if storage.get_alarm().await?.is_none() {
+            storage.set_alarm(STATE_TTL_MS).await?;
+        }
+        Ok(Ok(WebhookResult {
+            duplicate: false,
+            queued,
+            skipped,
+        }))
+    }
+}
+
+/// The browsing session behind a resource: the session id written into cart attributes, else
+/// the one linked to its cart or checkout token; what the attributes carry fills the gaps.
+/// Returns the session id when known.
+async fn join(
+    store: &Store,
+    attrs: &[NoteAttribute],
+    cart_token: Option<&str>,
+    checkout_token: Option<&str>,
+) -> Result<(Option<String>, Session)> {
+    let mut sid = attribute(attrs, attributes::SESSION).map(String::from);
+    if sid.is_none() {
+        if let Some(cart) = cart_token.map(cart_key).filter(|t| !t.is_empty()) {
+            sid = store.linked(Link::Cart, cart).await?;
+        }
+    }
+    if sid.is_none() {
+        if let Some(checkout) = checkout_token.filter(|t| !t.is_empty()) {
+            sid = store.linked(Link::Checkout, checkout).await?;
+        }
+    }
+    let stored = match &sid {
+        Some(sid) => store.session(sid).await?,
+        None => None,
+    };
+    Ok((sid, merge_sessions(stored, session_from_attributes(attrs))))
+}

@@ -1,0 +1,109 @@
+//! Workers KV: browsing sessions and their join keys, and parked webhooks. Every record has a
+//! TTL, so IP and user agent never outlive the session they belong to.
+
+use serde::{Deserialize, Serialize};
+use tiktok_edge_core::shopify::mapping::Session;
+use worker::{Env, KvStore, Result};
+
+pub const BINDING: &str = "SESSIONS";
+/// Sessions and join keys live 30 days: longer than a consideration window, far shorter than
+/// the cookie. Orders that arrive later still join through their note attributes.
+const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
+const PARKED_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// A join key pointing at a session: a cart token or a checkout token.
+#[derive(Debug, Clone, Copy)]
+pub enum Link {
+    Cart,
+    Checkout,
+}
+
+impl Link {
+    fn key(self, token: &str) -> String {
+        match self {
+            Link::Cart => format!("cart:{token}"),
+            Link::Checkout => format!("checkout:{token}"),
+        }
+    }
+}
+
+pub struct Store {
+    kv: KvStore,
+}
+
+/// An unusable webhook, as the operator sees it: never the payload's values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Parked {
+    pub topic: String,
+    pub webhook_id: String,
+    pub reason: String,
+    pub shape: String,
+    pub received_at_ms: i64,
+}
+
+impl Store {
+    pub fn new(env: &Env) -> Result<Store> {
+        Ok(Store {
+            kv: env.kv(BINDING)?,
+        })
+    }
+
+    /// The session of session id `sid` (the visitor's `_ttp`).
+    pub async fn session(&self, sid: &str) -> Result<Option<Session>> {
+        Ok(self
+            .kv
+            .get(&format!("session:{sid}"))
+            .json::<Session>()
+            .await?)
+    }
+
+    pub async fn save_session(&self, sid: &str, session: &Session) -> Result<()> {
+        self.kv
+            .put(&format!("session:{sid}"), serde_json::to_string(session)?)?
+            .expiration_ttl(SESSION_TTL_SECS)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn link(&self, link: Link, token: &str, sid: &str) -> Result<()> {
+        self.kv
+            .put(&link.key(token), sid)?
+            .expiration_ttl(SESSION_TTL_SECS)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// The session id a cart or checkout token leads to.
+    pub async fn linked(&self, link: Link, token: &str) -> Result<Option<String>> {
+        Ok(self.kv.get(&link.key(token)).text().await?)
+    }
+
+    pub async fn park(&self, parked: &Parked) -> Result<()> {
+        let key = format!("parked:{}:{}", parked.received_at_ms, parked.webhook_id);
+        self.kv
+            .put(&key, serde_json::to_string(parked)?)?
+            .expiration_ttl(PARKED_TTL_SECS)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// The most recently parked webhooks (up to `limit`).
+    pub async fn parked(&self, limit: usize) -> Result<Vec<Parked>> {
+        let listed = self
+            .kv
+            .list()
+            .prefix("parked:".to_string())
+            .execute()
+            .await?;
+        let mut out = Vec::new();
+        for key in listed.keys.iter().rev().take(limit) {
+            if let Some(p) = self.kv.get(&key.name).json::<Parked>().await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+}

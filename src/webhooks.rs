@@ -1,0 +1,130 @@
+//! `POST /tt/webhooks/shopify`: verify, route to the resource's `ShopState`, answer fast.
+//! Bad or missing HMAC: 401 and nothing stored. Valid HMAC but unusable body: 200 (so Shopify
+//! keeps the subscription) and the payload's shape parked for the operator.
+
+use tiktok_edge_core::config::Config;
+use tiktok_edge_core::shopify::{self, hmac, Topic, MAX_WEBHOOK_BYTES};
+use worker::{console_log, Date, Env, Method, Request, RequestInit, Response, Result};
+
+use crate::respond;
+use crate::shop_do::{WebhookCall, WebhookResult};
+use crate::store::{Parked, Store};
+
+pub const BINDING: &str = "SHOP_STATE";
+
+/// A header under its classic name or the Events-system name without `X-`.
+fn header(req: &Request, name: &str) -> Result<Option<String>> {
+    Ok(match req.headers().get(&format!("X-{name}"))? {
+        Some(v) => Some(v),
+        None => req.headers().get(name)?,
+    })
+}
+
+pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_WEBHOOK_BYTES) {
+        return respond::error(
+            413,
+            "too_large",
+            &format!("webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes"),
+        );
+    }
+    let body = req.bytes().await?;
+    if body.len() > MAX_WEBHOOK_BYTES {
+        return respond::error(
+            413,
+            "too_large",
+            &format!("webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes"),
+        );
+    }
+    if config.webhook_secrets.is_empty() {
+        return respond::error(
+            401,
+            "unauthorized",
+            "SHOPIFY_WEBHOOK_SECRET is not set, so no webhook can be verified",
+        );
+    }
+    let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();
+    if !hmac::verify(
+        &secrets,
+        &body,
+        header(&req, "Shopify-Hmac-Sha256")?.as_deref(),
+    ) {
+        return respond::error(401, "unauthorized", "HMAC signature does not match");
+    }
+    let topic_name = header(&req, "Shopify-Topic")?.unwrap_or_default();
+    let webhook_id = header(&req, "Shopify-Webhook-Id")?.unwrap_or_default();
+    let topic = Topic::parse(&topic_name);
+    let outcome = match topic {
+        Topic::Other => serde_json::json!({ "ignored": topic_name }),
+        Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest => {
+            console_log!(
+                "{{\"event\":\"privacy_webhook\",\"topic\":{:?}}}",
+                topic_name
+            );
+            serde_json::json!({ "acknowledged": topic_name })
+        }
+        _ => match route(env, topic, &topic_name, &webhook_id, &body).await? {
+            Ok(result) => serde_json::to_value(result)?,
+            Err(reason) => {
+                let parked = Parked {
+                    topic: topic_name.clone(),
+                    webhook_id: webhook_id.clone(),
+                    reason,
+                    shape: shopify::redact(&body),
+                    received_at_ms: Date::now().as_millis() as i64,
+                };
+                Store::new(env)?.park(&parked).await?;
+                console_log!(
+                    "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?}}}",
+                    parked.topic,
+                    parked.reason
+                );
+                serde_json::json!({ "parked": parked.reason })
+            }
+        },
+    };
+    respond::json(200, &outcome)
+}
+
+/// Hands the webhook to its resource's Durable Object; `Err(reason)` when it is unusable.
+async fn route(
+    env: &Env,
+    topic: Topic,
+    topic_name: &str,
+    webhook_id: &str,
+    body: &[u8],
+) -> Result<std::result::Result<WebhookResult, String>> {
+    let key = match shopify::resource_key(topic, body) {
+        Ok(key) => key,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(Err("body is not UTF-8".to_string()));
+    };
+    let call = WebhookCall {
+        topic: topic_name.to_string(),
+        webhook_id: webhook_id.to_string(),
+        body: text.to_string(),
+    };
+    let stub = env
+        .durable_object(BINDING)?
+        .id_from_name(&key)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(serde_json::to_string(&call)?.into()));
+    let mut resp = stub
+        .fetch_with_request(Request::new_with_init("https://shop/webhook", &init)?)
+        .await?;
+    match resp.status_code() {
+        200 => Ok(Ok(resp.json().await?)),
+        422 => Ok(Err(resp.text().await?)),
+        status => Err(worker::Error::RustError(format!(
+            "resource state {key} answered {status}"
+        ))),
+    }
+}
