@@ -74,6 +74,21 @@ fn now_secs() -> i64 {
 }
 
 impl ShopState {
+    /// State is kept as JSON text: the storage API's JS values would round ids above 2^53.
+    async fn load<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> Result<T> {
+        match self.state.storage().get::<String>(key).await? {
+            Some(text) => Ok(serde_json::from_str(&text)?),
+            None => Ok(T::default()),
+        }
+    }
+
+    async fn save<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.state
+            .storage()
+            .put(key, serde_json::to_string(value)?)
+            .await
+    }
+
     /// `Ok(Err(reason))` when the payload is valid JSON for the key but not usable.
     async fn handle(
         &self,
@@ -107,9 +122,9 @@ impl ShopState {
                 };
                 let (_, session) =
                     join(&store, &cart.note_attributes, cart.token.as_deref(), None).await?;
-                let previous: CartState = storage.get(CART).await?.unwrap_or_default();
+                let previous: CartState = self.load(CART).await?;
                 let (events, next) = mapping::cart_added(&cart, &previous, &session, now);
-                storage.put(CART, &next).await?;
+                self.save(CART, &next).await?;
                 (events, session)
             }
             topic @ (Topic::CheckoutsCreate | Topic::CheckoutsUpdate) => {
@@ -146,7 +161,7 @@ impl ShopState {
                 )
                 .await?;
                 let session = merge_sessions(Some(joined), mapping::session_from_order(&order));
-                let mut state: OrderState = storage.get(ORDER).await?.unwrap_or_default();
+                let mut state: OrderState = self.load(ORDER).await?;
                 state.absorb(&order, session.clone(), &mapping_config);
                 let mut events = Vec::new();
                 if topic == Topic::OrdersCreate {
@@ -162,7 +177,7 @@ impl ShopState {
                         now,
                     ));
                 }
-                storage.put(ORDER, &state).await?;
+                self.save(ORDER, &state).await?;
                 (events, session)
             }
             Topic::OrdersEdited => {
@@ -170,11 +185,11 @@ impl ShopState {
                     Ok(e) => e,
                     Err(e) => return Ok(Err(unusable(e))),
                 };
-                let mut state: OrderState = storage.get(ORDER).await?.unwrap_or_default();
+                let mut state: OrderState = self.load(ORDER).await?;
                 state.add_edit(&edited.order_edit);
                 let order_id = edited.order_edit.order_id.unwrap_or_default();
                 let events = state.resolve_upsells(order_id, &mapping_config, now);
-                storage.put(ORDER, &state).await?;
+                self.save(ORDER, &state).await?;
                 let session = state.session.clone();
                 (events, session)
             }

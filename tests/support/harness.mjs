@@ -5,6 +5,7 @@
 // path as production).
 import { Miniflare } from "miniflare";
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -97,3 +98,14 @@ export function countOf(admin, event, state) {
 /** TikTok's success envelope, and an error one. */
 export const tiktokAnswer = (code, message = code === 0 ? "OK" : "error") =>
   JSON.stringify({ code, message, request_id: "202611250000000000", data: {} });
+
+// Shopify ids exceed 2^53, which JavaScript numbers cannot hold. Fixtures are read with big
+// integers kept as "__BIG__<digits>" strings and written back as bare JSON numbers, so the
+// Worker receives them exactly as Shopify sends them. `big("…")` makes such an id in a test.
+const BIG = /"__BIG__(\d+)"/g;
+export const big = (digits) => `__BIG__${digits}`;
+export function loadFixture(name) {
+  const text = readFileSync(path.join(ROOT, "tests/fixtures/shopify", name), "utf8");
+  return JSON.parse(text.replace(/(:\s*|\[\s*|,\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"__BIG__$2"'));
+}
+export const toJson = (value) => JSON.stringify(value).replace(BIG, "$1");

@@ -1,0 +1,215 @@
+// Shopify webhooks → TikTok: a browsing journey joined to its webhooks, exactly once.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, createHmac } from "node:crypto";
+import { startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture, toJson, big } from "./support/harness.mjs";
+
+const SECRET = "whsec-test-current";
+const sha256 = (s) => createHash("sha256").update(s).digest("hex");
+let webhookSeq = 0;
+
+function sign(body, secret = SECRET) {
+  return createHmac("sha256", secret).update(body).digest("base64");
+}
+
+async function deliver(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = SECRET, hmac } = {}) {
+  const body = typeof payload === "string" ? payload : toJson(payload);
+  const res = await worker.fetch("/tt/webhooks/shopify", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-shopify-topic": topic,
+      "x-shopify-webhook-id": webhookId,
+      "x-shopify-shop-domain": "demo.myshopify.com",
+      ...(hmac === null ? {} : { "x-shopify-hmac-sha256": hmac ?? sign(body, secret) }),
+    },
+    body,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function setup(extra = {}) {
+  const tiktok = await startServer((req, res) => res.writeHead(200).end(tiktokAnswer(0)));
+  const origin = await startServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end("<html><head></head><body>shop</body></html>"));
+  const worker = await startWorker({
+    bindings: {
+      ORIGIN_URL: origin.url,
+      TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0",
+      TIKTOK_ACCESS_TOKEN: "tok-test",
+      TIKTOK_API_BASE: tiktok.url,
+      SHOPIFY_WEBHOOK_SECRET: SECRET,
+      SHOPIFY_WEBHOOK_SECRET_PREVIOUS: "whsec-test-previous",
+      RETRY_BASE_MS: "50",
+      ADMIN_TOKEN,
+      ...extra,
+    },
+  });
+  return {
+    tiktok,
+    worker,
+    sentEvents: () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data),
+    close: async () => { await worker.dispose(); await tiktok.close(); await origin.close(); },
+  };
+}
+
+const cookieValue = (res, name) => res.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
+
+test("browse → cart → checkout → order: one event per step with the session's keys, however often and in whatever order webhooks come", async () => {
+  const env = await setup();
+  try {
+    const browser = { "cf-connecting-ip": "203.0.113.50", "user-agent": "JourneyBrowser/1.0" };
+    const landing = await env.worker.fetch("/products/demo-mug?ttclid=E.C.P.journey1", { headers: browser });
+    const ttp = cookieValue(landing, "_ttp");
+    assert.match(ttp, /^[0-9A-HJKMNP-TV-Z]{26}_\.tt\.1$/);
+    assert.equal(cookieValue(landing, "ttclid"), "E.C.P.journey1");
+    // The shop has set its cart cookie; the next navigation links the cart to the session.
+    await env.worker.fetch("/cart", { headers: { ...browser, cookie: `_ttp=${ttp}; _tt_s=1; cart=c1-journey%3Fkey%3Dsecretkey` } });
+    const kv = await env.worker.mf.getKVNamespace("SESSIONS");
+    await waitFor("the cart link in KV", () => kv.get("cart:c1-journey"));
+    assert.equal(await kv.get("cart:c1-journey"), ttp);
+    const keys = (await kv.list()).keys.map((k) => k.name);
+    assert.ok(!keys.some((k) => k.includes("secretkey")), "the cart key secret is never stored");
+
+    const cart = { ...fixture("cart_update.json"), id: "c1-journey", token: "c1-journey" };
+    const checkout = { ...fixture("checkout_update.json"), token: "chk-journey", cart_token: "c1-journey", note_attributes: [] };
+    const checkoutCreate = { ...checkout, shipping_lines: [], email: null };
+    const order = { ...fixture("order_create.json"), id: big("5900000000000000777"), cart_token: "c1-journey", checkout_token: "chk-journey", note_attributes: [] };
+    const deliveries = [
+      ["orders/create", order, "w-order"],
+      ["checkouts/update", checkout, "w-chk-upd"],
+      ["carts/update", cart, "w-cart"],
+      ["checkouts/create", checkoutCreate, "w-chk-new"],
+      ["orders/paid", order, "w-paid"],
+      ["orders/updated", order, "w-updated"],
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const [topic, payload, id] of round === 1 ? [...deliveries].reverse() : deliveries) {
+        const { status } = await deliver(env.worker, topic, payload, { webhookId: id });
+        assert.equal(status, 200, topic);
+      }
+    }
+    // The same order from a second subscription (another webhook id) changes nothing either.
+    await deliver(env.worker, "orders/create", order, { webhookId: "w-order-second-subscription" });
+
+    const steps = ["AddToCart", "InitiateCheckout", "AddPaymentInfo", "CompletePayment"];
+    await waitFor("all four steps sent", async () => {
+      const admin = await adminJson(env.worker);
+      return steps.every((s) => countOf(admin, s, "sent") === 1) && admin.queue.depth === 0;
+    });
+    const events = env.sentEvents();
+    assert.deepEqual(events.map((e) => e.event).sort(), [...steps].sort(), "exactly one of each");
+    for (const e of events) {
+      assert.equal(e.user.ttp, ttp, `${e.event} ttp`);
+      assert.equal(e.user.ttclid, "E.C.P.journey1", `${e.event} ttclid`);
+      assert.equal(e.user.ip, "203.0.113.50", `${e.event} ip`);
+      assert.equal(e.user.user_agent, "JourneyBrowser/1.0", `${e.event} ua`);
+    }
+    const byName = Object.fromEntries(events.map((e) => [e.event, e]));
+    assert.equal(byName.AddToCart.event_id, "atc:c1-journey:42001234567890123:2");
+    assert.equal(byName.InitiateCheckout.event_id, "ic:chk-journey");
+    assert.equal(byName.AddPaymentInfo.event_id, "api:chk-journey");
+    const purchase = byName.CompletePayment;
+    assert.equal(purchase.event_id, "5900000000000000777");
+    assert.equal(purchase.properties.order_id, "5900000000000000777");
+    assert.equal(purchase.user.email, sha256("buyer.person@example.com"));
+    assert.equal(purchase.user.phone, sha256("+12133734253"));
+    assert.equal(purchase.properties.currency, "EUR");
+    assert.equal(purchase.properties.value, 38.6);
+    assert.deepEqual(purchase.properties.contents, [{ content_id: "42001234567890123", content_type: "product", content_name: "Demo Mug", quantity: 2, price: 17 }]);
+  } finally {
+    await env.close();
+  }
+});
+
+test("POS and draft orders send nothing", async () => {
+  const env = await setup();
+  try {
+    for (const source of ["pos", "shopify_draft_order"]) {
+      const order = { ...fixture("order_create.json"), id: source === "pos" ? 11 : 12, source_name: source };
+      const { status, body } = await deliver(env.worker, "orders/create", order);
+      assert.equal(status, 200);
+      assert.equal(body.queued, 0);
+      assert.equal(body.skipped, "point-of-sale or draft order");
+    }
+    const admin = await adminJson(env.worker);
+    assert.deepEqual(admin.queue.counts, []);
+    assert.equal(env.tiktok.requests.length, 0);
+  } finally {
+    await env.close();
+  }
+});
+
+test("an upsell sends only the added products, priced from the order, in either arrival order", async () => {
+  const env = await setup();
+  try {
+    const order = fixture("order_create.json");
+    const updated = structuredClone(order);
+    updated.line_items.push({ id: big("14000000000000000002"), variant_id: big("42001234567890124"), product_id: 7001234567891, title: "Demo Tee", quantity: 1, price: "24.00" });
+    assert.equal((await deliver(env.worker, "orders/create", order)).status, 200);
+    const edited = await deliver(env.worker, "orders/edited", fixture("order_edited.json"));
+    assert.equal(edited.body.queued, 0, "not priced yet");
+    const priced = await deliver(env.worker, "orders/updated", updated);
+    assert.equal(priced.body.queued, 1);
+    await waitFor("purchase and upsell sent", async () => countOf(await adminJson(env.worker), "CompletePayment", "sent") === 2);
+    const upsell = env.sentEvents().find((e) => e.event_id === "upsell:77000000000000001");
+    assert.deepEqual(upsell.properties.contents, [{ content_id: "42001234567890124", content_type: "product", content_name: "Demo Tee", quantity: 1, price: 24 }]);
+    assert.equal(upsell.properties.value, 24);
+    assert.equal(upsell.properties.order_id, "5900000000000000123");
+    assert.equal(upsell.user.email, sha256("buyer.person@example.com"));
+  } finally {
+    await env.close();
+  }
+});
+
+test("a forged, missing or wrong-secret HMAC is refused and leaves no trace", async () => {
+  const env = await setup();
+  try {
+    const order = toJson(fixture("order_create.json"));
+    const attempts = [
+      { hmac: sign(order, "not-the-secret") },
+      { hmac: null },
+      { hmac: "invalid_hmac" },
+      { hmac: sign(order.replace("42.00", "0.01")) },
+    ];
+    for (const opts of attempts) {
+      const { status, body } = await deliver(env.worker, "orders/create", order, opts);
+      assert.equal(status, 401);
+      assert.equal(body.error, "unauthorized");
+    }
+    const kv = await env.worker.mf.getKVNamespace("SESSIONS");
+    assert.deepEqual((await kv.list()).keys, []);
+    const admin = await adminJson(env.worker);
+    assert.deepEqual(admin.queue.counts, []);
+    assert.equal(admin.queue.depth, 0);
+    // The same webhook id is still new afterwards: the forgeries marked nothing as seen.
+    const ok = await deliver(env.worker, "orders/create", order, { webhookId: `wh-${webhookSeq}` });
+    assert.equal(ok.body.queued, 1);
+    // The previous secret is accepted during a rotation.
+    const rotated = { ...fixture("order_create.json"), id: 42 };
+    assert.equal((await deliver(env.worker, "orders/create", rotated, { secret: "whsec-test-previous" })).status, 200);
+  } finally {
+    await env.close();
+  }
+});
+
+test("a signed but unusable body is acknowledged and parked without personal data; oversized bodies get 413", async () => {
+  const env = await setup();
+  try {
+    const broken = JSON.stringify({ email: "leak.me@example.com", note: "no id here" });
+    const { status, body } = await deliver(env.worker, "orders/create", broken);
+    assert.equal(status, 200);
+    assert.equal(body.parked, "order id is missing");
+    const garbage = await deliver(env.worker, "carts/update", "\u0000not json at all");
+    assert.equal(garbage.status, 200);
+    const admin = await adminJson(env.worker);
+    assert.equal(admin.parked_webhooks.length, 2);
+    const text = JSON.stringify(admin);
+    assert.ok(!text.includes("leak.me"), "no raw email in the parked record");
+    assert.ok(admin.parked_webhooks.some((p) => p.topic === "orders/create" && p.shape.includes("<string, 19 chars>")));
+
+    const huge = JSON.stringify({ id: 1, pad: "x".repeat(1024 * 1024) });
+    assert.equal((await deliver(env.worker, "orders/create", huge)).status, 413);
+  } finally {
+    await env.close();
+  }
+});
