@@ -8,18 +8,10 @@ use worker::{Date, Env, Request, Response, Result};
 use crate::{queue, respond};
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return respond::error(
-            413,
-            "too_large",
-            &format!("body is over {MAX_BODY_BYTES} bytes"),
-        );
-    }
-    let body = req.bytes().await?;
+    let body = match respond::body_within(&mut req, MAX_BODY_BYTES).await? {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
+    };
     let facts = request_facts(&req)?;
     let event = match collect::parse(&body, &config.purchase_event_name, &facts) {
         Ok(event) => event,

@@ -1,7 +1,7 @@
 //! Small helpers for the answers the Worker itself writes (never for proxied responses).
 
 use serde::Serialize;
-use worker::{Response, Result};
+use worker::{Request, Response, Result};
 
 /// A JSON answer that no cache keeps.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
@@ -16,4 +16,30 @@ pub fn error(status: u16, code: &str, message: &str) -> Result<Response> {
         status,
         &serde_json::json!({ "error": code, "message": message }),
     )
+}
+
+/// The request body, or a 413 answer when it is (or declares itself) over `max` bytes.
+pub async fn body_within(
+    req: &mut Request,
+    max: usize,
+) -> Result<std::result::Result<Vec<u8>, Response>> {
+    let too_large = || {
+        error(
+            413,
+            "too_large",
+            &format!("bodies here are limited to {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return too_large().map(Err);
+    }
+    let body = req.bytes().await?;
+    if body.len() > max {
+        return too_large().map(Err);
+    }
+    Ok(Ok(body))
 }

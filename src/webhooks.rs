@@ -21,25 +21,10 @@ fn header(req: &Request, name: &str) -> Result<Option<String>> {
 }
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_WEBHOOK_BYTES) {
-        return respond::error(
-            413,
-            "too_large",
-            &format!("webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes"),
-        );
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_WEBHOOK_BYTES {
-        return respond::error(
-            413,
-            "too_large",
-            &format!("webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes"),
-        );
-    }
+    let body = match respond::body_within(&mut req, MAX_WEBHOOK_BYTES).await? {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
+    };
     if config.webhook_secrets.is_empty() {
         return respond::error(
             401,
