@@ -2,10 +2,9 @@
 
 use tiktok_edge_core::collect::{self, RequestFacts, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
-use tiktok_edge_core::cookies;
 use worker::{Date, Env, Request, Response, Result};
 
-use crate::{queue, respond};
+use crate::{edge, queue, respond};
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
     let body = match respond::body_within(&mut req, MAX_BODY_BYTES).await? {
@@ -26,16 +25,15 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     )
 }
 
-/// Identity and context taken from the request itself, never from the body.
+/// Identity and context taken from the request itself (as the edge reads it), never the body.
 fn request_facts(req: &Request) -> Result<RequestFacts> {
-    let headers = req.headers();
-    let cookie_header = headers.get("Cookie")?.unwrap_or_default();
+    let visit = edge::visit_of(req)?;
     Ok(RequestFacts {
-        ttp: cookies::get(&cookie_header, "_ttp"),
-        ttclid: cookies::get(&cookie_header, "ttclid"),
-        ip: headers.get("CF-Connecting-IP")?,
-        user_agent: headers.get("User-Agent")?,
+        ttp: visit.ttp_cookie,
+        ttclid: visit.ttclid_cookie,
+        ip: visit.ip,
+        user_agent: visit.user_agent,
         now_secs: (Date::now().as_millis() / 1000) as i64,
-        limited_data_use: headers.get("Sec-GPC")?.as_deref() == Some("1"),
+        limited_data_use: visit.gpc,
     })
 }

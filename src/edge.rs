@@ -72,7 +72,7 @@ fn fresh_ttp() -> String {
 }
 
 /// What the request says about the visitor.
-fn visit_of(req: &Request) -> Result<Visit> {
+pub fn visit_of(req: &Request) -> Result<Visit> {
     let headers = req.headers();
     let jar = headers.get("Cookie")?.unwrap_or_default();
     Ok(Visit {

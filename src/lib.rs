@@ -13,6 +13,7 @@ mod queue;
 mod queue_do;
 mod respond;
 mod router;
+mod settings;
 mod shop_do;
 mod store;
 mod webhooks;

@@ -7,7 +7,6 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tiktok_edge_core::config::Config;
 use tiktok_edge_core::tiktok::{self, Event, Outcome, RetryPolicy, TrackRequest};
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
@@ -15,6 +14,7 @@ use worker::{
     State,
 };
 
+use crate::settings;
 use tiktok_edge_core::queue::{Count, EnqueueSummary, Failure, QueueStats, RowState, MAX_FAILURES};
 
 const SCHEMA: &str = "
@@ -235,18 +235,17 @@ impl EventQueue {
 
     /// Sends every due event once, in batches of up to TikTok's limit.
     async fn flush(&self) -> Result<()> {
-        let config =
-            match Config::from_lookup(&|name| self.env.var(name).ok().map(|v| v.to_string())) {
-                Ok(config) => config,
-                Err(e) => {
-                    console_error!(
-                        "{{\"event\":\"queue_paused\",\"error\":{:?}}}",
-                        e.to_string()
-                    );
-                    self.postpone_due(CONFIG_RECHECK_MS)?;
-                    return Ok(());
-                }
-            };
+        let config = match settings::config(&self.env) {
+            Ok(config) => config,
+            Err(e) => {
+                console_error!(
+                    "{{\"event\":\"queue_paused\",\"error\":{:?}}}",
+                    e.to_string()
+                );
+                self.postpone_due(CONFIG_RECHECK_MS)?;
+                return Ok(());
+            }
+        };
         let sql = self.sql();
         let due: Vec<DueRow> = sql
             .exec(

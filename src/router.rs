@@ -5,10 +5,10 @@ use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
 use worker::{console_error, Context, Env, Request, Response, Result};
 
-use crate::{admin, collect, edge, respond, webhooks};
+use crate::{admin, collect, edge, respond, settings, webhooks};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let lookup = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    let lookup = |name: &str| settings::var(&env, name);
     let loaded = Config::from_lookup(&lookup);
     let prefix = loaded
         .as_ref()

@@ -5,19 +5,18 @@
 //! The mapping itself is `tiktok_edge_core::shopify::mapping`.
 
 use serde::{Deserialize, Serialize};
-use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::tracking_allowed;
 use tiktok_edge_core::shopify::mapping::{
     self, attribute, attributes, cart_key, merge_sessions, session_from_attributes, CartState,
     MappingConfig, OrderState, Session,
 };
-use tiktok_edge_core::shopify::models::{Cart, Checkout, NoteAttribute, Order, OrderEdited};
-use tiktok_edge_core::shopify::Topic;
+use tiktok_edge_core::shopify::models::NoteAttribute;
+use tiktok_edge_core::shopify::{Payload, Topic};
 use tiktok_edge_core::tiktok::Event;
 use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State};
 
-use crate::queue;
 use crate::store::{Link, Store};
+use crate::{queue, settings};
 
 /// Resource state is forgotten after this long (webhook retries end after 4 h; upsells come
 /// minutes after the order).
@@ -102,8 +101,8 @@ impl ShopState {
                 ..WebhookResult::default()
             }));
         }
-        let config = Config::from_lookup(&|name| self.env.var(name).ok().map(|v| v.to_string()))
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let config =
+            settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
         let mapping_config = MappingConfig {
             purchase_event_name: config.purchase_event_name.clone(),
             send_test_orders: config.send_test_orders,
@@ -111,15 +110,15 @@ impl ShopState {
         };
         let store = Store::new(&self.env)?;
         let now = now_secs();
-        let unusable = |e: serde_json::Error| format!("payload does not match the topic: {e}");
         let mut skipped = None;
+        let topic = Topic::parse(&call.topic);
+        let payload = match Payload::parse(topic, &call.body) {
+            Ok(payload) => payload,
+            Err(unusable) => return Ok(Err(unusable)),
+        };
 
-        let (events, session): (Vec<Event>, Session) = match Topic::parse(&call.topic) {
-            Topic::CartsCreate | Topic::CartsUpdate => {
-                let cart: Cart = match serde_json::from_str(&call.body) {
-                    Ok(c) => c,
-                    Err(e) => return Ok(Err(unusable(e))),
-                };
+        let (events, session): (Vec<Event>, Session) = match payload {
+            Payload::Cart(cart) => {
                 let (_, session) =
                     join(&store, &cart.note_attributes, cart.token.as_deref(), None).await?;
                 let previous: CartState = self.load(CART).await?;
@@ -127,11 +126,7 @@ impl ShopState {
                 self.save(CART, &next).await?;
                 (events, session)
             }
-            topic @ (Topic::CheckoutsCreate | Topic::CheckoutsUpdate) => {
-                let checkout: Checkout = match serde_json::from_str(&call.body) {
-                    Ok(c) => c,
-                    Err(e) => return Ok(Err(unusable(e))),
-                };
+            Payload::Checkout(checkout) => {
                 let (sid, session) = join(
                     &store,
                     &checkout.note_attributes,
@@ -148,11 +143,7 @@ impl ShopState {
                     session,
                 )
             }
-            topic @ (Topic::OrdersCreate | Topic::OrdersChanged) => {
-                let order: Order = match serde_json::from_str(&call.body) {
-                    Ok(o) => o,
-                    Err(e) => return Ok(Err(unusable(e))),
-                };
+            Payload::Order(order) => {
                 let (_, joined) = join(
                     &store,
                     &order.note_attributes,
@@ -180,11 +171,7 @@ impl ShopState {
                 self.save(ORDER, &state).await?;
                 (events, session)
             }
-            Topic::OrdersEdited => {
-                let edited: OrderEdited = match serde_json::from_str(&call.body) {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(unusable(e))),
-                };
+            Payload::OrderEdited(edited) => {
                 let mut state: OrderState = self.load(ORDER).await?;
                 state.add_edit(&edited.order_edit);
                 let order_id = edited.order_edit.order_id.unwrap_or_default();
@@ -193,7 +180,7 @@ impl ShopState {
                 let session = state.session.clone();
                 (events, session)
             }
-            _ => (Vec::new(), Session::default()),
+            Payload::None => (Vec::new(), Session::default()),
         };
 
         let events = if tracking_allowed(session.marketing_allowed, config.consent_default) {

@@ -305,21 +305,22 @@ pub fn cart_added(
         .iter()
         .filter_map(|(&variant, &qty)| {
             let before = state.quantities.get(&variant).copied().unwrap_or(0);
-            (qty > before).then(|| {
-                let line = cart
-                    .line_items
-                    .iter()
-                    .find(|l| l.variant_id.or(l.product_id) == Some(variant))?;
-                let item = content(line, qty - before)?;
-                Some(event(
-                    "AddToCart",
-                    format!("atc:{token}:{variant}:{qty}"),
-                    now,
-                    session_user(session),
-                    properties(vec![item], currency.as_deref(), session),
-                    session,
-                ))
-            })?
+            if qty <= before {
+                return None;
+            }
+            let line = cart
+                .line_items
+                .iter()
+                .find(|l| l.variant_id.or(l.product_id) == Some(variant))?;
+            let item = content(line, qty - before)?;
+            Some(event(
+                "AddToCart",
+                format!("atc:{token}:{variant}:{qty}"),
+                now,
+                session_user(session),
+                properties(vec![item], currency.as_deref(), session),
+                session,
+            ))
         })
         .collect();
     let next = CartState {

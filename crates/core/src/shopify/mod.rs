@@ -67,6 +67,35 @@ mod tests {
     }
 }
 
+/// A webhook body parsed as its topic's payload.
+#[derive(Debug)]
+pub enum Payload {
+    Cart(models::Cart),
+    Checkout(Box<models::Checkout>),
+    Order(Box<models::Order>),
+    OrderEdited(models::OrderEdited),
+    /// A topic with nothing to map (privacy topics, unknown topics).
+    None,
+}
+
+impl Payload {
+    /// `Err` says why the body does not fit the topic (the webhook is then parked).
+    pub fn parse(topic: Topic, body: &str) -> Result<Payload, String> {
+        fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
+            serde_json::from_str(body).map_err(|e| format!("payload does not match the topic: {e}"))
+        }
+        Ok(match topic {
+            Topic::CartsCreate | Topic::CartsUpdate => Payload::Cart(json(body)?),
+            Topic::CheckoutsCreate | Topic::CheckoutsUpdate => {
+                Payload::Checkout(Box::new(json(body)?))
+            }
+            Topic::OrdersCreate | Topic::OrdersChanged => Payload::Order(Box::new(json(body)?)),
+            Topic::OrdersEdited => Payload::OrderEdited(json(body)?),
+            _ => Payload::None,
+        })
+    }
+}
+
 /// The Durable Object (by name) that keeps one resource's state and serialises its webhooks.
 /// `Err` says why the payload cannot be used (it is then parked for the operator).
 pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
@@ -158,6 +187,25 @@ mod key_tests {
         assert!(resource_key(Topic::CartsCreate, br#"{"token":"?key=x"}"#).is_err());
         assert!(resource_key(Topic::OrdersCreate, b"not json").is_err());
         assert!(resource_key(Topic::OrdersCreate, br#"[1,2]"#).is_err());
+    }
+
+    #[test]
+    fn payloads_parse_by_topic() {
+        assert!(matches!(
+            Payload::parse(Topic::CartsUpdate, r#"{"token":"c1"}"#),
+            Ok(Payload::Cart(_))
+        ));
+        assert!(matches!(
+            Payload::parse(Topic::OrdersEdited, r#"{"order_edit":{"id":1}}"#),
+            Ok(Payload::OrderEdited(_))
+        ));
+        assert!(matches!(
+            Payload::parse(Topic::ShopRedact, "{}"),
+            Ok(Payload::None)
+        ));
+        let err =
+            Payload::parse(Topic::OrdersCreate, r#"{"id":1,"line_items":"nope"}"#).unwrap_err();
+        assert!(err.starts_with("payload does not match the topic"), "{err}");
     }
 
     #[test]
