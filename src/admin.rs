@@ -1,13 +1,17 @@
-//! `/tt/admin.json` (and later the HTML page): the operator's view, behind `ADMIN_TOKEN`.
+//! `/tt/admin` (HTML) and `/tt/admin.json` (the same report for scripts): the operator's view,
+//! behind `ADMIN_TOKEN`. The report is assembled here; its rendering is
+//! `tiktok_edge_core::admin`.
 
+use tiktok_edge_core::admin::{render_html, AdminReport};
 use tiktok_edge_core::auth;
 use tiktok_edge_core::config::Config;
+use tiktok_edge_core::health::Health;
 use worker::{Date, Env, Request, Response, Result};
 
 use crate::store::Store;
-use crate::{queue, respond};
+use crate::{queue, respond, settings};
 
-const WINDOW_MS: i64 = 24 * 3600 * 1000;
+const WINDOW_HOURS: u32 = 24;
 const MAX_PARKED: usize = 20;
 
 /// Checks the token (constant time). Without `ADMIN_TOKEN` the admin endpoints do not exist.
@@ -41,20 +45,41 @@ fn authorised(req: &Request, config: &Config) -> Result<Option<Response>> {
     }
 }
 
+async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
+    let now = Date::now().as_millis() as i64;
+    let since = now - i64::from(WINDOW_HOURS) * 3600 * 1000;
+    let queue = queue::stats(env, since).await?;
+    let mut health = Health::new(&|name| settings::var(env, name), &Ok(config.clone()));
+    health.queue_depth = Some(queue.depth);
+    Ok(AdminReport {
+        generated_at_ms: now,
+        window_hours: WINDOW_HOURS,
+        mode: health.mode.to_string(),
+        queue,
+        parked_webhooks: Store::new(env)?.parked(MAX_PARKED).await?,
+        health: serde_json::to_value(&health)?,
+    })
+}
+
 pub async fn json(req: &Request, env: &Env, config: &Config) -> Result<Response> {
     if let Some(denied) = authorised(req, config)? {
         return Ok(denied);
     }
-    let now = Date::now().as_millis() as i64;
-    let stats = queue::stats(env, now - WINDOW_MS).await?;
-    let parked = Store::new(env)?.parked(MAX_PARKED).await?;
-    respond::json(
-        200,
-        &serde_json::json!({
-            "window_hours": 24,
-            "mode": if config.dry_run() { "dry_run" } else { "live" },
-            "queue": stats,
-            "parked_webhooks": parked,
-        }),
-    )
+    respond::json(200, &report(env, config).await?)
+}
+
+pub async fn page(req: &Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(denied) = authorised(req, config)? {
+        return Ok(denied);
+    }
+    let html = render_html(&report(env, config).await?, &config.route_prefix);
+    let resp = Response::from_html(html)?;
+    resp.headers().set("Cache-Control", "no-store")?;
+    // The page has no scripts and loads nothing: say so to the browser too.
+    resp.headers().set(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+    )?;
+    resp.headers().set("X-Robots-Tag", "noindex")?;
+    Ok(resp)
 }

@@ -2,38 +2,93 @@
 
 use tiktok_edge_core::collect::{self, RequestFacts, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
-use worker::{Date, Env, Request, Response, Result};
+use tiktok_edge_core::consent::Choice;
+use tiktok_edge_core::edge::Visit;
+use tiktok_edge_core::shopify::mapping::cart_key;
+use worker::{console_error, Context, Date, Env, Request, Response, Result};
 
+use crate::store::{Link, Store};
 use crate::{edge, queue, respond};
 
-pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+) -> Result<Response> {
     let body = match respond::body_within(&mut req, MAX_BODY_BYTES).await? {
         Ok(body) => body,
         Err(too_large) => return Ok(too_large),
     };
-    let facts = request_facts(&req)?;
-    let event = match collect::parse(&body, &config.purchase_event_name, &facts) {
-        Ok(event) => event,
+    let visit = edge::visit_of(&req)?;
+    let facts = request_facts(&visit);
+    let collected = match collect::parse(&body, &config.purchase_event_name, &facts) {
+        Ok(collected) => collected,
         Err(e) if e.code == "too_large" => return respond::error(413, e.code, &e.message),
         Err(e) => return respond::error(400, e.code, &e.message),
     };
-    let event_id = event.event_id.clone();
-    let summary = queue::enqueue(env, vec![event]).await?;
+    let event_id = collected.event.event_id.clone();
+    if !collected.allowed(config.consent_default) {
+        // Nothing kept, nothing sent; the answer still says so, so the pixel can stop.
+        return respond::json(
+            202,
+            &serde_json::json!({ "event_id": event_id, "queued": false, "reason": "consent" }),
+        );
+    }
+    let joins = joins(&visit, &collected);
+    if !joins.is_empty() {
+        let store = Store::new(env)?;
+        ctx.wait_until(async move {
+            for (link, token, sid) in joins {
+                if let Err(e) = store.link(link, &token, &sid).await {
+                    console_error!(
+                        "{{\"event\":\"collect_link_failed\",\"error\":{:?}}}",
+                        e.to_string()
+                    );
+                }
+            }
+        });
+    }
+    let summary = queue::enqueue(env, vec![collected.event]).await?;
     respond::json(
         202,
         &serde_json::json!({ "event_id": event_id, "queued": summary.accepted == 1 }),
     )
 }
 
-/// Identity and context taken from the request itself (as the edge reads it), never the body.
-fn request_facts(req: &Request) -> Result<RequestFacts> {
-    let visit = edge::visit_of(req)?;
-    Ok(RequestFacts {
-        ttp: visit.ttp_cookie,
-        ttclid: visit.ttclid_cookie,
-        ip: visit.ip,
-        user_agent: visit.user_agent,
+/// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the
+/// visitor's session. Linked once, on the checkout's first step.
+fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(Link, String, String)> {
+    let Some(sid) = collected.event.user.ttp.clone() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(token) = &collected.checkout_token {
+        if collected.event.event == "InitiateCheckout" {
+            out.push((Link::Checkout, token.clone(), sid.clone()));
+        }
+    }
+    // A cart first seen by the pixel (an Ajax add before any navigation) joins here.
+    if let Some(cart) = visit.cart_cookie.as_deref().map(cart_key) {
+        if !cart.is_empty()
+            && visit.cart_marker.as_deref() != Some(cart)
+            && collected.event.event == "AddToCart"
+        {
+            out.push((Link::Cart, cart.to_string(), sid));
+        }
+    }
+    out
+}
+
+/// Identity and context taken from the request itself (as the edge reads it).
+fn request_facts(visit: &Visit) -> RequestFacts {
+    RequestFacts {
+        ttp: visit.ttp_cookie.clone(),
+        ttclid: visit.ttclid_cookie.clone(),
+        ip: visit.ip.clone(),
+        user_agent: visit.user_agent.clone(),
         now_secs: (Date::now().as_millis() / 1000) as i64,
         limited_data_use: visit.gpc,
-    })
+        consent: Choice::from_cookie(visit.consent_cookie.as_deref()),
+    }
 }

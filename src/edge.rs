@@ -3,13 +3,14 @@
 
 use tiktok_edge_core::config::{Config, Origin};
 use tiktok_edge_core::cookies;
-use tiktok_edge_core::edge::{self, Visit, CART_MARKER, CONSENT_COOKIE, SESSION_MARKER};
+use tiktok_edge_core::edge::{self, Plan, Visit, CART_MARKER, CONSENT_COOKIE, SESSION_MARKER};
+use tiktok_edge_core::snippet;
 use worker::{
     console_error, web_sys, Context, Date, Env, Fetch, Headers, Request, Response, Result,
 };
 
-use crate::respond;
 use crate::store::{Link, Store};
+use crate::{inject, respond};
 
 /// The shop's traffic through the edge: passthrough, plus first-party cookies and the session
 /// record on HTML navigations (written after the response, never delaying the page).
@@ -23,22 +24,10 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
     }
     let mut plan = edge::plan(&visit, config, fresh_ttp);
     let set_cookies = std::mem::take(&mut plan.set_cookies);
-    if set_cookies.is_empty() {
-        return Ok(resp);
-    }
     if plan.session.is_some() || plan.cart_link.is_some() {
         let store = Store::new(env)?;
         ctx.wait_until(async move {
-            let written = async {
-                if let Some((sid, session)) = &plan.session {
-                    store.save_session(sid, session).await?;
-                }
-                if let Some((cart, sid)) = &plan.cart_link {
-                    store.link(Link::Cart, cart, sid).await?;
-                }
-                Ok::<_, worker::Error>(())
-            };
-            if let Err(e) = written.await {
+            if let Err(e) = remember(&store, &plan).await {
                 console_error!(
                     "{{\"event\":\"session_write_failed\",\"error\":{:?}}}",
                     e.to_string()
@@ -46,12 +35,38 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
             }
         });
     }
-    // A fetched response's headers are immutable: copy them, add the cookies, keep the body stream.
+    let resp = if set_cookies.is_empty() {
+        resp
+    } else {
+        with_cookies(resp, &set_cookies)?
+    };
+    // The pixel runs whatever the consent: it is what reports the visitor's choice.
+    if config.inject_pixel {
+        inject::into_head(resp, &snippet::script_tag(&config.route_prefix))
+    } else {
+        Ok(resp)
+    }
+}
+
+/// Writes what a plan decided to keep about the session.
+async fn remember(store: &Store, plan: &Plan) -> Result<()> {
+    if let Some((sid, session)) = &plan.session {
+        store.save_session(sid, session).await?;
+    }
+    if let Some((cart, sid)) = &plan.cart_link {
+        store.link(Link::Cart, cart, sid).await?;
+    }
+    Ok(())
+}
+
+/// `resp` with `cookies` added. A fetched response's headers are immutable: they are copied,
+/// and the body stream is kept.
+pub fn with_cookies(resp: Response, cookies: &[String]) -> Result<Response> {
     let headers = Headers::new();
     for (name, value) in resp.headers().entries() {
         headers.append(&name, &value)?;
     }
-    for cookie in &set_cookies {
+    for cookie in cookies {
         headers.append("Set-Cookie", cookie)?;
     }
     let status = resp.status_code();
@@ -63,7 +78,7 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
 }
 
 /// A fresh `_ttp` from the clock and 80 random bits.
-fn fresh_ttp() -> String {
+pub fn fresh_ttp() -> String {
     let mut random = [0u8; 10];
     if getrandom::fill(&mut random).is_err() {
         console_error!("{{\"event\":\"random_unavailable\"}}");

@@ -8,11 +8,15 @@
 
 mod admin;
 mod collect;
+mod consent;
 mod edge;
+mod inject;
+mod limits;
 mod queue;
 mod queue_do;
 mod respond;
 mod router;
+mod scripts;
 mod settings;
 mod shop_do;
 mod store;

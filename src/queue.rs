@@ -50,3 +50,15 @@ pub async fn stats(env: &Env, since_ms: i64) -> Result<QueueStats> {
     }
     Ok(merged)
 }
+
+/// Events waiting to be sent, over all shards.
+pub async fn depth(env: &Env) -> Result<u64> {
+    let namespace = env.durable_object(BINDING)?;
+    let mut total = 0;
+    for shard in 0..SHARDS {
+        let stub = namespace.id_from_name(&shard_name_at(shard))?.get_stub()?;
+        let mut resp = stub.fetch_with_str("https://queue/depth").await?;
+        total += resp.json::<u64>().await?;
+    }
+    Ok(total)
+}

@@ -15,7 +15,10 @@ use worker::{
 };
 
 use crate::settings;
-use tiktok_edge_core::queue::{Count, EnqueueSummary, Failure, QueueStats, RowState, MAX_FAILURES};
+use tiktok_edge_core::queue::{
+    Count, EnqueueSummary, Failure, HourCount, QueueStats, RecentEvent, RowState, HOUR_MS,
+    MAX_FAILURES, MAX_RECENT,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -59,6 +62,15 @@ struct CountRow {
 }
 
 #[derive(Deserialize)]
+struct RecentRow {
+    event_name: String,
+    event_id: String,
+    state: String,
+    match_keys: String,
+    created_at: i64,
+}
+
+#[derive(Deserialize)]
 struct KeysRow {
     match_keys: String,
 }
@@ -89,6 +101,7 @@ impl DurableObject for EventQueue {
                 }
                 Response::from_json(&summary)
             }
+            (Method::Get, "/depth") => Response::from_json(&self.depth()?),
             (Method::Get, "/stats") => {
                 let since: i64 = req
                     .url()?
@@ -155,16 +168,25 @@ impl EventQueue {
         Ok(summary)
     }
 
+    /// Events still waiting to be sent (queued or retrying), whatever their age.
+    fn depth(&self) -> Result<u64> {
+        let row: CountRow = self
+            .sql()
+            .exec(
+                "SELECT COUNT(*) AS n FROM events WHERE state IN (?, ?)",
+                vec![
+                    RowState::Queued.as_str().into(),
+                    RowState::Retrying.as_str().into(),
+                ],
+            )?
+            .one()?;
+        Ok(row.n)
+    }
+
     /// Counts by event and state, queue depth, match-key coverage and the last failures, for
     /// events updated since `since_ms`.
     fn stats(&self, since_ms: i64) -> Result<QueueStats> {
         let sql = self.sql();
-        let pending = || -> Vec<SqlStorageValue> {
-            vec![
-                RowState::Queued.as_str().into(),
-                RowState::Retrying.as_str().into(),
-            ]
-        };
         let counts: Vec<Count> = sql
             .exec(
                 "SELECT event_name AS event, state, COUNT(*) AS count FROM events
@@ -172,12 +194,6 @@ impl EventQueue {
                 vec![since_ms.into()],
             )?
             .to_array()?;
-        let depth: CountRow = sql
-            .exec(
-                "SELECT COUNT(*) AS n FROM events WHERE state IN (?, ?)",
-                pending(),
-            )?
-            .one()?;
         let keys: Vec<KeysRow> = sql
             .exec(
                 "SELECT match_keys FROM events WHERE created_at >= ?",
@@ -197,12 +213,42 @@ impl EventQueue {
                 vec![RowState::Failed.as_str().into(), (MAX_FAILURES as i64).into()],
             )?
             .to_array()?;
+        let hourly: Vec<HourCount> = sql
+            .exec(
+                "SELECT (created_at - created_at % ?) AS hour_ms, event_name AS event, COUNT(*) AS count
+                 FROM events WHERE created_at >= ? GROUP BY hour_ms, event_name",
+                vec![HOUR_MS.into(), since_ms.into()],
+            )?
+            .to_array()?;
+        let recent: Vec<RecentRow> = sql
+            .exec(
+                "SELECT event_name, event_id, state, match_keys, created_at FROM events
+                 ORDER BY created_at DESC LIMIT ?",
+                vec![(MAX_RECENT as i64).into()],
+            )?
+            .to_array()?;
         Ok(QueueStats {
             counts,
-            depth: depth.n,
+            depth: self.depth()?,
             match_keys,
             events_in_window: keys.len() as u64,
             last_failures,
+            hourly,
+            recent: recent
+                .into_iter()
+                .map(|r| RecentEvent {
+                    event: r.event_name,
+                    event_id: r.event_id,
+                    state: r.state,
+                    match_keys: r
+                        .match_keys
+                        .split(',')
+                        .filter(|k| !k.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    at_ms: r.created_at,
+                })
+                .collect(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Small helpers for the answers the Worker itself writes (never for proxied responses).
 
 use serde::Serialize;
+use tiktok_edge_core::cors::{self, Cors};
 use worker::{Request, Response, Result};
 
 /// A JSON answer that no cache keeps.
@@ -42,4 +43,23 @@ pub async fn body_within(
         return too_large().map(Err);
     }
     Ok(Ok(body))
+}
+
+/// The CORS decision for a call to a browser endpoint.
+pub fn cors_of(req: &Request) -> Result<Cors> {
+    let origin = req.headers().get("Origin")?;
+    Ok(cors::check(
+        origin.as_deref(),
+        &crate::scripts::shop_origin(req)?,
+    ))
+}
+
+/// `resp` with the CORS headers for `allowed` (a preflight answer when `preflight`).
+pub fn with_cors(resp: Response, allowed: &Cors, preflight: bool) -> Result<Response> {
+    if let Cors::Allow(origin) = allowed {
+        for (name, value) in cors::headers(origin, preflight) {
+            resp.headers().set(name, &value)?;
+        }
+    }
+    Ok(resp)
 }

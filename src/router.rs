@@ -1,11 +1,12 @@
 //! The request flow, in one place: configuration, then the route, then its handler.
 
 use tiktok_edge_core::config::{self, Config, DEFAULT_ROUTE_PREFIX};
+use tiktok_edge_core::cors::Cors;
 use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
 use worker::{console_error, Context, Env, Request, Response, Result};
 
-use crate::{admin, collect, edge, respond, settings, webhooks};
+use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let lookup = |name: &str| settings::var(&env, name);
@@ -17,7 +18,8 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
     let config = match (&loaded, route) {
         (_, Route::Health) => {
-            let health = Health::new(&lookup, &loaded);
+            let mut health = Health::new(&lookup, &loaded);
+            health.queue_depth = queue::depth(&env).await.ok();
             return respond::json(health.http_status(), &health);
         }
         (Ok(config), _) => config,
@@ -37,7 +39,13 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
     match route {
         Route::Passthrough => edge::serve(req, &env, &ctx, config).await,
-        Route::Collect => collect::handle(req, &env, config).await,
+        Route::PixelJs => scripts::pixel_js(&req, config),
+        Route::CustomPixelJs => scripts::custom_pixel_js(&req, config),
+        Route::SdkJs => scripts::sdk_js(&req, &env, &ctx, config).await,
+        Route::Collect | Route::Consent | Route::Preflight => {
+            browser_call(req, &env, &ctx, config, route).await
+        }
+        Route::Admin => admin::page(&req, &env, config).await,
         Route::AdminJson => admin::json(&req, &env, config).await,
         Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
         Route::Unknown {
@@ -49,4 +57,39 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
         ),
         _ => respond::error(404, "not_found", "no such tiktok-edge endpoint"),
     }
+}
+
+/// The endpoints a page calls: only from the shop's own origin or Shopify's pixel sandbox, and
+/// at a bounded rate per client.
+async fn browser_call(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    route: Route,
+) -> Result<Response> {
+    let cors = respond::cors_of(&req)?;
+    if cors == Cors::Deny {
+        return respond::error(
+            403,
+            "origin_not_allowed",
+            "only the shop's own pages and Shopify's pixel sandbox may call this endpoint",
+        );
+    }
+    let resp = if route == Route::Preflight {
+        Response::empty().map(|r| r.with_status(204))?
+    } else if !limits::allowed(env, &req).await? {
+        let resp = respond::error(
+            429,
+            "rate_limited",
+            "too many calls from this address; retry in a minute",
+        )?;
+        resp.headers().set("Retry-After", "60")?;
+        resp
+    } else if route == Route::Consent {
+        consent::handle(req, env, config).await?
+    } else {
+        collect::handle(req, env, ctx, config).await?
+    };
+    respond::with_cors(resp, &cors, route == Route::Preflight)
 }

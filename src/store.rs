@@ -1,7 +1,7 @@
 //! Workers KV: browsing sessions and their join keys, and parked webhooks. Every record has a
 //! TTL, so IP and user agent never outlive the session they belong to.
 
-use serde::{Deserialize, Serialize};
+pub use tiktok_edge_core::admin::Parked;
 use tiktok_edge_core::shopify::mapping::Session;
 use worker::{Env, KvStore, Result};
 
@@ -29,16 +29,6 @@ impl Link {
 
 pub struct Store {
     kv: KvStore,
-}
-
-/// An unusable webhook, as the operator sees it: never the payload's values.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Parked {
-    pub topic: String,
-    pub webhook_id: String,
-    pub reason: String,
-    pub shape: String,
-    pub received_at_ms: i64,
 }
 
 impl Store {
@@ -78,6 +68,19 @@ impl Store {
     /// The session id a cart or checkout token leads to.
     pub async fn linked(&self, link: Link, token: &str) -> Result<Option<String>> {
         Ok(self.kv.get(&link.key(token)).text().await?)
+    }
+
+    /// Keeps the last good copy of TikTok's SDK (no TTL: it is the fallback for outages).
+    pub async fn save_sdk(&self, upstream: &str, body: &[u8]) -> Result<()> {
+        self.kv
+            .put_bytes(&format!("sdk:{upstream}"), body)?
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn sdk(&self, upstream: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.kv.get(&format!("sdk:{upstream}")).bytes().await?)
     }
 
     pub async fn park(&self, parked: &Parked) -> Result<()> {

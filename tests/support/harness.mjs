@@ -37,7 +37,7 @@ export async function startServer(handler) {
 }
 
 /** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
-export async function startWorker({ bindings = {}, persistDir } = {}) {
+export async function startWorker({ bindings = {}, persistDir, collectLimit = 120 } = {}) {
   const mf = new Miniflare({
     modules: true,
     scriptPath: path.join(ROOT, "build/index.js"),
@@ -49,6 +49,7 @@ export async function startWorker({ bindings = {}, persistDir } = {}) {
       EVENT_QUEUE: { className: "EventQueue", useSQLite: true },
       SHOP_STATE: { className: "ShopState", useSQLite: true },
     },
+    ratelimits: { COLLECT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: collectLimit, period: 60 } } },
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,

@@ -2,6 +2,9 @@
 //! server copy with the same event_id. Everything the browser says is untrusted: sizes, names
 //! and types are checked here, and identity (ttp, ttclid, IP, UA) comes from the request itself.
 
+use crate::config::ConsentDefault;
+use crate::consent::{self, Choice, Report};
+use crate::edge::plausible;
 use crate::money::Amount;
 use crate::tiktok::{Content, Event, Page, Properties, User};
 use serde::Deserialize;
@@ -32,7 +35,27 @@ pub struct RequestFacts {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub now_secs: i64,
+    /// `Sec-GPC: 1`.
     pub limited_data_use: bool,
+    /// The `_tt_consent` cookie.
+    pub consent: Option<Choice>,
+}
+
+/// A valid browser event: the server copy, plus what the shell needs for joins and consent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collected {
+    pub event: Event,
+    /// The checkout the custom pixel reported from, to link to the visitor's session.
+    pub checkout_token: Option<String>,
+    /// The visitor's choice: the cookie's, else what the body reported.
+    pub consent: Option<Choice>,
+}
+
+impl Collected {
+    /// Whether this event may be sent at all.
+    pub fn allowed(&self, default: ConsentDefault) -> bool {
+        consent::tracking_allowed(self.consent.map(Choice::marketing), default)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +87,21 @@ struct Body {
     page: Option<Page>,
     #[serde(default)]
     properties: BodyProperties,
+    /// Identifiers the custom pixel read from cookies; its sandboxed requests carry none.
+    #[serde(default)]
+    user: BodyUser,
+    #[serde(default)]
+    consent: Option<Report>,
+    #[serde(default)]
+    checkout_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct BodyUser {
+    #[serde(default)]
+    ttp: Option<String>,
+    #[serde(default)]
+    ttclid: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,7 +140,7 @@ pub fn parse(
     body: &[u8],
     purchase_event: &str,
     facts: &RequestFacts,
-) -> Result<Event, CollectError> {
+) -> Result<Collected, CollectError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(CollectError {
             code: "too_large",
@@ -183,20 +221,32 @@ pub fn parse(
     }
     properties.market_id = props.market_id.unwrap_or(0);
 
-    Ok(Event {
+    let consent = facts
+        .consent
+        .or_else(|| body.consent.and_then(Report::choice));
+    let from_body = |v: Option<String>| v.filter(|v| plausible(v));
+    let event = Event {
         event: body.event,
         event_time,
         event_id: body.event_id,
         user: User {
-            ttp: facts.ttp.clone(),
-            ttclid: facts.ttclid.clone(),
+            ttp: facts.ttp.clone().or_else(|| from_body(body.user.ttp)),
+            ttclid: facts.ttclid.clone().or_else(|| from_body(body.user.ttclid)),
             ip: facts.ip.clone(),
             user_agent: facts.user_agent.clone(),
             ..User::default()
         },
         properties,
         page,
-        limited_data_use: facts.limited_data_use.then_some(true),
+        limited_data_use: (facts.limited_data_use || consent.is_some_and(Choice::limited_data_use))
+            .then_some(true),
+    };
+    Ok(Collected {
+        event,
+        checkout_token: body
+            .checkout_token
+            .filter(|t| t.len() <= 128 && is_event_id(t)),
+        consent,
     })
 }
 
@@ -238,6 +288,7 @@ mod tests {
             user_agent: Some("Mozilla/5.0".into()),
             now_secs: 1_800_000_000,
             limited_data_use: false,
+            consent: None,
         }
     }
 
@@ -245,7 +296,7 @@ mod tests {
     fn add_to_cart_is_enriched_from_the_request() {
         let body = br#"{"event":"AddToCart","event_id":"atc-1","page":{"url":"https://shop.example/products/mug","referrer":"javascript:alert(1)"},
             "properties":{"currency":"usd","contents":[{"content_id":"42001234567890123","content_name":"Mug","quantity":2,"price":"18.50"}],"market_handle":"us","market_id":23505895537}}"#;
-        let e = parse(body, "CompletePayment", &facts()).unwrap();
+        let e = parse(body, "CompletePayment", &facts()).unwrap().event;
         assert_eq!(e.event, "AddToCart");
         assert_eq!(e.event_id, "atc-1");
         assert_eq!(e.event_time, 1_800_000_000);
@@ -334,7 +385,47 @@ mod tests {
             "CompletePayment",
             &f,
         )
-        .unwrap();
+        .unwrap()
+        .event;
         assert_eq!(e.limited_data_use, Some(true));
+    }
+
+    #[test]
+    fn sandboxed_pixel_identifiers_and_consent_come_from_the_body() {
+        let body = br#"{"event":"InitiateCheckout","event_id":"ic:tok1","checkout_token":"tok1",
+            "user":{"ttp":"T_.tt.1","ttclid":"bad value; x=1"},"consent":{"marketing":true,"sale_of_data":false}}"#;
+        let anonymous = RequestFacts {
+            ttp: None,
+            ttclid: None,
+            ..facts()
+        };
+        let c = parse(body, "CompletePayment", &anonymous).unwrap();
+        assert_eq!(c.event.user.ttp.as_deref(), Some("T_.tt.1"));
+        assert_eq!(c.event.user.ttclid, None, "implausible value dropped");
+        assert_eq!(c.checkout_token.as_deref(), Some("tok1"));
+        assert_eq!(c.consent, Some(Choice::Limited));
+        assert_eq!(c.event.limited_data_use, Some(true));
+        assert!(c.allowed(ConsentDefault::Denied));
+
+        let cookie_wins = parse(body, "CompletePayment", &facts()).unwrap();
+        assert_eq!(cookie_wins.event.user.ttp, facts().ttp);
+    }
+
+    #[test]
+    fn declined_consent_is_not_allowed_whatever_the_default() {
+        let body = br#"{"event":"ViewContent","event_id":"vc-1","consent":{"marketing":false}}"#;
+        let c = parse(body, "CompletePayment", &facts()).unwrap();
+        assert!(!c.allowed(ConsentDefault::Allowed));
+        let cookie = RequestFacts {
+            consent: Some(Choice::Denied),
+            ..facts()
+        };
+        let unreported = br#"{"event":"ViewContent","event_id":"vc-1"}"#;
+        assert!(!parse(unreported, "CompletePayment", &cookie)
+            .unwrap()
+            .allowed(ConsentDefault::Allowed));
+        assert!(!parse(unreported, "CompletePayment", &facts())
+            .unwrap()
+            .allowed(ConsentDefault::Denied));
     }
 }

@@ -3,7 +3,7 @@
 //! to remember in KV. Pure: the shell supplies the request facts, the clock and randomness.
 
 use crate::config::Config;
-use crate::consent::tracking_allowed;
+use crate::consent::{tracking_allowed, Choice};
 use crate::shopify::mapping::{cart_key, ttclid_from_url, Session};
 use cookie::{time::Duration, Cookie, SameSite};
 
@@ -43,15 +43,6 @@ pub struct Plan {
     pub cart_link: Option<(String, String)>,
 }
 
-/// The visitor's reported consent: `Some(true)` granted, `Some(false)` denied, `None` unknown.
-pub fn reported_consent(cookie: Option<&str>) -> Option<bool> {
-    match cookie {
-        Some("granted") => Some(true),
-        Some("denied") => Some(false),
-        _ => None,
-    }
-}
-
 /// A `_ttp` value in TikTok's current shape: a ULID (48-bit milliseconds, 80 random bits, in
 /// Crockford base32) followed by `_.tt.1`.
 pub fn new_ttp(now_ms: u64, random: [u8; 10]) -> String {
@@ -82,7 +73,7 @@ fn cookie(name: &str, value: &str, max_age: Option<i64>, domain: Option<&str>) -
 }
 
 /// Cookie values TikTok hands out are short tokens; anything else is not echoed back.
-fn plausible(value: &str) -> bool {
+pub fn plausible(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 512
         && value
@@ -93,9 +84,15 @@ fn plausible(value: &str) -> bool {
 /// Decides cookies and session writes for an HTML navigation. `fresh_ttp` is called only when
 /// the visitor has no `_ttp` yet.
 pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) -> Plan {
-    let consent = reported_consent(visit.consent_cookie.as_deref());
+    let choice = Choice::from_cookie(visit.consent_cookie.as_deref());
+    let consent = choice.map(Choice::marketing);
+    let cart = visit
+        .cart_cookie
+        .as_deref()
+        .map(cart_key)
+        .filter(|t| !t.is_empty() && plausible(t));
     if !tracking_allowed(consent, config.consent_default) {
-        return Plan::default();
+        return declined_plan(cart, visit.cart_marker.as_deref(), fresh_ttp);
     }
     let domain = config.cookie_domain.as_deref();
     let existing = visit.ttp_cookie.clone().filter(|v| plausible(v));
@@ -121,17 +118,12 @@ pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) 
             user_agent: visit.user_agent.clone(),
             landing_url: Some(visit.url.clone()),
             marketing_allowed: consent,
-            limited_data_use: visit.gpc,
+            limited_data_use: visit.gpc || choice.is_some_and(Choice::limited_data_use),
             ..Session::default()
         };
         (ttp.clone(), session)
     });
 
-    let cart = visit
-        .cart_cookie
-        .as_deref()
-        .map(cart_key)
-        .filter(|t| !t.is_empty() && plausible(t));
     let cart_link = cart
         .filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t))
         .map(|t| {
@@ -144,6 +136,93 @@ pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) 
         session,
         cart_link,
     }
+}
+
+/// A visitor who declined (or has not accepted where consent is required): no tracking cookie,
+/// no identifiers kept. Only the refusal itself is remembered against the cart, so an order
+/// from that cart is not sent either.
+fn declined_plan(
+    cart: Option<&str>,
+    cart_marker: Option<&str>,
+    fresh_id: impl FnOnce() -> String,
+) -> Plan {
+    let Some(cart) = cart.filter(|t| cart_marker != Some(*t)) else {
+        return Plan::default();
+    };
+    let sid = format!("declined-{}", fresh_id());
+    Plan {
+        set_cookies: vec![cookie(CART_MARKER, cart, None, None)],
+        session: Some((sid.clone(), declined_session())),
+        cart_link: Some((cart.to_string(), sid)),
+    }
+}
+
+/// The session record of a visitor who declined marketing: the refusal and nothing else.
+pub fn declined_session() -> Session {
+    Session {
+        marketing_allowed: Some(false),
+        ..Session::default()
+    }
+}
+
+/// What to do about a consent report: the consent cookie (and, on a refusal, the tracking
+/// cookies expired), the session's stored consent updated, and on a refusal the session's
+/// identifiers dropped and its cart linked to the refusal so that its order is not sent.
+/// `stored` is the session record of the visitor's `_ttp`, if any.
+pub fn consent_plan(
+    visit: &Visit,
+    choice: Choice,
+    stored: Option<Session>,
+    config: &Config,
+    fresh_id: impl FnOnce() -> String,
+) -> Plan {
+    let mut set_cookies = consent_cookies(choice, config.cookie_domain.as_deref());
+    let ttp = visit.ttp_cookie.clone().filter(|v| plausible(v));
+    if choice != Choice::Denied {
+        let session = ttp.zip(stored).map(|(sid, mut session)| {
+            session.marketing_allowed = Some(true);
+            session.limited_data_use |= choice.limited_data_use();
+            (sid, session)
+        });
+        return Plan {
+            set_cookies,
+            session,
+            cart_link: None,
+        };
+    }
+    let sid = ttp.unwrap_or_else(|| format!("declined-{}", fresh_id()));
+    let cart = visit
+        .cart_cookie
+        .as_deref()
+        .map(cart_key)
+        .filter(|t| !t.is_empty() && plausible(t));
+    let cart_link = cart.map(|t| {
+        set_cookies.push(cookie(CART_MARKER, t, None, None));
+        (t.to_string(), sid.clone())
+    });
+    Plan {
+        set_cookies,
+        session: Some((sid, declined_session())),
+        cart_link,
+    }
+}
+
+/// `Set-Cookie` values answering a consent report: the choice itself (so the edge knows it on
+/// the next navigation) and, on a refusal, the tracking cookies expired.
+pub fn consent_cookies(choice: Choice, domain: Option<&str>) -> Vec<String> {
+    let mut out = vec![cookie(
+        CONSENT_COOKIE,
+        choice.as_str(),
+        Some(TTP_MAX_AGE_SECS),
+        domain,
+    )];
+    if choice == Choice::Denied {
+        for name in ["_ttp", "ttclid"] {
+            out.push(cookie(name, "", Some(0), domain));
+        }
+        out.push(cookie(SESSION_MARKER, "", Some(0), None));
+    }
+    out
 }
 
 /// Whether a response is an HTML page worth cookies and injection.
@@ -262,6 +341,19 @@ mod tests {
             plan(&declined, &config(&[]), || unreachable!()),
             Plan::default()
         );
+        let declined_with_cart = Visit {
+            cart_cookie: Some("c1-abc?key=SECRET".into()),
+            ttp_cookie: Some("T_.tt.1".into()),
+            ..declined.clone()
+        };
+        let p = plan(&declined_with_cart, &config(&[]), || "R".into());
+        assert_eq!(
+            p.set_cookies,
+            ["_tt_c=c1-abc; SameSite=Lax; Secure; Path=/"]
+        );
+        let (sid, session) = p.session.unwrap();
+        assert_eq!(session, declined_session(), "the refusal and nothing else");
+        assert_eq!(p.cart_link, Some(("c1-abc".to_string(), sid)));
         let opt_in_region = config(&[("CONSENT_DEFAULT", "denied")]);
         assert_eq!(
             plan(&visit(), &opt_in_region, || unreachable!()),
@@ -279,6 +371,103 @@ mod tests {
                 .marketing_allowed
                 == Some(true)
         );
+    }
+
+    #[test]
+    fn limited_consent_or_gpc_marks_the_session() {
+        let limited = Visit {
+            consent_cookie: Some("limited".into()),
+            ..visit()
+        };
+        let s = plan(&limited, &config(&[]), || "T".into())
+            .session
+            .unwrap()
+            .1;
+        assert!(s.limited_data_use && s.marketing_allowed == Some(true));
+        let gpc = Visit {
+            gpc: true,
+            ..visit()
+        };
+        assert!(
+            plan(&gpc, &config(&[]), || "T".into())
+                .session
+                .unwrap()
+                .1
+                .limited_data_use
+        );
+    }
+
+    #[test]
+    fn consent_reports_update_or_forget_the_session() {
+        let v = Visit {
+            ttp_cookie: Some("T_.tt.1".into()),
+            cart_cookie: Some("c1-abc?key=SECRET".into()),
+            ..visit()
+        };
+        let stored = Session {
+            ttp: Some("T_.tt.1".into()),
+            ip: Some("203.0.113.9".into()),
+            ..Session::default()
+        };
+        let granted = consent_plan(
+            &v,
+            Choice::Limited,
+            Some(stored.clone()),
+            &config(&[]),
+            || unreachable!(),
+        );
+        let (sid, s) = granted.session.unwrap();
+        assert_eq!(sid, "T_.tt.1");
+        assert!(s.marketing_allowed == Some(true) && s.limited_data_use && s.ip.is_some());
+        assert_eq!(granted.set_cookies.len(), 1);
+        assert!(granted.cart_link.is_none());
+
+        let denied = consent_plan(
+            &v,
+            Choice::Denied,
+            Some(stored),
+            &config(&[]),
+            || unreachable!(),
+        );
+        assert_eq!(
+            denied.session,
+            Some(("T_.tt.1".to_string(), declined_session()))
+        );
+        assert_eq!(
+            denied.cart_link,
+            Some(("c1-abc".to_string(), "T_.tt.1".to_string()))
+        );
+        assert!(denied.set_cookies.iter().all(|c| !c.contains("SECRET")));
+
+        let anonymous = Visit {
+            ttp_cookie: None,
+            ..v
+        };
+        let p = consent_plan(&anonymous, Choice::Denied, None, &config(&[]), || {
+            "R".into()
+        });
+        assert_eq!(
+            p.cart_link,
+            Some(("c1-abc".to_string(), "declined-R".to_string()))
+        );
+        assert!(consent_plan(
+            &anonymous,
+            Choice::Granted,
+            None,
+            &config(&[]),
+            || unreachable!()
+        )
+        .session
+        .is_none());
+    }
+
+    #[test]
+    fn refusal_expires_tracking_cookies() {
+        let c = consent_cookies(Choice::Denied, Some("shop.example"));
+        assert_eq!(c[0], "_tt_consent=denied; SameSite=Lax; Secure; Path=/; Domain=shop.example; Max-Age=34128000");
+        assert!(c[1].starts_with("_ttp=; ") && c[1].contains("Max-Age=0"));
+        assert!(c[2].starts_with("ttclid=; ") && c[2].contains("Max-Age=0"));
+        assert_eq!(consent_cookies(Choice::Granted, None).len(), 1);
     }
 
     #[test]

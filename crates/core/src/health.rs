@@ -15,6 +15,8 @@ pub struct Health {
     pub webhook_secret_configured: bool,
     pub config: BTreeMap<&'static str, bool>,
     pub problems: Vec<ProblemReport>,
+    /// Events waiting to be sent (queued or retrying); `None` when the queue could not be read.
+    pub queue_depth: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +57,7 @@ impl Health {
             webhook_secret_configured: config["SHOPIFY_WEBHOOK_SECRET"],
             config,
             problems,
+            queue_depth: None,
         }
     }
 

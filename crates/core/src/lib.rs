@@ -2,11 +2,13 @@
 //! plain Rust over plain types, tested on the host with `cargo test`. The Worker crate at the
 //! repository root does the I/O and calls into these modules.
 
+pub mod admin;
 pub mod auth;
 pub mod collect;
 pub mod config;
 pub mod consent;
 pub mod cookies;
+pub mod cors;
 pub mod edge;
 pub mod hash;
 pub mod health;
@@ -14,4 +16,5 @@ pub mod money;
 pub mod queue;
 pub mod routes;
 pub mod shopify;
+pub mod snippet;
 pub mod tiktok;

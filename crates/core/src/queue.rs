@@ -80,6 +80,26 @@ pub struct Failure {
     pub at_ms: i64,
 }
 
+/// Events created in one UTC hour under one event name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourCount {
+    /// Start of the UTC hour, in ms since the Unix epoch (see `hour_start`).
+    pub hour_ms: i64,
+    pub event: String,
+    pub count: u64,
+}
+
+/// One of the newest events, as the operator sees it: what was (or would be) sent, and which
+/// match keys it carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentEvent {
+    pub event: String,
+    pub event_id: String,
+    pub state: String,
+    pub match_keys: Vec<String>,
+    pub at_ms: i64,
+}
+
 /// What one shard reports, and what the admin view merges over all shards.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueStats {
@@ -91,10 +111,26 @@ pub struct QueueStats {
     pub match_keys: std::collections::BTreeMap<String, u64>,
     pub events_in_window: u64,
     pub last_failures: Vec<Failure>,
+    /// Events created in the window, by UTC hour and event name, sorted by (hour, event).
+    #[serde(default)]
+    pub hourly: Vec<HourCount>,
+    /// The newest events, newest first.
+    #[serde(default)]
+    pub recent: Vec<RecentEvent>,
 }
 
 /// Failures kept in a merged report.
 pub const MAX_FAILURES: usize = 20;
+
+/// Newest events kept in a merged report.
+pub const MAX_RECENT: usize = 20;
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The start of the UTC hour holding `ms` (ms since the Unix epoch).
+pub fn hour_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(HOUR_MS)
+}
 
 impl QueueStats {
     /// Folds another shard's report into this one.
@@ -120,6 +156,21 @@ impl QueueStats {
         self.last_failures
             .sort_by_key(|f| std::cmp::Reverse(f.at_ms));
         self.last_failures.truncate(MAX_FAILURES);
+        for h in other.hourly {
+            match self
+                .hourly
+                .iter_mut()
+                .find(|m| m.hour_ms == h.hour_ms && m.event == h.event)
+            {
+                Some(m) => m.count += h.count,
+                None => self.hourly.push(h),
+            }
+        }
+        self.hourly
+            .sort_by(|a, b| (a.hour_ms, &a.event).cmp(&(b.hour_ms, &b.event)));
+        self.recent.extend(other.recent);
+        self.recent.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
+        self.recent.truncate(MAX_RECENT);
     }
 
     /// The count for one event name and state (0 when absent).
@@ -144,6 +195,24 @@ mod tests {
         }
     }
 
+    fn hour(hour_ms: i64, event: &str, count: u64) -> HourCount {
+        HourCount {
+            hour_ms,
+            event: event.into(),
+            count,
+        }
+    }
+
+    fn recent(event_id: &str, at_ms: i64) -> RecentEvent {
+        RecentEvent {
+            event: "ViewContent".into(),
+            event_id: event_id.into(),
+            state: "sent".into(),
+            match_keys: vec!["ttp".into()],
+            at_ms,
+        }
+    }
+
     #[test]
     fn merge_sums_counts_keys_and_keeps_newest_failures() {
         let mut a = QueueStats {
@@ -157,6 +226,8 @@ mod tests {
                 error: "e".into(),
                 at_ms: 5,
             }],
+            hourly: vec![hour(2 * HOUR_MS, "AddToCart", 2)],
+            recent: vec![recent("old", 5)],
         };
         a.merge(QueueStats {
             counts: vec![
@@ -172,6 +243,12 @@ mod tests {
                 error: "e".into(),
                 at_ms: 9,
             }],
+            hourly: vec![
+                hour(2 * HOUR_MS, "AddToCart", 3),
+                hour(HOUR_MS, "ViewContent", 1),
+                hour(2 * HOUR_MS, "AddPaymentInfo", 4),
+            ],
+            recent: vec![recent("new", 9)],
         });
         assert_eq!(a.count("AddToCart", RowState::Sent), 5);
         assert_eq!(a.count("AddToCart", RowState::Failed), 1);
@@ -179,6 +256,47 @@ mod tests {
         assert_eq!((a.depth, a.events_in_window), (3, 7));
         assert_eq!(a.match_keys["ttp"], 3);
         assert_eq!(a.last_failures[0].event, "B");
+        assert_eq!(
+            a.hourly,
+            vec![
+                hour(HOUR_MS, "ViewContent", 1),
+                hour(2 * HOUR_MS, "AddPaymentInfo", 4),
+                hour(2 * HOUR_MS, "AddToCart", 5),
+            ]
+        );
+        let ids: Vec<_> = a.recent.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["new", "old"]);
+    }
+
+    #[test]
+    fn merge_keeps_only_the_newest_recent_events() {
+        let mut merged = QueueStats::default();
+        for shard in 0..4 {
+            merged.merge(QueueStats {
+                recent: (0..10)
+                    .map(|i| recent(&format!("{shard}-{i}"), shard * 10 + i))
+                    .collect(),
+                ..QueueStats::default()
+            });
+        }
+        assert_eq!(merged.recent.len(), MAX_RECENT);
+        assert_eq!(merged.recent[0].at_ms, 39);
+        assert_eq!(merged.recent[MAX_RECENT - 1].at_ms, 20);
+    }
+
+    #[test]
+    fn stats_without_hourly_or_recent_still_parse() {
+        let old =
+            r#"{"counts":[],"depth":0,"match_keys":{},"events_in_window":0,"last_failures":[]}"#;
+        let stats: QueueStats = serde_json::from_str(old).unwrap();
+        assert!(stats.hourly.is_empty() && stats.recent.is_empty());
+    }
+
+    #[test]
+    fn hour_start_rounds_down_to_the_utc_hour() {
+        assert_eq!(hour_start(2 * HOUR_MS + 59_999), 2 * HOUR_MS);
+        assert_eq!(hour_start(2 * HOUR_MS), 2 * HOUR_MS);
+        assert_eq!(hour_start(-1), -HOUR_MS);
     }
 
     #[test]

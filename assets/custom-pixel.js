@@ -1,0 +1,82 @@
+// tiktok-edge checkout pixel. Paste all of this into Shopify admin → Settings → Customer events →
+// Add custom pixel, then Save and Connect. It reports the checkout steps (InitiateCheckout,
+// AddPaymentInfo, the purchase) to the shop's own tiktok-edge Worker with the same event ids as
+// the Worker's webhook events, so TikTok counts each step once. Open <your shop>/tt/custom-pixel.js
+// again after changing the Worker's settings: the block below is filled in from them.
+const CONFIG = __TT_EDGE_CONFIG__;
+const COLLECT_URL = CONFIG.origin + CONFIG.prefix + '/collect';
+
+// Shopify gives: analytics (events), browser (cookies), init (consent at load), api (consent updates).
+let privacy = (typeof init !== 'undefined' && init.customerPrivacy) || {};
+try {
+  api.customerPrivacy.subscribe('visitorConsentCollected', (event) => { privacy = event.customerPrivacy || privacy; });
+} catch (e) { /* a runtime without consent updates: the consent at load stays in force */ }
+const marketingDeclined = () => privacy.marketingAllowed === false;
+
+// TikTok's ttq in the sandbox, its SDK from the shop's origin (first party).
+function loadTtq() {
+  if (typeof document === 'undefined' || window.ttq) return;
+  window.TiktokAnalyticsObject = 'ttq';
+  const ttq = (window.ttq = []);
+  ttq.methods = ['page', 'track', 'identify', 'instances', 'debug', 'on', 'off', 'once', 'ready', 'alias',
+    'group', 'enableCookie', 'disableCookie', 'holdConsent', 'revokeConsent', 'grantConsent'];
+  ttq.methods.forEach((m) => { ttq[m] = (...args) => ttq.push([m].concat(args)); });
+  ttq._i = { [CONFIG.pixelId]: Object.assign([], { _u: 'https://analytics.tiktok.com/i18n/pixel/events.js' }) };
+  ttq._t = { [CONFIG.pixelId]: Date.now() };
+  ttq._o = { [CONFIG.pixelId]: privacy.saleOfDataAllowed === false ? { limited_data_use: true } : {} };
+  const script = document.createElement('script');
+  script.async = true;
+  script.src = CONFIG.origin + CONFIG.prefix + '/sdk.js?sdkid=' + encodeURIComponent(CONFIG.pixelId) + '&lib=ttq';
+  document.head.appendChild(script);
+}
+
+const gidTail = (id) => (id == null ? '' : String(id).split('/').pop());
+const amount = (money) => (money && money.amount != null ? money.amount : undefined);
+async function cookie(name) {
+  try { return (await browser.cookie.get(name)) || undefined; } catch (e) { return undefined; }
+}
+
+async function report(name, eventId, event, value) {
+  if (marketingDeclined() || !eventId || !CONFIG.pixelId) return;
+  const checkout = (event.data && event.data.checkout) || {};
+  const market = (checkout.localization && checkout.localization.market) || {};
+  const contents = (checkout.lineItems || []).map((line) => {
+    const variant = line.variant || {};
+    return { content_id: gidTail(variant.id), content_name: line.title || (variant.product && variant.product.title),
+      quantity: line.quantity, price: amount(variant.price) };
+  }).filter((c) => c.content_id);
+  const properties = { contents, currency: checkout.currencyCode, value: amount(value(checkout)) };
+  if (name === CONFIG.purchaseEvent) properties.order_id = eventId;
+  if (market.handle) properties.market_handle = market.handle;
+  if (/^\d+$/.test(gidTail(market.id))) properties.market_id = Number(gidTail(market.id));
+  const documentContext = (event.context && event.context.document) || {};
+  const body = {
+    event: name, event_id: eventId,
+    event_time: Math.floor((Date.parse(event.timestamp) || Date.now()) / 1000),
+    page: { url: documentContext.location && documentContext.location.href, referrer: documentContext.referrer },
+    properties,
+    // The sandbox sends no cookies with requests: the storefront's ids travel in the body.
+    user: { ttp: await cookie('_ttp'), ttclid: await cookie('ttclid') },
+    consent: { marketing: privacy.marketingAllowed == null ? null : privacy.marketingAllowed,
+      sale_of_data: privacy.saleOfDataAllowed == null ? null : privacy.saleOfDataAllowed },
+    checkout_token: checkout.token,
+  };
+  // text/plain keeps this a simple request: no CORS preflight, which keepalive requests may not make.
+  fetch(COLLECT_URL, { method: 'POST', keepalive: true, credentials: 'include',
+    headers: { 'content-type': 'text/plain;charset=UTF-8' }, body: JSON.stringify(body) }).catch(() => {});
+  loadTtq();
+  if (typeof window !== 'undefined' && window.ttq) {
+    window.ttq.track(name, { contents: contents.map((c) => Object.assign({ content_type: 'product' }, c, { price: Number(c.price) })),
+      content_type: 'product', currency: properties.currency, value: Number(properties.value) }, { event_id: eventId });
+  }
+}
+
+const checkoutToken = (event) => (event.data && event.data.checkout && event.data.checkout.token) || '';
+analytics.subscribe('checkout_started', (event) => report('InitiateCheckout',
+  checkoutToken(event) && 'ic:' + checkoutToken(event), event, (c) => c.subtotalPrice));
+analytics.subscribe('payment_info_submitted', (event) => report('AddPaymentInfo',
+  checkoutToken(event) && 'api:' + checkoutToken(event), event, (c) => c.subtotalPrice));
+analytics.subscribe('checkout_completed', (event) => {
+  const order = event.data && event.data.checkout && event.data.checkout.order;
+  return report(CONFIG.purchaseEvent, order && gidTail(order.id), event, (c) => c.totalPrice);
+});

@@ -1,0 +1,128 @@
+//! The browser scripts the Worker serves first-party: the storefront bootstrap (`/tt/pixel.js`)
+//! and the Shopify custom pixel (`/tt/custom-pixel.js`). Both are static files in `assets/` with
+//! one placeholder that becomes the shop's settings; the pixel id is public, secrets never go here.
+
+use crate::config::{Config, ConsentDefault};
+use serde::Serialize;
+
+/// The placeholder the asset files carry where their settings object goes.
+pub const PLACEHOLDER: &str = "__TT_EDGE_CONFIG__";
+
+/// How long browsers and Cloudflare may keep a served script: short, so a settings change
+/// reaches shoppers within minutes.
+pub const SCRIPT_CACHE_CONTROL: &str = "public, max-age=300";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnippetConfig<'a> {
+    pixel_id: &'a str,
+    prefix: &'a str,
+    /// The shop's own origin: the custom pixel runs in a sandbox and needs absolute URLs.
+    origin: &'a str,
+    consent_default: &'a str,
+    purchase_event: &'a str,
+}
+
+/// `template` with its placeholder replaced by the settings the browser needs.
+pub fn render(template: &str, config: &Config, shop_origin: &str) -> String {
+    let settings = SnippetConfig {
+        pixel_id: config.pixel_id.as_deref().unwrap_or(""),
+        prefix: &config.route_prefix,
+        origin: shop_origin,
+        consent_default: match config.consent_default {
+            ConsentDefault::Allowed => "allowed",
+            ConsentDefault::Denied => "denied",
+        },
+        purchase_event: &config.purchase_event_name,
+    };
+    // serde_json escapes quotes and control characters, and `<` is escaped too so no value can
+    // close a surrounding <script> element.
+    let json = serde_json::to_string(&settings)
+        .unwrap_or_else(|_| "{}".to_string())
+        .replace('<', "\\u003c");
+    template.replacen(PLACEHOLDER, &json, 1)
+}
+
+/// How long a fetched copy of TikTok's SDK is served before it is fetched again.
+pub const SDK_CACHE_CONTROL: &str = "public, max-age=3600";
+
+/// The URL to fetch TikTok's SDK from for a `/tt/sdk.js` request: `TIKTOK_SDK_URL` with the
+/// pixel's `sdkid` (only a plausible pixel code is passed on, so the cache cannot be flooded
+/// with arbitrary keys) and `lib=ttq`.
+pub fn sdk_upstream(sdk_url: &str, sdkid: Option<&str>) -> String {
+    let sdkid = sdkid.filter(|id| {
+        !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    let sep = if sdk_url.contains('?') { '&' } else { '?' };
+    match sdkid {
+        Some(id) => format!("{sdk_url}{sep}sdkid={id}&lib=ttq"),
+        None => sdk_url.to_string(),
+    }
+}
+
+/// The script tag injected into `<head>` of HTML pages.
+pub fn script_tag(prefix: &str) -> String {
+    format!("<script src=\"{prefix}/pixel.js\" async></script>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |k: &str| map.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn settings_replace_the_placeholder() {
+        let c = config(&[
+            ("TIKTOK_PIXEL_ID", "C9Q2MJ3C77U4P674RPG0"),
+            ("CONSENT_DEFAULT", "denied"),
+            ("PURCHASE_EVENT_NAME", "Purchase"),
+        ]);
+        let out = render(
+            "var CONFIG = __TT_EDGE_CONFIG__;",
+            &c,
+            "https://shop.example",
+        );
+        assert_eq!(
+            out,
+            r#"var CONFIG = {"pixelId":"C9Q2MJ3C77U4P674RPG0","prefix":"/tt","origin":"https://shop.example","consentDefault":"denied","purchaseEvent":"Purchase"};"#
+        );
+    }
+
+    #[test]
+    fn values_cannot_break_out_of_the_script() {
+        let c = config(&[]);
+        let out = render("x=__TT_EDGE_CONFIG__", &c, "https://a\"</script><b>");
+        assert!(!out.contains("</script>") && !out.contains("\"<"));
+        assert!(out.contains(r#"https://a\"\u003c/script>\u003cb>"#));
+    }
+
+    #[test]
+    fn sdk_url_takes_only_a_plausible_pixel_code() {
+        let base = "https://analytics.tiktok.com/i18n/pixel/events.js";
+        assert_eq!(
+            sdk_upstream(base, Some("C9Q2MJ3C77U4P674RPG0")),
+            "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=C9Q2MJ3C77U4P674RPG0&lib=ttq"
+        );
+        assert_eq!(sdk_upstream(base, Some("x&evil=1")), base);
+        assert_eq!(sdk_upstream(base, None), base);
+        assert_eq!(
+            sdk_upstream("http://127.0.0.1:9/e.js?v=2", Some("P1")),
+            "http://127.0.0.1:9/e.js?v=2&sdkid=P1&lib=ttq"
+        );
+    }
+
+    #[test]
+    fn tag_uses_the_prefix() {
+        assert_eq!(
+            script_tag("/edge"),
+            r#"<script src="/edge/pixel.js" async></script>"#
+        );
+    }
+}

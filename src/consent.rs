@@ -1,0 +1,48 @@
+//! `POST /tt/consent`: the snippet reports the visitor's Customer Privacy API answers; the
+//! Worker remembers them (cookie + KV session) and, on a refusal, forgets the visitor's
+//! identifiers and expires the tracking cookies.
+
+use tiktok_edge_core::config::Config;
+use tiktok_edge_core::consent::Report;
+use tiktok_edge_core::edge;
+use worker::{Env, Request, Response, Result};
+
+use crate::edge::with_cookies;
+use crate::respond;
+use crate::store::{Link, Store};
+
+/// A report is two booleans; anything bigger is not one.
+const MAX_BODY_BYTES: usize = 1024;
+
+pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+    let body = match respond::body_within(&mut req, MAX_BODY_BYTES).await? {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
+    };
+    let Ok(report) = serde_json::from_slice::<Report>(&body) else {
+        return respond::error(
+            400,
+            "invalid_consent",
+            "send {\"marketing\": true|false|null, \"sale_of_data\": true|false|null}",
+        );
+    };
+    let Some(choice) = report.choice() else {
+        return respond::json(200, &serde_json::json!({ "consent": null }));
+    };
+    let visit = crate::edge::visit_of(&req)?;
+    let store = Store::new(env)?;
+    let stored = match visit.ttp_cookie.as_deref().filter(|t| edge::plausible(t)) {
+        Some(ttp) => store.session(ttp).await?,
+        None => None,
+    };
+    let plan = edge::consent_plan(&visit, choice, stored, config, crate::edge::fresh_ttp);
+    // Written before answering: a refusal must hold for the order that may follow at once.
+    if let Some((sid, session)) = &plan.session {
+        store.save_session(sid, session).await?;
+    }
+    if let Some((cart, sid)) = &plan.cart_link {
+        store.link(Link::Cart, cart, sid).await?;
+    }
+    let resp = respond::json(200, &serde_json::json!({ "consent": choice.as_str() }))?;
+    with_cookies(resp, &plan.set_cookies)
+}

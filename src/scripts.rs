@@ -1,0 +1,111 @@
+//! Scripts served from the shop's own origin: the pixel bootstrap, the Shopify custom pixel,
+//! and TikTok's SDK (fetched from `TIKTOK_SDK_URL`, kept in the edge cache for an hour, with the
+//! last good copy in KV for when TikTok cannot be reached).
+
+use tiktok_edge_core::config::Config;
+use tiktok_edge_core::snippet::{self, SCRIPT_CACHE_CONTROL, SDK_CACHE_CONTROL};
+use worker::{console_error, Cache, Context, Env, Fetch, Request, Response, Result};
+
+use crate::store::Store;
+
+const PIXEL_JS: &str = include_str!("../assets/pixel.js");
+const CUSTOM_PIXEL_JS: &str = include_str!("../assets/custom-pixel.js");
+const JAVASCRIPT: &str = "application/javascript; charset=utf-8";
+
+/// The shop's origin as the browser sees it (scheme, host and port of this request).
+pub fn shop_origin(req: &Request) -> Result<String> {
+    Ok(req.url()?.origin().ascii_serialization())
+}
+
+fn script(body: String, cache_control: &str) -> Result<Response> {
+    let resp = Response::ok(body)?;
+    resp.headers().set("Content-Type", JAVASCRIPT)?;
+    resp.headers().set("Cache-Control", cache_control)?;
+    resp.headers().set("X-Content-Type-Options", "nosniff")?;
+    Ok(resp)
+}
+
+/// `GET /tt/pixel.js`: the storefront bootstrap with this shop's settings.
+pub fn pixel_js(req: &Request, config: &Config) -> Result<Response> {
+    let body = snippet::render(PIXEL_JS, config, &shop_origin(req)?);
+    script(body, SCRIPT_CACHE_CONTROL)
+}
+
+/// `GET /tt/custom-pixel.js`: the checkout pixel to paste into Shopify's Customer events.
+pub fn custom_pixel_js(req: &Request, config: &Config) -> Result<Response> {
+    let body = snippet::render(CUSTOM_PIXEL_JS, config, &shop_origin(req)?);
+    script(body, SCRIPT_CACHE_CONTROL)
+}
+
+/// `GET /tt/sdk.js`: TikTok's events.js, first-party.
+pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
+    let sdkid = req
+        .url()?
+        .query_pairs()
+        .find(|(k, _)| k == "sdkid")
+        .map(|(_, v)| v.into_owned());
+    let upstream = snippet::sdk_upstream(&config.sdk_url, sdkid.as_deref());
+    let cache = Cache::default();
+    if let Some(hit) = cache.get(upstream.as_str(), false).await? {
+        return Ok(hit);
+    }
+    let store = Store::new(env)?;
+    match fetch_sdk(&upstream).await {
+        Ok(body) => {
+            let cached = script_bytes(&body, SDK_CACHE_CONTROL)?;
+            let served = script_bytes(&body, SDK_CACHE_CONTROL)?;
+            ctx.wait_until(async move {
+                let kept = async {
+                    cache.put(upstream.as_str(), cached).await?;
+                    store.save_sdk(&upstream, &body).await
+                };
+                if let Err(e) = kept.await {
+                    console_error!(
+                        "{{\"event\":\"sdk_cache_failed\",\"error\":{:?}}}",
+                        e.to_string()
+                    );
+                }
+            });
+            Ok(served)
+        }
+        Err(problem) => {
+            console_error!("{{\"event\":\"sdk_fetch_failed\",\"error\":{:?}}}", problem);
+            match store.sdk(&upstream).await? {
+                // A short age, so the fresh copy replaces it as soon as TikTok answers again.
+                Some(body) => {
+                    let resp = script_bytes(&body, "public, max-age=60")?;
+                    resp.headers().set("X-TT-SDK", "stale")?;
+                    Ok(resp)
+                }
+                None => {
+                    // Still JavaScript, so the page's console says what happened and nothing breaks.
+                    let resp = script(
+                        format!("/* tiktok-edge: TikTok's SDK could not be fetched ({problem}); check TIKTOK_SDK_URL */\n"),
+                        "no-store",
+                    )?;
+                    Ok(resp.with_status(503))
+                }
+            }
+        }
+    }
+}
+
+fn script_bytes(body: &[u8], cache_control: &str) -> Result<Response> {
+    let resp = Response::from_bytes(body.to_vec())?;
+    resp.headers().set("Content-Type", JAVASCRIPT)?;
+    resp.headers().set("Cache-Control", cache_control)?;
+    Ok(resp)
+}
+
+/// The SDK's bytes, or why not.
+async fn fetch_sdk(url: &str) -> std::result::Result<Vec<u8>, String> {
+    let request = Request::new(url, worker::Method::Get).map_err(|e| e.to_string())?;
+    let mut resp = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match resp.status_code() {
+        200 => resp.bytes().await.map_err(|e| e.to_string()),
+        status => Err(format!("TikTok answered HTTP {status}")),
+    }
+}
