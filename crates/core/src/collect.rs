@@ -161,7 +161,7 @@ pub fn parse(
         return Err(invalid("event_id must be 1-128 letters, digits or _ - . :"));
     }
     let event_time = match body.event_time {
-        Some(t) if (t - facts.now_secs).abs() > MAX_CLOCK_SKEW_SECS => {
+        Some(t) if t.abs_diff(facts.now_secs) > MAX_CLOCK_SKEW_SECS.unsigned_abs() => {
             return Err(invalid("event_time is too far from now"))
         }
         Some(t) => t,
@@ -189,6 +189,9 @@ pub fn parse(
             {
                 return Err(invalid("content_id must be a product or variant id"));
             }
+            if c.price.is_some_and(Amount::is_negative) {
+                return Err(invalid("price must not be negative"));
+            }
             if !(1..=10_000).contains(&c.quantity) {
                 return Err(invalid("quantity must be from 1 to 10000"));
             }
@@ -212,6 +215,9 @@ pub fn parse(
         None => None,
     };
     let mut properties = Properties::for_contents(contents, currency);
+    if props.value.is_some_and(Amount::is_negative) {
+        return Err(invalid("value must not be negative"));
+    }
     if props.value.is_some() {
         properties.value = props.value;
     }
@@ -224,14 +230,15 @@ pub fn parse(
     let consent = facts
         .consent
         .or_else(|| body.consent.and_then(Report::choice));
+    // Cookies and body alike: only plausible tokens are passed on.
     let from_body = |v: Option<String>| v.filter(|v| plausible(v));
     let event = Event {
         event: body.event,
         event_time,
         event_id: body.event_id,
         user: User {
-            ttp: facts.ttp.clone().or_else(|| from_body(body.user.ttp)),
-            ttclid: facts.ttclid.clone().or_else(|| from_body(body.user.ttclid)),
+            ttp: from_body(facts.ttp.clone()).or_else(|| from_body(body.user.ttp)),
+            ttclid: from_body(facts.ttclid.clone()).or_else(|| from_body(body.user.ttclid)),
             ip: facts.ip.clone(),
             user_agent: facts.user_agent.clone(),
             ..User::default()
@@ -351,6 +358,8 @@ mod tests {
             (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","quantity":0}]}}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"<script>"}]}}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"value":"1e999"}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"value":"-5"}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","price":-1}]}}"#, "invalid_event"),
             (many.as_bytes(), "invalid_event"),
         ];
         for (body, code) in cases {

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod hash;
 pub mod health;
 pub mod money;
+pub mod privacy;
 pub mod queue;
 pub mod routes;
 pub mod shopify;

@@ -41,15 +41,21 @@ impl Amount {
         })
     }
 
+    // Arithmetic saturates: only absurd signed payloads (quantities near 2^64 at prices near
+    // 10^20) get there, and a capped value beats a wrapped, negative one.
     fn rescaled(self, scale: u32) -> i128 {
-        self.units * 10i128.pow(scale - self.scale)
+        self.units.saturating_mul(10i128.pow(scale - self.scale))
     }
 
     pub fn times(self, quantity: u64) -> Amount {
         Amount {
-            units: self.units * i128::from(quantity),
+            units: self.units.saturating_mul(i128::from(quantity)),
             scale: self.scale,
         }
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.units < 0
     }
 
     pub fn is_zero(self) -> bool {
@@ -68,7 +74,7 @@ impl std::ops::Add for Amount {
     fn add(self, other: Amount) -> Amount {
         let scale = self.scale.max(other.scale);
         Amount {
-            units: self.rescaled(scale) + other.rescaled(scale),
+            units: self.rescaled(scale).saturating_add(other.rescaled(scale)),
             scale,
         }
     }

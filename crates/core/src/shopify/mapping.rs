@@ -83,9 +83,12 @@ pub fn ttclid_from_url(url: &str) -> Option<String> {
 }
 
 fn percent_decode(s: &str) -> String {
+    // Exactly two hex digits (`from_str_radix` alone would also take `+A`).
     let hex = |b: &[u8]| {
-        std::str::from_utf8(b)
-            .ok()
+        b.iter()
+            .all(u8::is_ascii_hexdigit)
+            .then(|| std::str::from_utf8(b).ok())
+            .flatten()
             .and_then(|h| u8::from_str_radix(h, 16).ok())
     };
     let bytes = s.as_bytes();
@@ -290,7 +293,8 @@ pub fn cart_added(
     let mut quantities = BTreeMap::new();
     for line in &cart.line_items {
         if let Some(variant) = line.variant_id.or(line.product_id) {
-            *quantities.entry(variant).or_insert(0) += line.quantity.unwrap_or(0);
+            let total = quantities.entry(variant).or_insert(0u64);
+            *total = total.saturating_add(line.quantity.unwrap_or(0));
         }
     }
     let currency = cart.line_items.iter().find_map(|l| {
