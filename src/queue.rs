@@ -2,7 +2,9 @@
 //! the durable write, never for TikTok.
 
 use std::collections::BTreeMap;
-use tiktok_edge_core::queue::{shard_name, shard_name_at, EnqueueSummary, QueueStats, SHARDS};
+use tiktok_edge_core::queue::{
+    shard_name, shard_name_at, EnqueueSummary, Forget, QueueStats, SHARDS,
+};
 use tiktok_edge_core::tiktok::Event;
 use worker::{Env, Method, Request, RequestInit, Result};
 
@@ -61,4 +63,39 @@ pub async fn depth(env: &Env) -> Result<u64> {
         total += resp.json::<u64>().await?;
     }
     Ok(total)
+}
+
+/// Deletes queued and finished events: the listed ones, and every one carrying one of
+/// `ttps` (a redacted visitor's browser events). `everything` empties the queue (shop/redact).
+pub async fn forget(env: &Env, request: &Forget) -> Result<()> {
+    let namespace = env.durable_object(BINDING)?;
+    for shard in 0..SHARDS {
+        let name = shard_name_at(shard);
+        let mine = Forget {
+            events: request
+                .events
+                .iter()
+                .filter(|(event, id)| shard_name(event, id) == name)
+                .cloned()
+                .collect(),
+            ..request.clone()
+        };
+        if mine.events.is_empty() && mine.ttps.is_empty() && !mine.everything {
+            continue;
+        }
+        let stub = namespace.id_from_name(&name)?.get_stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(serde_json::to_string(&mine)?.into()));
+        let resp = stub
+            .fetch_with_request(Request::new_with_init("https://queue/forget", &init)?)
+            .await?;
+        if resp.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "queue shard {name} could not forget: {}",
+                resp.status_code()
+            )));
+        }
+    }
+    Ok(())
 }

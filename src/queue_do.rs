@@ -16,7 +16,7 @@ use worker::{
 
 use crate::settings;
 use tiktok_edge_core::queue::{
-    Count, EnqueueSummary, Failure, HourCount, QueueStats, RecentEvent, RowState, HOUR_MS,
+    Count, EnqueueSummary, Failure, Forget, HourCount, QueueStats, RecentEvent, RowState, HOUR_MS,
     MAX_FAILURES, MAX_RECENT,
 };
 
@@ -101,6 +101,11 @@ impl DurableObject for EventQueue {
                 }
                 Response::from_json(&summary)
             }
+            (Method::Post, "/forget") => {
+                let request: Forget = req.json().await?;
+                self.forget(&request)?;
+                Response::ok("")
+            }
             (Method::Get, "/depth") => Response::from_json(&self.depth()?),
             (Method::Get, "/stats") => {
                 let since: i64 = req
@@ -166,6 +171,28 @@ impl EventQueue {
             }
         }
         Ok(summary)
+    }
+
+    /// Deletes what a privacy webhook asks for.
+    fn forget(&self, request: &Forget) -> Result<()> {
+        let sql = self.sql();
+        if request.everything {
+            sql.exec("DELETE FROM events", None)?;
+            return Ok(());
+        }
+        for (event, id) in &request.events {
+            sql.exec(
+                "DELETE FROM events WHERE event_name = ? AND event_id = ?",
+                vec![event.as_str().into(), id.as_str().into()],
+            )?;
+        }
+        for ttp in &request.ttps {
+            sql.exec(
+                "DELETE FROM events WHERE instr(payload, ?) > 0",
+                vec![Forget::ttp_fragment(ttp).into()],
+            )?;
+        }
+        Ok(())
     }
 
     /// Events still waiting to be sent (queued or retrying), whatever their age.

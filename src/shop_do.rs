@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use tiktok_edge_core::consent::tracking_allowed;
+use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::shopify::mapping::{
     self, attribute, attributes, cart_key, merge_sessions, session_from_attributes, CartState,
     MappingConfig, OrderState, Session,
@@ -23,6 +24,8 @@ use crate::{queue, settings};
 const STATE_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 const CART: &str = "cart";
 const ORDER: &str = "order";
+/// What this resource led the Worker to keep elsewhere (KV, queue), for privacy webhooks.
+const HELD: &str = "held";
 
 #[durable_object(alarm)]
 pub struct ShopState {
@@ -33,6 +36,8 @@ pub struct ShopState {
 /// The Worker's call: a verified webhook for this resource.
 #[derive(Serialize, Deserialize)]
 pub struct WebhookCall {
+    /// This object's name (`order:<id>`, …), registered so `shop/redact` can find it.
+    pub resource: String,
     pub topic: String,
     pub webhook_id: String,
     pub body: String,
@@ -52,13 +57,16 @@ impl DurableObject for ShopState {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if req.method() != Method::Post || req.path() != "/webhook" {
-            return Response::error("no such operation", 404);
-        }
-        let call: WebhookCall = req.json().await?;
-        match self.handle(call).await? {
-            Ok(result) => Response::from_json(&result),
-            Err(unusable) => Response::error(unusable, 422),
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/webhook") => {
+                let call: WebhookCall = req.json().await?;
+                match self.handle(call).await? {
+                    Ok(result) => Response::from_json(&result),
+                    Err(unusable) => Response::error(unusable, 422),
+                }
+            }
+            (Method::Post, "/redact") => Response::from_json(&self.redact().await?),
+            _ => Response::error("no such operation", 404),
         }
     }
 
@@ -73,6 +81,32 @@ fn now_secs() -> i64 {
 }
 
 impl ShopState {
+    /// Adds to what this resource holds elsewhere; the first time, registers the resource so
+    /// `shop/redact` can find it.
+    async fn hold(&self, store: &Store, resource: &str, held: Held) -> Result<()> {
+        let mut all: Held = self.load(HELD).await?;
+        let first = all.is_empty();
+        if held.is_empty() && !first {
+            return Ok(());
+        }
+        all.absorb(held);
+        self.save(HELD, &all).await?;
+        if first {
+            store.register_resource(resource).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets this resource: returns what it held elsewhere (for the caller to delete) and
+    /// deletes its own state.
+    async fn redact(&self) -> Result<Held> {
+        let held: Held = self.load(HELD).await?;
+        let storage = self.state.storage();
+        storage.delete_all().await?;
+        storage.delete_alarm().await?;
+        Ok(held)
+    }
+
     /// State is kept as JSON text: the storage API's JS values would round ids above 2^53.
     async fn load<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> Result<T> {
         match self.state.storage().get::<String>(key).await? {
@@ -117,10 +151,12 @@ impl ShopState {
             Err(unusable) => return Ok(Err(unusable)),
         };
 
+        let mut held = Held::default();
         let (events, session): (Vec<Event>, Session) = match payload {
             Payload::Cart(cart) => {
-                let (_, session) =
+                let (sid, session) =
                     join(&store, &cart.note_attributes, cart.token.as_deref(), None).await?;
+                held.note(sid, cart.token.as_deref(), None);
                 let previous: CartState = self.load(CART).await?;
                 let (events, next) = mapping::cart_added(&cart, &previous, &session, now);
                 self.save(CART, &next).await?;
@@ -137,6 +173,11 @@ impl ShopState {
                 if let (Some(sid), Some(token)) = (&sid, &checkout.token) {
                     store.link(Link::Checkout, token, sid).await?;
                 }
+                held.note(
+                    sid,
+                    checkout.cart_token.as_deref(),
+                    checkout.token.as_deref(),
+                );
                 let created = topic == Topic::CheckoutsCreate;
                 (
                     mapping::checkout_events(&checkout, created, &session, &mapping_config, now),
@@ -144,13 +185,18 @@ impl ShopState {
                 )
             }
             Payload::Order(order) => {
-                let (_, joined) = join(
+                let (sid, joined) = join(
                     &store,
                     &order.note_attributes,
                     order.cart_token.as_deref(),
                     order.checkout_token.as_deref(),
                 )
                 .await?;
+                held.note(
+                    sid,
+                    order.cart_token.as_deref(),
+                    order.checkout_token.as_deref(),
+                );
                 let session = merge_sessions(Some(joined), mapping::session_from_order(&order));
                 let mut state: OrderState = self.load(ORDER).await?;
                 state.absorb(&order, session.clone(), &mapping_config);
@@ -189,11 +235,14 @@ impl ShopState {
             skipped = Some("the visitor declined marketing".to_string());
             Vec::new()
         };
+        held.events
+            .extend(events.iter().map(|e| (e.event.clone(), e.event_id.clone())));
         let queued = if events.is_empty() {
             0
         } else {
             queue::enqueue(&self.env, events).await?.accepted
         };
+        self.hold(&store, &call.resource, held).await?;
         // Marked only after the events are safely queued: a failure above lets Shopify retry.
         if !call.webhook_id.is_empty() {
             storage.put(&seen_key, true).await?;

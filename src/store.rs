@@ -2,6 +2,7 @@
 //! TTL, so IP and user agent never outlive the session they belong to.
 
 pub use tiktok_edge_core::admin::Parked;
+use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::shopify::mapping::Session;
 use worker::{Env, KvStore, Result};
 
@@ -81,6 +82,62 @@ impl Store {
 
     pub async fn sdk(&self, upstream: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.kv.get(&format!("sdk:{upstream}")).bytes().await?)
+    }
+
+    /// Registers a `ShopState` object by name, so `shop/redact` can reach every one.
+    pub async fn register_resource(&self, resource: &str) -> Result<()> {
+        self.kv
+            .put(&format!("resource:{resource}"), "")?
+            .expiration_ttl(SESSION_TTL_SECS)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Every key under `prefix` (all keys when empty), page by page.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let mut list = self.kv.list().prefix(prefix.to_string());
+            if let Some(c) = cursor.take() {
+                list = list.cursor(c);
+            }
+            let page = list.execute().await?;
+            out.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor {
+                Some(c) if !page.list_complete && !c.is_empty() => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Registered `ShopState` names.
+    pub async fn resources(&self) -> Result<Vec<String>> {
+        Ok(self
+            .keys("resource:")
+            .await?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix("resource:").map(String::from))
+            .collect())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        Ok(self.kv.delete(key).await?)
+    }
+
+    /// Deletes the sessions and join links a resource held.
+    pub async fn forget(&self, held: &Held) -> Result<()> {
+        for sid in &held.sessions {
+            self.delete(&format!("session:{sid}")).await?;
+        }
+        for cart in &held.carts {
+            self.delete(&Link::Cart.key(cart)).await?;
+        }
+        for checkout in &held.checkouts {
+            self.delete(&Link::Checkout.key(checkout)).await?;
+        }
+        Ok(())
     }
 
     pub async fn park(&self, parked: &Parked) -> Result<()> {

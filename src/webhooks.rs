@@ -6,9 +6,9 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::shopify::{self, hmac, Topic, MAX_WEBHOOK_BYTES};
 use worker::{console_log, Date, Env, Method, Request, RequestInit, Response, Result};
 
-use crate::respond;
 use crate::shop_do::{WebhookCall, WebhookResult};
 use crate::store::{Parked, Store};
+use crate::{privacy, respond};
 
 pub const BINDING: &str = "SHOP_STATE";
 
@@ -46,33 +46,49 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     let outcome = match topic {
         Topic::Other => serde_json::json!({ "ignored": topic_name }),
         Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest => {
-            console_log!(
-                "{{\"event\":\"privacy_webhook\",\"topic\":{:?}}}",
-                topic_name
-            );
-            serde_json::json!({ "acknowledged": topic_name })
+            match privacy::handle(env, topic, &body).await? {
+                Ok(outcome) => {
+                    // Counts only: the payload's customer fields are never logged.
+                    console_log!(
+                        "{{\"event\":\"privacy_webhook\",\"topic\":{:?},\"outcome\":{}}}",
+                        topic_name,
+                        outcome
+                    );
+                    outcome
+                }
+                Err(reason) => park(env, &topic_name, &webhook_id, reason, &body).await?,
+            }
         }
         _ => match route(env, topic, &topic_name, &webhook_id, &body).await? {
             Ok(result) => serde_json::to_value(result)?,
-            Err(reason) => {
-                let parked = Parked {
-                    topic: topic_name.clone(),
-                    webhook_id: webhook_id.clone(),
-                    reason,
-                    shape: shopify::redact(&body),
-                    received_at_ms: Date::now().as_millis() as i64,
-                };
-                Store::new(env)?.park(&parked).await?;
-                console_log!(
-                    "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?}}}",
-                    parked.topic,
-                    parked.reason
-                );
-                serde_json::json!({ "parked": parked.reason })
-            }
+            Err(reason) => park(env, &topic_name, &webhook_id, reason, &body).await?,
         },
     };
     respond::json(200, &outcome)
+}
+
+/// Keeps an unusable (but authentic) webhook's shape for the operator; never its values.
+async fn park(
+    env: &Env,
+    topic: &str,
+    webhook_id: &str,
+    reason: String,
+    body: &[u8],
+) -> Result<serde_json::Value> {
+    let parked = Parked {
+        topic: topic.to_string(),
+        webhook_id: webhook_id.to_string(),
+        reason,
+        shape: shopify::redact(body),
+        received_at_ms: Date::now().as_millis() as i64,
+    };
+    Store::new(env)?.park(&parked).await?;
+    console_log!(
+        "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?}}}",
+        parked.topic,
+        parked.reason
+    );
+    Ok(serde_json::json!({ "parked": parked.reason }))
 }
 
 /// Hands the webhook to its resource's Durable Object; `Err(reason)` when it is unusable.
@@ -91,20 +107,12 @@ async fn route(
         return Ok(Err("body is not UTF-8".to_string()));
     };
     let call = WebhookCall {
+        resource: key.clone(),
         topic: topic_name.to_string(),
         webhook_id: webhook_id.to_string(),
         body: text.to_string(),
     };
-    let stub = env
-        .durable_object(BINDING)?
-        .id_from_name(&key)?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(&call)?.into()));
-    let mut resp = stub
-        .fetch_with_request(Request::new_with_init("https://shop/webhook", &init)?)
-        .await?;
+    let mut resp = shop_state(env, &key, "webhook", serde_json::to_string(&call)?).await?;
     match resp.status_code() {
         200 => Ok(Ok(resp.json().await?)),
         422 => Ok(Err(resp.text().await?)),
@@ -112,4 +120,19 @@ async fn route(
             "resource state {key} answered {status}"
         ))),
     }
+}
+
+/// POSTs `body` to operation `op` of the `ShopState` named `resource`.
+pub async fn shop_state(env: &Env, resource: &str, op: &str, body: String) -> Result<Response> {
+    let stub = env
+        .durable_object(BINDING)?
+        .id_from_name(resource)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    stub.fetch_with_request(Request::new_with_init(
+        &format!("https://shop/{op}"),
+        &init,
+    )?)
+    .await
 }

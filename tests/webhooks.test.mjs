@@ -1,32 +1,13 @@
 // Shopify webhooks → TikTok: a browsing journey joined to its webhooks, exactly once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, createHmac } from "node:crypto";
-import { startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture, toJson, big } from "./support/harness.mjs";
+import { createHash } from "node:crypto";
+import { startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture, toJson, big, WEBHOOK_SECRET, signWebhook, deliverWebhook, setCookieValue } from "./support/harness.mjs";
 
-const SECRET = "whsec-test-current";
+const SECRET = WEBHOOK_SECRET;
 const sha256 = (s) => createHash("sha256").update(s).digest("hex");
-let webhookSeq = 0;
-
-function sign(body, secret = SECRET) {
-  return createHmac("sha256", secret).update(body).digest("base64");
-}
-
-async function deliver(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = SECRET, hmac } = {}) {
-  const body = typeof payload === "string" ? payload : toJson(payload);
-  const res = await worker.fetch("/tt/webhooks/shopify", {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-shopify-topic": topic,
-      "x-shopify-webhook-id": webhookId,
-      "x-shopify-shop-domain": "demo.myshopify.com",
-      ...(hmac === null ? {} : { "x-shopify-hmac-sha256": hmac ?? sign(body, secret) }),
-    },
-    body,
-  });
-  return { status: res.status, body: await res.json() };
-}
+const sign = signWebhook;
+const deliver = deliverWebhook;
 
 async function setup(extra = {}) {
   const tiktok = await startServer((req, res) => res.writeHead(200).end(tiktokAnswer(0)));
@@ -52,7 +33,7 @@ async function setup(extra = {}) {
   };
 }
 
-const cookieValue = (res, name) => res.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
+const cookieValue = setCookieValue;
 
 test("browse → cart → checkout → order: one event per step with the session's keys, however often and in whatever order webhooks come", async () => {
   const env = await setup();
@@ -172,7 +153,7 @@ test("a forged, missing or wrong-secret HMAC is refused and leaves no trace", as
       { hmac: sign(order.replace("42.00", "0.01")) },
     ];
     for (const opts of attempts) {
-      const { status, body } = await deliver(env.worker, "orders/create", order, opts);
+      const { status, body } = await deliver(env.worker, "orders/create", order, { ...opts, webhookId: "wh-forged" });
       assert.equal(status, 401);
       assert.equal(body.error, "unauthorized");
     }
@@ -182,7 +163,7 @@ test("a forged, missing or wrong-secret HMAC is refused and leaves no trace", as
     assert.deepEqual(admin.queue.counts, []);
     assert.equal(admin.queue.depth, 0);
     // The same webhook id is still new afterwards: the forgeries marked nothing as seen.
-    const ok = await deliver(env.worker, "orders/create", order, { webhookId: `wh-${webhookSeq}` });
+    const ok = await deliver(env.worker, "orders/create", order, { webhookId: "wh-forged" });
     assert.equal(ok.body.queued, 1);
     // The previous secret is accepted during a rotation.
     const rotated = { ...fixture("order_create.json"), id: 42 };

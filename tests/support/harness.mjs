@@ -5,6 +5,7 @@
 // path as production).
 import { Miniflare } from "miniflare";
 import http from "node:http";
+import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +39,12 @@ export async function startServer(handler) {
 
 /** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
 export async function startWorker({ bindings = {}, persistDir, collectLimit = 120 } = {}) {
+  const logs = []; // every line the Worker logged, for tests that check what logs may contain
   const mf = new Miniflare({
+    handleStructuredLogs: ({ message, level }) => {
+      logs.push(message);
+      if (process.env.WORKER_LOGS) process.stderr.write(`[worker ${level}] ${message}\n`);
+    },
     modules: true,
     scriptPath: path.join(ROOT, "build/index.js"),
     modulesRoot: ROOT,
@@ -57,6 +63,7 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
   const base = await mf.ready;
   return {
     mf,
+    logs,
     url: base.toString().replace(/\/$/, ""),
     /**
      * Real HTTP to the Worker's socket (Miniflare's dispatchFetch buffers response bodies, which
@@ -110,3 +117,35 @@ export function loadFixture(name) {
   return JSON.parse(text.replace(/(:\s*|\[\s*|,\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"__BIG__$2"'));
 }
 export const toJson = (value) => JSON.stringify(value).replace(BIG, "$1");
+
+// Shopify's side of a webhook delivery: HMAC-SHA256 of the raw body, base64, with the topic
+// and a webhook id (Shopify's dedup key) in headers.
+export const WEBHOOK_SECRET = "whsec-test-current";
+let webhookSeq = 0;
+export const signWebhook = (body, secret = WEBHOOK_SECRET) => createHmac("sha256", secret).update(body).digest("base64");
+
+/** Delivers `payload` (object or raw string) as webhook `topic`; `hmac: null` sends none. */
+export async function deliverWebhook(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = WEBHOOK_SECRET, hmac } = {}) {
+  const body = typeof payload === "string" || payload instanceof Uint8Array ? payload : toJson(payload);
+  const res = await worker.fetch("/tt/webhooks/shopify", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-shopify-topic": topic,
+      "x-shopify-webhook-id": webhookId,
+      "x-shopify-shop-domain": "demo.myshopify.com",
+      ...(hmac === null ? {} : { "x-shopify-hmac-sha256": hmac ?? signWebhook(body, secret) }),
+    },
+    body,
+  });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: res.status, body: json };
+}
+
+/** The value a response's Set-Cookie gives cookie `name` (undefined when not set). */
+export const setCookieValue = (res, name) =>
+  res.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
+/** The whole Set-Cookie line for `name`. */
+export const setCookieLine = (res, name) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));

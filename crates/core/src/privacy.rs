@@ -27,6 +27,18 @@ impl Held {
         self.events.extend(other.events);
     }
 
+    /// Records a resource's session and join tokens (cart tokens without their `?key=`).
+    pub fn note(&mut self, sid: Option<String>, cart: Option<&str>, checkout: Option<&str>) {
+        self.sessions.extend(sid);
+        self.carts.extend(
+            cart.map(crate::shopify::mapping::cart_key)
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+        );
+        self.checkouts
+            .extend(checkout.filter(|t| !t.is_empty()).map(String::from));
+    }
+
     pub fn is_empty(&self) -> bool {
         self == &Held::default()
     }
@@ -92,5 +104,8 @@ mod tests {
         assert_eq!(a.carts.len(), 2);
         assert_eq!(a.events.len(), 1);
         assert!(!a.is_empty());
+        a.note(Some("sid".into()), Some("c3?key=SECRET"), Some(""));
+        assert!(a.carts.contains("c3") && a.sessions.contains("sid"));
+        assert!(a.checkouts.is_empty());
     }
 }

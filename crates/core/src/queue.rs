@@ -63,6 +63,25 @@ pub fn shard_name_at(index: u32) -> String {
     format!("queue-{index}")
 }
 
+/// What to delete from the queue for a privacy webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forget {
+    /// (event name, event_id) keys.
+    pub events: Vec<(String, String)>,
+    /// Visitors (`_ttp`) whose events all go.
+    pub ttps: Vec<String>,
+    /// Every event (shop/redact).
+    pub everything: bool,
+}
+
+impl Forget {
+    /// The fragment a stored payload contains when it carries `ttp` (payloads are serde_json
+    /// output: no whitespace, the value JSON-escaped).
+    pub fn ttp_fragment(ttp: &str) -> String {
+        format!("\"ttp\":{}", serde_json::to_string(ttp).unwrap_or_default())
+    }
+}
+
 /// Counts of one (event name, state) pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {
@@ -297,6 +316,20 @@ mod tests {
         assert_eq!(hour_start(2 * HOUR_MS + 59_999), 2 * HOUR_MS);
         assert_eq!(hour_start(2 * HOUR_MS), 2 * HOUR_MS);
         assert_eq!(hour_start(-1), -HOUR_MS);
+    }
+
+    #[test]
+    fn ttp_fragment_matches_serialised_events() {
+        let user = crate::tiktok::User {
+            ttp: Some("A\"b_.tt.1".into()),
+            ..Default::default()
+        };
+        let payload = serde_json::to_string(&user).unwrap();
+        assert!(
+            payload.contains(&Forget::ttp_fragment("A\"b_.tt.1")),
+            "{payload}"
+        );
+        assert!(!payload.contains(&Forget::ttp_fragment("A")));
     }
 
     #[test]
