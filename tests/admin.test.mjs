@@ -1,0 +1,124 @@
+// The operator's view: /tt/admin behind ADMIN_TOKEN, its numbers from a scripted journey
+// (checked through the JSON twin), rendered in real headless Chromium with a screenshot saved
+// to artifacts/admin.png; /tt/health's queue depth.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import {
+  ROOT, startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture,
+  deliverWebhook, setCookieValue, WEBHOOK_SECRET,
+} from "./support/harness.mjs";
+import { launchChromium } from "./support/browser.mjs";
+
+const FAILURE = "Invalid value for field: event_id (test)";
+
+async function setup(bindings = {}) {
+  const origin = await startServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end("<html><head></head><body>shop</body></html>"));
+  // TikTok refuses, without retry, any batch holding the event "vc:refused".
+  const tiktok = await startServer((req, res) =>
+    res.writeHead(200).end(req.body.includes("vc:refused") ? tiktokAnswer(40002, FAILURE) : tiktokAnswer(0)));
+  const worker = await startWorker({
+    bindings: {
+      ORIGIN_URL: origin.url,
+      TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0",
+      TIKTOK_ACCESS_TOKEN: "tok-test",
+      TIKTOK_API_BASE: tiktok.url,
+      SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      RETRY_BASE_MS: "50",
+      ...bindings,
+    },
+  });
+  return { worker, close: async () => { await worker.dispose(); await Promise.all([origin.close(), tiktok.close()]); } };
+}
+
+test("admin needs ADMIN_TOKEN: 404 when unset, 401 without or with a wrong token, no-store when right", async () => {
+  const off = await setup();
+  try {
+    for (const p of ["/tt/admin", "/tt/admin.json"]) assert.equal((await off.worker.fetch(`${p}?token=${ADMIN_TOKEN}`)).status, 404, p);
+  } finally {
+    await off.close();
+  }
+  const env = await setup({ ADMIN_TOKEN });
+  try {
+    const attempts = [{}, { headers: { authorization: "Bearer wrong-token-0123456789" } }, { query: "?token=wrong" }, { query: `?token=${ADMIN_TOKEN}x` }];
+    for (const p of ["/tt/admin", "/tt/admin.json"]) {
+      for (const { headers, query = "" } of attempts) {
+        const res = await env.worker.fetch(`${p}${query}`, { headers });
+        assert.equal(res.status, 401, `${p}${query}`);
+        assert.ok(!(await res.text()).includes("<table"), "no data without the token");
+      }
+    }
+    const page = await env.worker.fetch("/tt/admin", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type"), /^text\/html/);
+    assert.equal(page.headers.get("cache-control"), "no-store");
+    assert.match(page.headers.get("content-security-policy"), /default-src 'none'/);
+  } finally {
+    await env.close();
+  }
+});
+
+test("a scripted journey's numbers on the JSON twin and the page, rendered in Chromium (screenshot in artifacts/)", async () => {
+  const env = await setup({ ADMIN_TOKEN });
+  try {
+    const browser = { "cf-connecting-ip": "203.0.113.20", "user-agent": "AdminJourney/1.0" };
+    const landing = await env.worker.fetch("/products/mug?ttclid=E.C.P.admin", { headers: browser });
+    const jar = `_ttp=${setCookieValue(landing, "_ttp")}; ttclid=E.C.P.admin`;
+    await landing.arrayBuffer();
+    const collect = (event, event_id) => env.worker.fetch("/tt/collect", {
+      method: "POST", headers: { ...browser, cookie: jar, "content-type": "application/json" }, body: JSON.stringify({ event, event_id }),
+    });
+    for (const [event, id] of [["ViewContent", "vc:a1"], ["ViewContent", "vc:a2"], ["ViewContent", "vc:refused"], ["AddToCart", "atc:c1-admin:1:1"]]) {
+      assert.equal((await collect(event, id)).status, 202);
+    }
+    assert.equal((await deliverWebhook(env.worker, "orders/create", fixture("order_create.json"))).body.queued, 1);
+    assert.ok((await deliverWebhook(env.worker, "orders/create", '{"id":')).body.parked);
+
+    const admin = await waitFor("every event sent or failed", async () => {
+      const a = await adminJson(env.worker);
+      return a.queue.depth === 0 && a.queue.recent.length === 5 && a.queue.recent.every((e) => e.state !== "queued") && a;
+    });
+    assert.equal(countOf(admin, "ViewContent", "sent"), 2);
+    assert.equal(countOf(admin, "ViewContent", "failed"), 1);
+    assert.equal(countOf(admin, "AddToCart", "sent"), 1);
+    assert.equal(countOf(admin, "CompletePayment", "sent"), 1);
+    assert.equal(admin.queue.events_in_window, 5);
+    assert.equal(admin.queue.hourly.reduce((n, h) => n + h.count, 0), 5, "events per hour add up");
+    // Browser events carry ttp, ttclid, ip and UA; the order carries those too (its cart
+    // attributes, landing URL and client details) plus the customer's email, phone and id.
+    assert.deepEqual(admin.queue.match_keys, { ttp: 5, ttclid: 5, ip: 5, user_agent: 5, email: 1, phone: 1, external_id: 1 });
+    assert.equal(admin.queue.last_failures.length, 1);
+    assert.equal(admin.queue.last_failures[0].event_id, "vc:refused");
+    assert.match(admin.queue.last_failures[0].error, /40002.*Invalid value for field/);
+    assert.equal(admin.parked_webhooks.length, 1);
+    assert.equal(admin.health.tiktok_configured, true);
+    assert.equal(admin.health.webhook_secret_configured, true);
+    assert.equal(admin.mode, "live");
+
+    const health = await (await env.worker.fetch("/tt/health")).json();
+    assert.equal(health.queue_depth, 0);
+
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.newPage({ viewport: { width: 1280, height: 900 } });
+      const requested = [];
+      page.on("request", (r) => requested.push(r.url()));
+      const res = await page.goto(`${env.worker.url}/tt/admin?token=${ADMIN_TOKEN}`);
+      assert.equal(res.status(), 200);
+      assert.equal(requested.length, 1, `the page loads nothing else: ${requested.join(", ")}`);
+      const text = await page.locator("body").innerText();
+      for (const expected of ["ViewContent", "AddToCart", "CompletePayment", "vc:refused", "Invalid value for field", "orders/create"]) {
+        assert.ok(text.includes(expected), `the page shows ${expected}`);
+      }
+      assert.equal(await page.locator("svg rect title, svg title").count() > 0, true, "the hourly chart is drawn");
+      const artifacts = path.join(ROOT, "artifacts");
+      mkdirSync(artifacts, { recursive: true });
+      await page.screenshot({ path: path.join(artifacts, "admin.png"), fullPage: true });
+    } finally {
+      await chromium.close();
+    }
+  } finally {
+    await env.close();
+  }
+});
