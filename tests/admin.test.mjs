@@ -6,40 +6,27 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import {
-  ROOT, startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture,
-  deliverWebhook, setCookieValue, WEBHOOK_SECRET,
+  ROOT, startShop, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture,
+  deliverWebhook, setCookieValue,
 } from "./support/harness.mjs";
 import { launchChromium } from "./support/browser.mjs";
 
 const FAILURE = "Invalid value for field: event_id (test)";
 
-async function setup(bindings = {}) {
-  const origin = await startServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end("<html><head></head><body>shop</body></html>"));
-  // TikTok refuses, without retry, any batch holding the event "vc:refused".
-  const tiktok = await startServer((req, res) =>
-    res.writeHead(200).end(req.body.includes("vc:refused") ? tiktokAnswer(40002, FAILURE) : tiktokAnswer(0)));
-  const worker = await startWorker({
-    bindings: {
-      ORIGIN_URL: origin.url,
-      TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0",
-      TIKTOK_ACCESS_TOKEN: "tok-test",
-      TIKTOK_API_BASE: tiktok.url,
-      SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      RETRY_BASE_MS: "50",
-      ...bindings,
-    },
-  });
-  return { worker, close: async () => { await worker.dispose(); await Promise.all([origin.close(), tiktok.close()]); } };
-}
+// TikTok refuses, without retry, any batch holding the event "vc:refused".
+const setup = (bindings = {}) => startShop({
+  bindings,
+  tiktok: (req, res) => res.writeHead(200).end(req.body.includes("vc:refused") ? tiktokAnswer(40002, FAILURE) : tiktokAnswer(0)),
+});
 
 test("admin needs ADMIN_TOKEN: 404 when unset, 401 without or with a wrong token, no-store when right", async () => {
-  const off = await setup();
+  const off = await setup({ ADMIN_TOKEN: "" });
   try {
     for (const p of ["/tt/admin", "/tt/admin.json"]) assert.equal((await off.worker.fetch(`${p}?token=${ADMIN_TOKEN}`)).status, 404, p);
   } finally {
     await off.close();
   }
-  const env = await setup({ ADMIN_TOKEN });
+  const env = await setup();
   try {
     const attempts = [{}, { headers: { authorization: "Bearer wrong-token-0123456789" } }, { query: "?token=wrong" }, { query: `?token=${ADMIN_TOKEN}x` }];
     for (const p of ["/tt/admin", "/tt/admin.json"]) {
@@ -60,7 +47,7 @@ test("admin needs ADMIN_TOKEN: 404 when unset, 401 without or with a wrong token
 });
 
 test("a scripted journey's numbers on the JSON twin and the page, rendered in Chromium (screenshot in artifacts/)", async () => {
-  const env = await setup({ ADMIN_TOKEN });
+  const env = await setup();
   try {
     const browser = { "cf-connecting-ip": "203.0.113.20", "user-agent": "AdminJourney/1.0" };
     const landing = await env.worker.fetch("/products/mug?ttclid=E.C.P.admin", { headers: browser });

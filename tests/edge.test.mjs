@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
-  startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture,
-  big, deliverWebhook, setCookieValue, setCookieLine, WEBHOOK_SECRET,
+  startServer, startShop, waitFor, adminJson, countOf, PIXEL_ID as PIXEL, loadFixture as fixture,
+  deliverWebhook, setCookieValue, setCookieLine,
 } from "./support/harness.mjs";
 
-const PIXEL = "C9Q2MJ3C77U4P674RPG0";
 const TAG = '<script src="/tt/pixel.js" async></script>';
 const PAGE = "<!doctype html><html><head><meta charset=utf-8><title>Mug</title></head><body><h1>Mug</h1></body></html>";
 // 100 KB of markup, the size of a real theme's product page.
@@ -20,37 +19,16 @@ const PNG = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)
 const APP_JS = "document.querySelector('head'); // '<head>' in a script is not HTML\n";
 const SDK = "/* TikTok events.js, as played by the test */ window.__sdk = true;\n";
 
-function startOrigin() {
-  return startServer((req, res) => {
-    const types = { "/logo.png": ["image/png", PNG], "/app.js": ["application/javascript", APP_JS], "/big": ["text/html; charset=utf-8", BIG_PAGE] };
-    const [type, body] = types[req.url.split("?")[0]] ?? ["text/html; charset=utf-8", PAGE];
-    res.writeHead(200, { "content-type": type, "set-cookie": "cart=c1-origin%3Fkey%3Dsecret; Path=/" }).end(body);
-  });
+function serveOrigin(req, res) {
+  const types = { "/logo.png": ["image/png", PNG], "/app.js": ["application/javascript", APP_JS], "/big": ["text/html; charset=utf-8", BIG_PAGE] };
+  const [type, body] = types[req.url.split("?")[0]] ?? ["text/html; charset=utf-8", PAGE];
+  res.writeHead(200, { "content-type": type, "set-cookie": "cart=c1-origin%3Fkey%3Dsecret; Path=/" }).end(body);
 }
 
 async function setup({ bindings = {}, sdk, persistDir } = {}) {
-  const origin = await startOrigin();
-  const tiktok = await startServer((req, res) => res.writeHead(200).end(tiktokAnswer(0)));
   const sdkServer = await startServer(sdk ?? ((req, res) => res.writeHead(200, { "content-type": "application/javascript" }).end(SDK)));
-  const worker = await startWorker({
-    persistDir,
-    bindings: {
-      ORIGIN_URL: origin.url,
-      TIKTOK_PIXEL_ID: PIXEL,
-      TIKTOK_ACCESS_TOKEN: "tok-test",
-      TIKTOK_API_BASE: tiktok.url,
-      TIKTOK_SDK_URL: `${sdkServer.url}/events.js`,
-      SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      RETRY_BASE_MS: "50",
-      ADMIN_TOKEN,
-      ...bindings,
-    },
-  });
-  return {
-    origin, tiktok, sdkServer, worker,
-    sentEvents: () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data),
-    close: async () => { await worker.dispose(); await Promise.all([origin.close(), tiktok.close(), sdkServer.close()]); },
-  };
+  const shop = await startShop({ origin: serveOrigin, persistDir, bindings: { TIKTOK_SDK_URL: `${sdkServer.url}/events.js`, ...bindings } });
+  return { ...shop, sdkServer, close: async () => { await shop.close(); await sdkServer.close(); } };
 }
 
 const maxAge = (line) => Number(/Max-Age=(\d+)/.exec(line)?.[1]);

@@ -4,41 +4,26 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture,
-  big, toJson, deliverWebhook, setCookieValue, setCookieLine, signWebhook, WEBHOOK_SECRET,
+  startShop, waitFor, adminJson, countOf, loadFixture as fixture,
+  big, toJson, deliverWebhook, setCookieValue, setCookieLine, signWebhook,
 } from "./support/harness.mjs";
 
 const RAW_EMAIL = "buyer.person@example.com";
 const RAW_PHONES = ["373-4253", "3734253"];
 const PAGE = "<!doctype html><html><head><title>Shop</title></head><body>shop</body></html>";
 
-async function setup({ bindings = {}, collectLimit } = {}) {
-  const origin = await startServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end(PAGE));
-  const tiktok = await startServer((req, res) => res.writeHead(200).end(tiktokAnswer(0)));
-  const worker = await startWorker({
-    collectLimit,
-    bindings: {
-      ORIGIN_URL: origin.url,
-      TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0",
-      TIKTOK_ACCESS_TOKEN: "tok-test",
-      TIKTOK_API_BASE: tiktok.url,
-      SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      RETRY_BASE_MS: "50",
-      ADMIN_TOKEN,
-      ...bindings,
-    },
-  });
-  const kv = await worker.mf.getKVNamespace("SESSIONS");
+async function setup(options = {}) {
+  const shop = await startShop({ origin: (req, res) => res.writeHead(200, { "content-type": "text/html" }).end(PAGE), ...options });
+  const kv = await shop.worker.mf.getKVNamespace("SESSIONS");
   return {
-    worker, tiktok, kv,
+    ...shop,
+    kv,
     kvKeys: async () => (await kv.list()).keys.map((k) => k.name),
-    sentEvents: () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data),
-    collect: (body, headers = {}) => worker.fetch("/tt/collect", {
+    collect: (body, headers = {}) => shop.worker.fetch("/tt/collect", {
       method: "POST",
       headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.1", ...headers },
       body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
     }),
-    close: async () => { await worker.dispose(); await Promise.all([origin.close(), tiktok.close()]); },
   };
 }
 

@@ -2,36 +2,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture, toJson, big, WEBHOOK_SECRET, signWebhook, deliverWebhook, setCookieValue } from "./support/harness.mjs";
+import { startShop, waitFor, adminJson, countOf, loadFixture as fixture, toJson, big, signWebhook, deliverWebhook, setCookieValue } from "./support/harness.mjs";
 
-const SECRET = WEBHOOK_SECRET;
 const sha256 = (s) => createHash("sha256").update(s).digest("hex");
 const sign = signWebhook;
 const deliver = deliverWebhook;
 
-async function setup(extra = {}) {
-  const tiktok = await startServer((req, res) => res.writeHead(200).end(tiktokAnswer(0)));
-  const origin = await startServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end("<html><head></head><body>shop</body></html>"));
-  const worker = await startWorker({
-    bindings: {
-      ORIGIN_URL: origin.url,
-      TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0",
-      TIKTOK_ACCESS_TOKEN: "tok-test",
-      TIKTOK_API_BASE: tiktok.url,
-      SHOPIFY_WEBHOOK_SECRET: SECRET,
-      SHOPIFY_WEBHOOK_SECRET_PREVIOUS: "whsec-test-previous",
-      RETRY_BASE_MS: "50",
-      ADMIN_TOKEN,
-      ...extra,
-    },
-  });
-  return {
-    tiktok,
-    worker,
-    sentEvents: () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data),
-    close: async () => { await worker.dispose(); await tiktok.close(); await origin.close(); },
-  };
-}
+const setup = (extra = {}) => startShop({ bindings: { SHOPIFY_WEBHOOK_SECRET_PREVIOUS: "whsec-test-previous", ...extra } });
 
 const cookieValue = setCookieValue;
 

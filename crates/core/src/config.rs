@@ -366,6 +366,16 @@ fn parse_cookie_domain(v: &str) -> Result<String, String> {
     }
 }
 
+/// A configuration from literal settings, for other modules' tests.
+#[cfg(test)]
+pub fn from_pairs(pairs: &[(&str, &str)]) -> Config {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(&move |k: &str| map.get(k).cloned()).expect("valid test settings")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,13 +240,7 @@ pub fn is_html_navigation(method: &str, status: u16, content_type: Option<&str>)
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        let map: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(&move |k: &str| map.get(k).cloned()).unwrap()
-    }
+    use crate::config::from_pairs as config;
 
     fn visit() -> Visit {
         Visit {

@@ -69,13 +69,7 @@ pub fn script_tag(prefix: &str) -> String {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        let map: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(&move |k: &str| map.get(k).cloned()).unwrap()
-    }
+    use crate::config::from_pairs as config;
 
     #[test]
     fn settings_replace_the_placeholder() {
