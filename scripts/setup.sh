@@ -36,3 +36,14 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# Headless Chromium for the browser tests (tests/browser.test.mjs): Debian's package, driven by
+# playwright-core, which downloads no browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "apt-get install chromium (for the browser tests)"
+    apt-get update -qq && apt-get install -y -qq chromium
+  else
+    say "/usr/bin/chromium is missing; the browser tests need it: sudo apt-get install -y chromium"
+  fi
+fi

@@ -4,12 +4,10 @@
 // TikTok's SDK and API are played by local servers; the SDK stand-in records what the page asked of ttq.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, startWorker, waitFor, tiktokAnswer, ADMIN_TOKEN } from "./support/harness.mjs";
+import { startServer, startWorker, waitFor, tiktokAnswer, ADMIN_TOKEN, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
 import { launchChromium } from "./support/browser.mjs";
 import { startDemoOrigin, PRODUCTS, DEMO_MARKET } from "../demo/origin.mjs";
 
-const PIXEL_ID = "C9Q2MJ3C77U4P674RPG0";
-const WEBHOOK_SECRET = "whsec-browser-test";
 const MUG = String(PRODUCTS["demo-mug"].variant);
 const CAP = String(PRODUCTS["demo-cap"].variant);
 const TEE = String(PRODUCTS["demo-tee"].variant);
@@ -31,18 +29,7 @@ before(async () => {
   sdk = await startServer((req, res) => res.writeHead(200, { "content-type": "application/javascript" }).end(SDK_STUB));
   tiktok = await startServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(tiktokAnswer(0)));
   demo = await startDemoOrigin({ webhookSecret: WEBHOOK_SECRET });
-  worker = await startWorker({
-    bindings: {
-      ORIGIN_URL: demo.url,
-      TIKTOK_SDK_URL: `${sdk.url}/events.js`,
-      TIKTOK_API_BASE: tiktok.url,
-      TIKTOK_PIXEL_ID: PIXEL_ID,
-      TIKTOK_ACCESS_TOKEN: "test-token",
-      SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      ADMIN_TOKEN,
-      RETRY_BASE_MS: "50",
-    },
-  });
+  worker = await storefrontWorker();
   demo.workerUrl = worker.url; // the demo checkout sends its webhooks here
 });
 after(async () => {
@@ -51,6 +38,21 @@ after(async () => {
   await demo?.close();
   await tiktok?.close();
   await sdk?.close();
+});
+
+/** The Worker in front of the demo shop, with the played SDK and TikTok; `settings` added. */
+const storefrontWorker = (settings = {}) => startWorker({
+  bindings: {
+    ORIGIN_URL: demo.url,
+    TIKTOK_SDK_URL: `${sdk.url}/events.js`,
+    TIKTOK_API_BASE: tiktok.url,
+    TIKTOK_PIXEL_ID: PIXEL_ID,
+    TIKTOK_ACCESS_TOKEN: "test-token",
+    SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    ADMIN_TOKEN,
+    RETRY_BASE_MS: "50",
+    ...settings,
+  },
 });
 
 const sentEvents = () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data);
@@ -153,6 +155,7 @@ test("the demo checkout's webhooks reach TikTok joined to the browsing session",
   await page.goto(`${worker.url}/products/demo-mug`);
   const ttp = await cookieOf(context, "_ttp");
   await page.click("#add-to-cart");
+  await page.waitForSelector("text=Added (1)"); // the cart exists: reading it now cannot start another
   await waitFor("the cart attributes", async () =>
     (await page.evaluate(() => fetch("/cart.js").then((r) => r.json()))).attributes._tt_sid === ttp);
   await page.goto(`${worker.url}/cart`);
@@ -206,8 +209,7 @@ test("a visitor who declines marketing: consent reported, cookies dropped, nothi
 });
 
 test("CONSENT_DEFAULT=denied: events wait for the visitor's choice, then go out with their original ids", async () => {
-  const optIn = await startWorker({ bindings: { ORIGIN_URL: demo.url, TIKTOK_SDK_URL: `${sdk.url}/events.js`, TIKTOK_API_BASE: tiktok.url,
-    TIKTOK_PIXEL_ID: PIXEL_ID, TIKTOK_ACCESS_TOKEN: "test-token", CONSENT_DEFAULT: "denied", RETRY_BASE_MS: "50" } });
+  const optIn = await storefrontWorker({ CONSENT_DEFAULT: "denied" });
   try {
     // A visitor who has not answered the banner yet ("" = no interaction).
     const { context, page, requests, paths } = await visitor(() => {
