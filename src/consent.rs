@@ -29,7 +29,12 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     let Some(choice) = report.choice() else {
         return respond::json(200, &serde_json::json!({ "consent": null }));
     };
-    let visit = crate::edge::visit_of(&req)?;
+    let mut visit = crate::edge::visit_of(&req)?;
+    // The page the choice was made on (a same-origin call sends it), for a ttclid landing that
+    // waited for consent.
+    if let Some(page) = req.headers().get("Referer")? {
+        visit.url = page;
+    }
     let store = Store::new(env)?;
     let stored = match visit.ttp_cookie.as_deref().filter(|t| edge::plausible(t)) {
         Some(ttp) => store.session(ttp).await?,

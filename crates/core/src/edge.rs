@@ -178,6 +178,20 @@ pub fn consent_plan(
 ) -> Plan {
     let mut set_cookies = consent_cookies(choice, config.cookie_domain.as_deref());
     let ttp = visit.ttp_cookie.clone().filter(|v| plausible(v));
+    if choice != Choice::Denied && ttp.is_none() {
+        // Tracking starts now (it waited for this choice): cookies and session as on a first
+        // navigation, so the events that follow at once carry `_ttp`. `visit.url` is the page
+        // the choice was made on.
+        let consented = Visit {
+            consent_cookie: Some(choice.as_str().to_string()),
+            session_marker: false,
+            ..visit.clone()
+        };
+        let mut started = plan(&consented, config, fresh_id);
+        set_cookies.append(&mut started.set_cookies);
+        started.set_cookies = set_cookies;
+        return started;
+    }
     if choice != Choice::Denied {
         let session = ttp.zip(stored).map(|(sid, mut session)| {
             session.marketing_allowed = Some(true);
@@ -444,15 +458,31 @@ mod tests {
             p.cart_link,
             Some(("c1-abc".to_string(), "declined-R".to_string()))
         );
-        assert!(consent_plan(
-            &anonymous,
-            Choice::Granted,
-            None,
-            &config(&[]),
-            || unreachable!()
-        )
-        .session
-        .is_none());
+
+        // Consent given where tracking waited for it: _ttp and the session start at once.
+        let waiting = Visit {
+            url: "https://shop.example/?ttclid=E.C.P.late".into(),
+            ..anonymous
+        };
+        let opt_in = config(&[("CONSENT_DEFAULT", "denied")]);
+        let p = consent_plan(&waiting, Choice::Granted, None, &opt_in, || {
+            "NEW_.tt.1".into()
+        });
+        assert!(p.set_cookies[0].starts_with("_tt_consent=granted;"));
+        assert!(p.set_cookies[1].starts_with("_ttp=NEW_.tt.1;"));
+        assert!(p
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("ttclid=E.C.P.late;")));
+        let (sid, s) = p.session.unwrap();
+        assert_eq!(
+            (sid.as_str(), s.marketing_allowed),
+            ("NEW_.tt.1", Some(true))
+        );
+        assert_eq!(
+            p.cart_link,
+            Some(("c1-abc".to_string(), "NEW_.tt.1".to_string()))
+        );
     }
 
     #[test]
