@@ -236,7 +236,9 @@ test("CONSENT_DEFAULT=denied: events wait for the visitor's choice, then go out 
     assert.ok(requests.findIndex((r) => r.url().endsWith("/tt/consent")) < requests.findIndex((r) => r.url().endsWith("/tt/collect")),
       "the Worker hears the consent before the first event");
     await assertCollectsAccepted(requests);
-    await receivedOnce("ViewContent", viewId);
+    const ttp = await cookieOf(context, "_ttp");
+    assert.ok(ttp, "the consent answer started _ttp");
+    assert.equal((await receivedOnce("ViewContent", viewId)).user.ttp, ttp, "the first event after the choice carries it");
     await context.close();
   } finally {
     await optIn.dispose();
