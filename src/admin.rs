@@ -25,11 +25,7 @@ fn authorised(req: &Request, config: &Config) -> Result<Option<Response>> {
         .map(Some);
     };
     let header = req.headers().get("Authorization")?;
-    let query_token = req
-        .url()?
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned());
+    let query_token = tiktok_edge_core::urls::query_param(&req.inner().url(), "token");
     let given = auth::bearer(header.as_deref())
         .or(query_token.as_deref())
         .unwrap_or("");

@@ -91,7 +91,7 @@ pub fn visit_of(req: &Request) -> Result<Visit> {
     let headers = req.headers();
     let jar = headers.get("Cookie")?.unwrap_or_default();
     Ok(Visit {
-        url: req.url()?.to_string(),
+        url: req.inner().url(),
         ttp_cookie: cookies::get(&jar, "_ttp"),
         ttclid_cookie: cookies::get(&jar, "ttclid"),
         consent_cookie: cookies::get(&jar, CONSENT_COOKIE),
@@ -108,13 +108,10 @@ pub fn visit_of(req: &Request) -> Result<Visit> {
 /// Orange-to-Orange route that reaches Shopify) and returns the origin's response untouched:
 /// method, headers, body stream, status, every `Set-Cookie`; redirects are returned, not followed.
 pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<Response> {
-    let url = req.url()?;
+    let url = req.inner().url();
     let target = match origin {
-        Some(origin) => {
-            let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-            origin.join(&format!("{}{query}", url.path()))
-        }
-        None => url.to_string(),
+        Some(origin) => origin.join(tiktok_edge_core::urls::path_and_query(&url)),
+        None => url,
     };
     let incoming = req.inner();
     let init = web_sys::RequestInit::new();

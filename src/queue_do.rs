@@ -108,11 +108,8 @@ impl DurableObject for EventQueue {
             }
             (Method::Get, "/depth") => Response::from_json(&self.depth()?),
             (Method::Get, "/stats") => {
-                let since: i64 = req
-                    .url()?
-                    .query_pairs()
-                    .find(|(k, _)| k == "since")
-                    .and_then(|(_, v)| v.parse().ok())
+                let since: i64 = tiktok_edge_core::urls::query_param(&req.inner().url(), "since")
+                    .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
                 Response::from_json(&self.stats(since)?)
             }

@@ -14,7 +14,7 @@ const JAVASCRIPT: &str = "application/javascript; charset=utf-8";
 
 /// The shop's origin as the browser sees it (scheme, host and port of this request).
 pub fn shop_origin(req: &Request) -> Result<String> {
-    Ok(req.url()?.origin().ascii_serialization())
+    Ok(tiktok_edge_core::urls::origin_of(&req.inner().url()).to_string())
 }
 
 fn script(body: String, cache_control: &str) -> Result<Response> {
@@ -39,11 +39,7 @@ pub fn custom_pixel_js(req: &Request, config: &Config) -> Result<Response> {
 
 /// `GET /tt/sdk.js`: TikTok's events.js, first-party.
 pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
-    let sdkid = req
-        .url()?
-        .query_pairs()
-        .find(|(k, _)| k == "sdkid")
-        .map(|(_, v)| v.into_owned());
+    let sdkid = tiktok_edge_core::urls::query_param(&req.inner().url(), "sdkid");
     let upstream = snippet::sdk_upstream(&config.sdk_url, sdkid.as_deref());
     let cache = Cache::default();
     if let Some(hit) = cache.get(upstream.as_str(), false).await? {

@@ -302,30 +302,22 @@ fn parse_millis(v: &str, min: u64, max: u64) -> Result<u64, String> {
 }
 
 fn parse_http_url(v: &str) -> Result<String, String> {
-    let url = url::Url::parse(v).map_err(|e| format!("is not a URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("must be an http:// or https:// URL with a host".to_string());
-    }
-    Ok(url.to_string())
+    let url = crate::urls::split_http_url(v)?;
+    let port = url.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let rest = if url.rest.is_empty() { "/" } else { url.rest };
+    Ok(format!("{}://{}{port}{rest}", url.scheme, url.host))
 }
 
 fn parse_origin(v: &str) -> Result<Origin, String> {
-    let url = url::Url::parse(v).map_err(|e| format!("is not a URL ({e})"))?;
-    let host = match (url.scheme(), url.host_str()) {
-        ("http" | "https", Some(host)) => host,
-        _ => return Err("must be an http:// or https:// URL with a host".to_string()),
-    };
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+    let url = crate::urls::split_http_url(v)?;
+    if !matches!(url.rest, "" | "/") {
         return Err(
             "must be only scheme, host and optional port, like https://shop.myshopify.com"
                 .to_string(),
         );
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain credentials".to_string());
-    }
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    Ok(Origin(format!("{}://{host}{port}", url.scheme())))
+    let port = url.port.map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(Origin(format!("{}://{}{port}", url.scheme, url.host)))
 }
 
 fn parse_route_prefix(v: &str) -> Result<String, String> {

@@ -1,14 +1,26 @@
 //! Cookies on the wire: reading the visitor's `Cookie` header.
 
-use cookie::Cookie;
-
 /// The value of cookie `name` in a `Cookie` request header, percent-decoded, if non-empty.
 pub fn get(header: &str, name: &str) -> Option<String> {
-    Cookie::split_parse_encoded(header.to_string())
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_string())
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| crate::urls::percent_decode(v.trim(), false))
         .filter(|v| !v.is_empty())
+}
+
+/// Percent-encodes what a cookie value must not carry raw.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&'()*+-./:<=>?@[]^_`{|}~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

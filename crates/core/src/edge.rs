@@ -5,7 +5,6 @@
 use crate::config::Config;
 use crate::consent::{tracking_allowed, Choice};
 use crate::shopify::mapping::{cart_key, ttclid_from_url, Session};
-use cookie::{time::Duration, Cookie, SameSite};
 
 /// `_ttp` lives 13 months like TikTok's own (and under Chrome's 400-day ceiling).
 pub const TTP_MAX_AGE_SECS: i64 = 395 * 24 * 3600;
@@ -59,17 +58,18 @@ pub fn new_ttp(now_ms: u64, random: [u8; 10]) -> String {
 }
 
 fn cookie(name: &str, value: &str, max_age: Option<i64>, domain: Option<&str>) -> String {
-    let mut c = Cookie::build((name.to_string(), value.to_string()))
-        .path("/")
-        .secure(true)
-        .same_site(SameSite::Lax);
-    if let Some(secs) = max_age {
-        c = c.max_age(Duration::seconds(secs));
-    }
+    let mut c = format!(
+        "{name}={}; SameSite=Lax; Secure; Path=/",
+        crate::cookies::encode(value)
+    );
     if let Some(d) = domain {
-        c = c.domain(d.to_string());
+        c.push_str("; Domain=");
+        c.push_str(d);
     }
-    c.build().encoded().to_string()
+    if let Some(secs) = max_age {
+        c.push_str(&format!("; Max-Age={secs}"));
+    }
+    c
 }
 
 /// Cookie values TikTok hands out are short tokens; anything else is not echoed back.

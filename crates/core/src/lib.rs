@@ -19,3 +19,4 @@ pub mod routes;
 pub mod shopify;
 pub mod snippet;
 pub mod tiktok;
+pub mod urls;

@@ -75,42 +75,7 @@ pub fn cart_key(token: &str) -> &str {
 
 /// The `ttclid` query parameter of a landing URL or path.
 pub fn ttclid_from_url(url: &str) -> Option<String> {
-    let query = url.split_once('?')?.1.split('#').next()?;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == "ttclid" && !v.is_empty()).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    // Exactly two hex digits (`from_str_radix` alone would also take `+A`).
-    let hex = |b: &[u8]| {
-        b.iter()
-            .all(u8::is_ascii_hexdigit)
-            .then(|| std::str::from_utf8(b).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-    };
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3).and_then(hex)) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::urls::query_param(url, "ttclid").filter(|v| !v.is_empty())
 }
 
 /// The session facts carried by note attributes, for orders whose KV session expired.
