@@ -15,3 +15,6 @@ wrangler() {
     node --no-warnings "$ROOT/node_modules/wrangler/wrangler-dist/cli.js" "$@"
   fi
 }
+
+# A headline for each stage of a long script.
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

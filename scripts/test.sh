@@ -5,7 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step setup
 bash scripts/setup.sh
