@@ -4,7 +4,6 @@ use tiktok_edge_core::collect::{self, RequestFacts, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::Choice;
 use tiktok_edge_core::edge::Visit;
-use tiktok_edge_core::shopify::mapping::cart_key;
 use worker::{console_error, Context, Date, Env, Request, Response, Result};
 
 use crate::store::{Link, Store};
@@ -69,11 +68,8 @@ fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(Link, String, St
         }
     }
     // A cart first seen by the pixel (an Ajax add before any navigation) joins here.
-    if let Some(cart) = visit.cart_cookie.as_deref().map(cart_key) {
-        if !cart.is_empty()
-            && visit.cart_marker.as_deref() != Some(cart)
-            && collected.event.event == "AddToCart"
-        {
+    if let Some(cart) = visit.cart_token() {
+        if visit.cart_marker.as_deref() != Some(cart) && collected.event.event == "AddToCart" {
             out.push((Link::Cart, cart.to_string(), sid));
         }
     }

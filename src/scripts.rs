@@ -17,8 +17,9 @@ pub fn shop_origin(req: &Request) -> Result<String> {
     Ok(tiktok_edge_core::urls::origin_of(&req.inner().url()).to_string())
 }
 
-fn script(body: String, cache_control: &str) -> Result<Response> {
-    let resp = Response::ok(body)?;
+/// A JavaScript answer (the scripts we render, and TikTok's SDK bytes as fetched).
+fn script(body: impl Into<Vec<u8>>, cache_control: &str) -> Result<Response> {
+    let resp = Response::from_bytes(body.into())?;
     resp.headers().set("Content-Type", JAVASCRIPT)?;
     resp.headers().set("Cache-Control", cache_control)?;
     resp.headers().set("X-Content-Type-Options", "nosniff")?;
@@ -48,8 +49,8 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
     let store = Store::new(env)?;
     match fetch_sdk(&upstream).await {
         Ok(body) => {
-            let cached = script_bytes(&body, SDK_CACHE_CONTROL)?;
-            let served = script_bytes(&body, SDK_CACHE_CONTROL)?;
+            let cached = script(body.as_slice(), SDK_CACHE_CONTROL)?;
+            let served = script(body.as_slice(), SDK_CACHE_CONTROL)?;
             ctx.wait_until(async move {
                 let kept = async {
                     cache.put(upstream.as_str(), cached).await?;
@@ -69,7 +70,7 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
             match store.sdk(&upstream).await? {
                 // A short age, so the fresh copy replaces it as soon as TikTok answers again.
                 Some(body) => {
-                    let resp = script_bytes(&body, "public, max-age=60")?;
+                    let resp = script(body, "public, max-age=60")?;
                     resp.headers().set("X-TT-SDK", "stale")?;
                     Ok(resp)
                 }
@@ -84,13 +85,6 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
             }
         }
     }
-}
-
-fn script_bytes(body: &[u8], cache_control: &str) -> Result<Response> {
-    let resp = Response::from_bytes(body.to_vec())?;
-    resp.headers().set("Content-Type", JAVASCRIPT)?;
-    resp.headers().set("Cache-Control", cache_control)?;
-    Ok(resp)
 }
 
 /// The SDK's bytes, or why not.

@@ -154,9 +154,14 @@ impl ShopState {
         let mut held = Held::default();
         let (events, session): (Vec<Event>, Session) = match payload {
             Payload::Cart(cart) => {
-                let (sid, session) =
-                    join(&store, &cart.note_attributes, cart.token.as_deref(), None).await?;
-                held.note(sid, cart.token.as_deref(), None);
+                let (_, session) = join(
+                    &store,
+                    &mut held,
+                    &cart.note_attributes,
+                    cart.token.as_deref(),
+                    None,
+                )
+                .await?;
                 let previous: CartState = self.load(CART).await?;
                 let (events, next) = mapping::cart_added(&cart, &previous, &session, now);
                 self.save(CART, &next).await?;
@@ -165,6 +170,7 @@ impl ShopState {
             Payload::Checkout(checkout) => {
                 let (sid, session) = join(
                     &store,
+                    &mut held,
                     &checkout.note_attributes,
                     checkout.cart_token.as_deref(),
                     checkout.token.as_deref(),
@@ -173,11 +179,6 @@ impl ShopState {
                 if let (Some(sid), Some(token)) = (&sid, &checkout.token) {
                     store.link(Link::Checkout, token, sid).await?;
                 }
-                held.note(
-                    sid,
-                    checkout.cart_token.as_deref(),
-                    checkout.token.as_deref(),
-                );
                 let created = topic == Topic::CheckoutsCreate;
                 (
                     mapping::checkout_events(&checkout, created, &session, &mapping_config, now),
@@ -185,18 +186,14 @@ impl ShopState {
                 )
             }
             Payload::Order(order) => {
-                let (sid, joined) = join(
+                let (_, joined) = join(
                     &store,
+                    &mut held,
                     &order.note_attributes,
                     order.cart_token.as_deref(),
                     order.checkout_token.as_deref(),
                 )
                 .await?;
-                held.note(
-                    sid,
-                    order.cart_token.as_deref(),
-                    order.checkout_token.as_deref(),
-                );
                 let session = merge_sessions(Some(joined), mapping::session_from_order(&order));
                 let mut state: OrderState = self.load(ORDER).await?;
                 state.absorb(&order, session.clone(), &mapping_config);
@@ -260,9 +257,10 @@ impl ShopState {
 
 /// The browsing session behind a resource: the session id written into cart attributes, else
 /// the one linked to its cart or checkout token; what the attributes carry fills the gaps.
-/// Returns the session id when known.
+/// Returns the session id when known, and records the session and tokens in `held`.
 async fn join(
     store: &Store,
+    held: &mut Held,
     attrs: &[NoteAttribute],
     cart_token: Option<&str>,
     checkout_token: Option<&str>,
@@ -282,5 +280,6 @@ async fn join(
         Some(sid) => store.session(sid).await?,
         None => None,
     };
+    held.note(sid.clone(), cart_token, checkout_token);
     Ok((sid, merge_sessions(stored, session_from_attributes(attrs))))
 }

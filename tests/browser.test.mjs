@@ -4,7 +4,7 @@
 // TikTok's SDK and API are played by local servers; the SDK stand-in records what the page asked of ttq.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, startWorker, waitFor, tiktokAnswer, ADMIN_TOKEN, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
+import { startServer, startWorker, waitFor, tiktokAnswer, shopBindings, eventsAt, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
 import { launchChromium } from "./support/browser.mjs";
 import { startDemoOrigin, PRODUCTS, DEMO_MARKET } from "../demo/origin.mjs";
 
@@ -42,20 +42,10 @@ after(async () => {
 
 /** The Worker in front of the demo shop, with the played SDK and TikTok; `settings` added. */
 const storefrontWorker = (settings = {}) => startWorker({
-  bindings: {
-    ORIGIN_URL: demo.url,
-    TIKTOK_SDK_URL: `${sdk.url}/events.js`,
-    TIKTOK_API_BASE: tiktok.url,
-    TIKTOK_PIXEL_ID: PIXEL_ID,
-    TIKTOK_ACCESS_TOKEN: "test-token",
-    SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    ADMIN_TOKEN,
-    RETRY_BASE_MS: "50",
-    ...settings,
-  },
+  bindings: { ...shopBindings(demo.url, tiktok.url), TIKTOK_SDK_URL: `${sdk.url}/events.js`, ...settings },
 });
 
-const sentEvents = () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data);
+const sentEvents = () => eventsAt(tiktok);
 const cookieOf = async (context, name) => (await context.cookies()).find((c) => c.name === name)?.value;
 const cartToken = async (context) => decodeURIComponent(await cookieOf(context, "cart")).split("?")[0];
 const ttqCalls = (page) => page.evaluate(() => window.__ttqCalls || []);

@@ -93,6 +93,20 @@ export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const PIXEL_ID = "C9Q2MJ3C77U4P674RPG0";
 const SHOP_PAGE = "<!doctype html><html><head><title>Shop</title></head><body>shop</body></html>";
 
+/** Settings of a live Worker in front of `originUrl`, sending to `tiktokUrl`, fast retries, admin on. */
+export const shopBindings = (originUrl, tiktokUrl) => ({
+  ORIGIN_URL: originUrl,
+  TIKTOK_PIXEL_ID: PIXEL_ID,
+  TIKTOK_ACCESS_TOKEN: "tok-test",
+  TIKTOK_API_BASE: tiktokUrl,
+  SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  RETRY_BASE_MS: "50",
+  ADMIN_TOKEN,
+});
+
+/** Every event a played TikTok (a startServer) received, in order. */
+export const eventsAt = (tiktok) => tiktok.requests.flatMap((r) => JSON.parse(r.body).data);
+
 /**
  * The Worker between a played shop origin and a played TikTok (`origin` and `tiktok` are request
  * handlers), live (access token set), with fast retries and the admin enabled. `bindings`
@@ -101,23 +115,10 @@ const SHOP_PAGE = "<!doctype html><html><head><title>Shop</title></head><body>sh
 export async function startShop({ origin: onOrigin, tiktok: onTikTok, bindings = {}, ...options } = {}) {
   const origin = await startServer(onOrigin ?? ((req, res) => res.writeHead(200, { "content-type": "text/html" }).end(SHOP_PAGE)));
   const tiktok = await startServer(onTikTok ?? ((req, res) => res.writeHead(200).end(tiktokAnswer(0))));
-  const worker = await startWorker({
-    ...options,
-    bindings: {
-      ORIGIN_URL: origin.url,
-      TIKTOK_PIXEL_ID: PIXEL_ID,
-      TIKTOK_ACCESS_TOKEN: "tok-test",
-      TIKTOK_API_BASE: tiktok.url,
-      SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      RETRY_BASE_MS: "50",
-      ADMIN_TOKEN,
-      ...bindings,
-    },
-  });
+  const worker = await startWorker({ ...options, bindings: { ...shopBindings(origin.url, tiktok.url), ...bindings } });
   return {
     worker, origin, tiktok,
-    /** Every event TikTok received, in order. */
-    sentEvents: () => tiktok.requests.flatMap((r) => JSON.parse(r.body).data),
+    sentEvents: () => eventsAt(tiktok),
     close: async () => { await worker.dispose(); await Promise.all([origin.close(), tiktok.close()]); },
   };
 }

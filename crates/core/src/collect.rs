@@ -231,14 +231,14 @@ pub fn parse(
         .consent
         .or_else(|| body.consent.and_then(Report::choice));
     // Cookies and body alike: only plausible tokens are passed on.
-    let from_body = |v: Option<String>| v.filter(|v| plausible(v));
+    let usable = |v: Option<String>| v.filter(|v| plausible(v));
     let event = Event {
         event: body.event,
         event_time,
         event_id: body.event_id,
         user: User {
-            ttp: from_body(facts.ttp.clone()).or_else(|| from_body(body.user.ttp)),
-            ttclid: from_body(facts.ttclid.clone()).or_else(|| from_body(body.user.ttclid)),
+            ttp: usable(facts.ttp.clone()).or_else(|| usable(body.user.ttp)),
+            ttclid: usable(facts.ttclid.clone()).or_else(|| usable(body.user.ttclid)),
             ip: facts.ip.clone(),
             user_agent: facts.user_agent.clone(),
             ..User::default()

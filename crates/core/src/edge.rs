@@ -31,6 +31,16 @@ pub struct Visit {
     pub gpc: bool,
 }
 
+impl Visit {
+    /// The Shopify cart token as a join key: without its `?key=` secret, and only when plausible.
+    pub fn cart_token(&self) -> Option<&str> {
+        self.cart_cookie
+            .as_deref()
+            .map(cart_key)
+            .filter(|t| !t.is_empty() && plausible(t))
+    }
+}
+
 /// What to do about it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -86,11 +96,7 @@ pub fn plausible(value: &str) -> bool {
 pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) -> Plan {
     let choice = Choice::from_cookie(visit.consent_cookie.as_deref());
     let consent = choice.map(Choice::marketing);
-    let cart = visit
-        .cart_cookie
-        .as_deref()
-        .map(cart_key)
-        .filter(|t| !t.is_empty() && plausible(t));
+    let cart = visit.cart_token();
     if !tracking_allowed(consent, config.consent_default) {
         return declined_plan(cart, visit.cart_marker.as_deref(), fresh_ttp);
     }
@@ -205,12 +211,7 @@ pub fn consent_plan(
         };
     }
     let sid = ttp.unwrap_or_else(|| format!("declined-{}", fresh_id()));
-    let cart = visit
-        .cart_cookie
-        .as_deref()
-        .map(cart_key)
-        .filter(|t| !t.is_empty() && plausible(t));
-    let cart_link = cart.map(|t| {
+    let cart_link = visit.cart_token().map(|t| {
         set_cookies.push(cookie(CART_MARKER, t, None, None));
         (t.to_string(), sid.clone())
     });
