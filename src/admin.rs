@@ -6,6 +6,7 @@ use tiktok_edge_core::admin::{render_html, AdminReport};
 use tiktok_edge_core::auth;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::health::Health;
+use tiktok_edge_core::queue::{Resend, ShardHealth};
 use worker::{Date, Env, Request, Response, Result};
 
 use crate::store::Store;
@@ -45,8 +46,12 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
     let now = Date::now().as_millis() as i64;
     let since = now - i64::from(WINDOW_HOURS) * 3600 * 1000;
     let queue = queue::stats(env, since).await?;
-    let mut health = Health::new(&|name| settings::var(env, name), &Ok(config.clone()));
-    health.queue_depth = Some(queue.depth);
+    let health = Health::new(&|name| settings::var(env, name), &Ok(config.clone())).with_queue(
+        ShardHealth {
+            depth: queue.depth,
+            paused: queue.paused.clone(),
+        },
+    );
     Ok(AdminReport {
         generated_at_ms: now,
         window_hours: WINDOW_HOURS,
@@ -78,4 +83,36 @@ pub async fn page(req: &Request, env: &Env, config: &Config) -> Result<Response>
     )?;
     resp.headers().set("X-Robots-Tag", "noindex")?;
     Ok(resp)
+}
+
+/// `POST /tt/admin/resend` with a JSON filter (`state`, `event`, `from_ms`, `to_ms`, `error`):
+/// failed (or unconfirmed) events go back to the queue. The token must come in the
+/// `Authorization` header, so no link or cross-site form can trigger it.
+pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if req.headers().get("Authorization")?.is_none() {
+        return respond::error(
+            401,
+            "unauthorized",
+            "send the ADMIN_TOKEN as `Authorization: Bearer …`",
+        );
+    }
+    if let Some(denied) = authorised(&req, config)? {
+        return Ok(denied);
+    }
+    let body = match respond::body_within(&mut req, 4096).await? {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
+    };
+    let filter: Resend = if body.is_empty() {
+        Resend::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(filter) => filter,
+            Err(e) => return respond::error(400, "invalid_filter", &e.to_string()),
+        }
+    };
+    match queue::resend(env, &filter).await? {
+        Ok(count) => respond::json(200, &serde_json::json!({ "requeued": count })),
+        Err(message) => respond::error(400, "invalid_filter", &message),
+    }
 }

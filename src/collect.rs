@@ -4,6 +4,7 @@ use tiktok_edge_core::collect::{self, RequestFacts, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::Choice;
 use tiktok_edge_core::edge::Visit;
+use tiktok_edge_core::queue::Source;
 use worker::{console_error, Context, Date, Env, Request, Response, Result};
 
 use crate::store::{Link, Store};
@@ -48,7 +49,7 @@ pub async fn handle(
             }
         });
     }
-    let summary = queue::enqueue(env, vec![collected.event]).await?;
+    let summary = queue::enqueue(env, Source::Browser, config, vec![collected.event]).await?;
     respond::json(
         202,
         &serde_json::json!({ "event_id": event_id, "queued": summary.accepted == 1 }),

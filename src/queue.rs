@@ -2,17 +2,18 @@
 //! the durable write, never for TikTok.
 
 use std::collections::BTreeMap;
+use tiktok_edge_core::config::Config;
 use tiktok_edge_core::queue::{
-    shard_name, shard_name_at, EnqueueSummary, Forget, QueueStats, SHARDS,
+    earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
+    QueueStats, Resend, ShardHealth, Source, SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
 use worker::{Env, Method, Request, RequestInit, Response, Result};
 
 pub const BINDING: &str = "EVENT_QUEUE";
 
-/// Calls operation `op` of the shard named `shard`: a POST of `body` when there is one, else a
-/// GET. Any answer but 200 is an error naming the shard.
-async fn call(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
+/// Operation `op` of the shard named `shard`: a POST of `body` when there is one, else a GET.
+async fn ask(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
     let stub = env
         .durable_object(BINDING)?
         .id_from_name(shard)?
@@ -22,11 +23,17 @@ async fn call(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<
         init.with_method(Method::Post).with_body(Some(body.into()));
     }
     let request = Request::new_with_init(&format!("https://queue/{op}"), &init)?;
-    let resp = stub.fetch_with_request(request).await?;
+    stub.fetch_with_request(request).await
+}
+
+/// [`ask`], where any answer but 200 is an error naming the shard and its message.
+async fn call(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
+    let mut resp = ask(env, shard, op, body).await?;
     if resp.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
-            "queue shard {shard} answered {} to {op}",
-            resp.status_code()
+            "queue shard {shard} answered {} to {op}: {}",
+            resp.status_code(),
+            resp.text().await.unwrap_or_default()
         )));
     }
     Ok(resp)
@@ -45,11 +52,22 @@ fn by_shard<T>(
     groups
 }
 
-/// Queues `events`, grouped by shard; returns how many were new.
-pub async fn enqueue(env: &Env, events: Vec<Event>) -> Result<EnqueueSummary> {
+/// Hands copies of `events` from `source` to their shards, where they merge with other copies
+/// of the same events; returns what became of them.
+pub async fn enqueue(
+    env: &Env,
+    source: Source,
+    config: &Config,
+    events: Vec<Event>,
+) -> Result<EnqueueSummary> {
+    let hold = HoldPolicy::from_config(config);
     let mut total = EnqueueSummary::default();
     for (shard, events) in by_shard(events, |e| (&e.event, &e.event_id)) {
-        let body = serde_json::to_string(&events)?;
+        let body = serde_json::to_string(&Enqueue {
+            source,
+            hold: hold.clone(),
+            events,
+        })?;
         total += call(env, &shard, "enqueue", Some(body))
             .await?
             .json::<EnqueueSummary>()
@@ -69,14 +87,37 @@ pub async fn stats(env: &Env, since_ms: i64) -> Result<QueueStats> {
     Ok(merged)
 }
 
-/// Events waiting to be sent, over all shards.
-pub async fn depth(env: &Env) -> Result<u64> {
-    let mut total = 0;
+/// Events waiting to be sent over all shards, and the earliest pause among them.
+pub async fn health(env: &Env) -> Result<ShardHealth> {
+    let mut total = ShardHealth::default();
     for shard in 0..SHARDS {
-        let mut resp = call(env, &shard_name_at(shard), "depth", None).await?;
-        total += resp.json::<u64>().await?;
+        let mut resp = call(env, &shard_name_at(shard), "health", None).await?;
+        let shard: ShardHealth = resp.json().await?;
+        total.depth += shard.depth;
+        total.paused = earliest_pause(total.paused, shard.paused);
     }
     Ok(total)
+}
+
+/// Puts the operator's choice of failed or unconfirmed events back in every shard's queue;
+/// returns how many. `Err` (the shard's message) for a filter that cannot be used.
+pub async fn resend(env: &Env, request: &Resend) -> Result<std::result::Result<u64, String>> {
+    let body = serde_json::to_string(request)?;
+    let mut total = 0;
+    for shard in 0..SHARDS {
+        let name = shard_name_at(shard);
+        let mut resp = ask(env, &name, "resend", Some(body.clone())).await?;
+        match resp.status_code() {
+            200 => total += resp.json::<u64>().await?,
+            400 => return Ok(Err(resp.text().await?)),
+            status => {
+                return Err(worker::Error::RustError(format!(
+                    "queue shard {name} answered {status} to resend"
+                )))
+            }
+        }
+    }
+    Ok(Ok(total))
 }
 
 /// Deletes queued and finished events: the listed ones, and every one carrying one of

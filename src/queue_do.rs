@@ -1,13 +1,25 @@
 //! `EventQueue`: the durable send queue, one Durable Object per shard of event keys.
 //!
-//! An event is written to SQLite before the caller is answered; the alarm sends what is due in
-//! batches (same pixel, up to TikTok's limit), classifies the answer (`tiktok::classify`) and
-//! reschedules failures with `tiktok::RetryPolicy`, keeping the event_id. The primary key
-//! (event name, event_id) is TikTok's own dedup key, so a second copy is never queued.
+//! Every copy of an event (browser or webhook) comes to the shard that owns its key (event
+//! name, event_id: TikTok's own dedup key), where `queue::admit` decides: store it, merge it
+//! with the unsent copy already here, or leave the copy TikTok has alone. Nothing is answered
+//! before it is written to SQLite. The alarm sends what is due in batches; TikTok's answer is
+//! turned into a step per batch (`tiktok::Outcome::step`): sent, retried with backoff, split
+//! until a refused event is alone (only it fails, with TikTok's message), or the shard pauses
+//! for a token or permission problem and resumes by itself once TikTok takes a batch again.
+//!
+//! Every query on a hot path uses an index (see `MIGRATIONS`), retention is deleted in bounded
+//! chunks from the alarm, and a shard holds at most `MAX_ROWS` rows.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tiktok_edge_core::tiktok::{self, Event, Outcome, RetryPolicy, TrackRequest};
+use std::cell::Cell;
+use tiktok_edge_core::queue::{
+    admit, Admission, Count, Enqueue, EnqueueSummary, Failure, Forget, HourCount, Pause,
+    QueueStats, RecentEvent, Resend, ResendValue, RowState, ShardHealth, Source, Stored, HOUR_MS,
+    MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
+};
+use tiktok_edge_core::tiktok::{self, RetryPolicy, Step, TrackRequest};
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
     Fetch, Headers, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
@@ -15,36 +27,60 @@ use worker::{
 };
 
 use crate::settings;
-use tiktok_edge_core::queue::{
-    Count, EnqueueSummary, Failure, Forget, HourCount, QueueStats, RecentEvent, RowState, HOUR_MS,
-    MAX_FAILURES, MAX_RECENT,
-};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-  event_name TEXT NOT NULL,
-  event_id TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  match_keys TEXT NOT NULL,
-  state TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL,
-  next_attempt_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  last_error TEXT,
-  PRIMARY KEY (event_name, event_id)
-);
-CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);";
+/// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS events (
+       event_name TEXT NOT NULL,
+       event_id TEXT NOT NULL,
+       payload TEXT NOT NULL,
+       match_keys TEXT NOT NULL,
+       state TEXT NOT NULL,
+       attempts INTEGER NOT NULL DEFAULT 0,
+       created_at INTEGER NOT NULL,
+       next_attempt_at INTEGER NOT NULL,
+       updated_at INTEGER NOT NULL,
+       last_error TEXT,
+       PRIMARY KEY (event_name, event_id)
+     );
+     CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);",
+    // Copies merge by source; retention, failures and the pause need (state, updated_at);
+    // the operator's window needs created_at; the row count is kept by triggers so the size
+    // limit costs one row read, not a scan.
+    "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook';
+     CREATE INDEX events_finished ON events (state, updated_at);
+     CREATE INDEX events_created ON events (created_at);
+     INSERT INTO meta (key, n) VALUES ('rows', (SELECT COUNT(*) FROM events));
+     CREATE TRIGGER events_counted_in AFTER INSERT ON events
+       BEGIN UPDATE meta SET n = n + 1 WHERE key = 'rows'; END;
+     CREATE TRIGGER events_counted_out AFTER DELETE ON events
+       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;",
+];
 
 /// Finished rows are kept this long for dedup and the operator page, then deleted.
 const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Rows deleted per state and alarm, so cleanup never scans history in one go.
+const CLEANUP_CHUNK: i64 = 200;
 /// When the configuration cannot send (invalid settings), look again after this long.
 const CONFIG_RECHECK_MS: i64 = 60_000;
+/// Most rows one shard keeps. At the limit the oldest finished rows make room; when every row
+/// is still waiting to be sent, new events are refused (the caller answers 503, so Shopify
+/// redelivers later) rather than dropping any that were accepted.
+const MAX_ROWS: i64 = 200_000;
+/// Finished states, oldest of which may go (retention, or room at the limit).
+const FINISHED: [RowState; 4] = [
+    RowState::Sent,
+    RowState::DryRun,
+    RowState::Failed,
+    RowState::Unconfirmed,
+];
 
 #[durable_object(alarm)]
 pub struct EventQueue {
     state: State,
     env: Env,
+    /// SQLite rows read and written since this counter was last taken (benchmarks, logs).
+    rows: Cell<(usize, usize)>,
 }
 
 #[derive(Deserialize)]
@@ -57,8 +93,16 @@ struct DueRow {
 }
 
 #[derive(Deserialize)]
+struct StoredRow {
+    payload: String,
+    source: String,
+    state: String,
+    attempts: i64,
+}
+
+#[derive(Deserialize)]
 struct CountRow {
-    n: u64,
+    n: i64,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +116,10 @@ struct RecentRow {
 
 #[derive(Deserialize)]
 struct KeysRow {
+    event_name: String,
+    state: String,
     match_keys: String,
+    created_at: i64,
 }
 
 #[derive(Deserialize)]
@@ -80,23 +127,40 @@ struct NextDue {
     next: Option<i64>,
 }
 
+#[derive(Deserialize)]
+struct MetaText {
+    text: Option<String>,
+}
+
 impl DurableObject for EventQueue {
     fn new(state: State, env: Env) -> Self {
-        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+        let queue = EventQueue {
+            state,
+            env,
+            rows: Cell::new((0, 0)),
+        };
+        if let Err(e) = queue.migrate() {
             console_error!(
                 "{{\"event\":\"queue_schema_failed\",\"error\":{:?}}}",
                 e.to_string()
             );
         }
-        EventQueue { state, env }
+        queue
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/enqueue") => {
-                let events: Vec<Event> = req.json().await?;
-                let summary = self.enqueue(&events)?;
-                if summary.accepted > 0 {
+                let call: Enqueue = req.json().await?;
+                self.rows.set((0, 0));
+                let Some(mut summary) = self.enqueue(&call)? else {
+                    return Response::error(
+                        "this queue shard is full of events still waiting to be sent",
+                        507,
+                    );
+                };
+                (summary.rows_read, summary.rows_written) = self.rows.take();
+                if summary.accepted + summary.merged > 0 {
                     self.schedule().await?;
                 }
                 Response::from_json(&summary)
@@ -106,7 +170,21 @@ impl DurableObject for EventQueue {
                 self.forget(&request)?;
                 Response::ok("")
             }
-            (Method::Get, "/depth") => Response::from_json(&self.depth()?),
+            (Method::Post, "/resend") => {
+                let request: Resend = req.json().await?;
+                let count = match self.resend(&request)? {
+                    Ok(count) => count,
+                    Err(message) => return Response::error(message, 400),
+                };
+                if count > 0 {
+                    self.schedule().await?;
+                }
+                Response::from_json(&count)
+            }
+            (Method::Get, "/health") => Response::from_json(&ShardHealth {
+                depth: self.depth()?,
+                paused: self.pause()?,
+            }),
             (Method::Get, "/stats") => {
                 let since: i64 = tiktok_edge_core::urls::query_param(&req.inner().url(), "since")
                     .and_then(|v| v.parse().ok())
@@ -118,13 +196,15 @@ impl DurableObject for EventQueue {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        self.rows.set((0, 0));
         if let Err(e) = self.flush().await {
             console_error!(
                 "{{\"event\":\"queue_flush_failed\",\"error\":{:?}}}",
                 e.to_string()
             );
         }
-        self.schedule().await?;
+        let more_to_clean = self.clean_up()?;
+        self.schedule_with(more_to_clean).await?;
         Response::ok("")
     }
 }
@@ -133,58 +213,189 @@ fn now_ms() -> i64 {
     Date::now().as_millis() as i64
 }
 
+fn text(state: RowState) -> SqlStorageValue {
+    state.as_str().into()
+}
+
+/// `?, ?, ?` for the pending states, and their values.
+fn pending() -> (&'static str, Vec<SqlStorageValue>) {
+    ("?, ?, ?", RowState::PENDING.map(text).to_vec())
+}
+
 impl EventQueue {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
 
-    /// Writes new events (ignoring ones already known) and says how many were new.
-    fn enqueue(&self, events: &[Event]) -> Result<EnqueueSummary> {
+    /// Runs one statement to its end and returns its rows (`RETURNING` rows for writes),
+    /// adding the rows it read and wrote to the tally.
+    fn all<T: for<'de> Deserialize<'de>>(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<T>> {
+        let cursor = self.sql().exec(query, bindings)?;
+        let rows = cursor.to_array()?;
+        let (read, written) = self.rows.get();
+        self.rows
+            .set((read + cursor.rows_read(), written + cursor.rows_written()));
+        Ok(rows)
+    }
+
+    /// A statement whose rows do not matter; returns how many it returned.
+    fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<usize> {
+        Ok(self.all::<serde_json::Value>(query, bindings)?.len())
+    }
+
+    fn migrate(&self) -> Result<()> {
         let sql = self.sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, n INTEGER, text TEXT)",
+            None,
+        )?;
+        let done: Vec<CountRow> = sql
+            .exec("SELECT n FROM meta WHERE key = 'schema'", None)?
+            .to_array()?;
+        let done = done.first().map_or(0, |r| r.n.max(0) as usize);
+        for (version, migration) in MIGRATIONS.iter().enumerate().skip(done) {
+            sql.exec(migration, None)?;
+            sql.exec(
+                "INSERT INTO meta (key, n) VALUES ('schema', ?)
+                 ON CONFLICT (key) DO UPDATE SET n = excluded.n",
+                Some(vec![(version as i64 + 1).into()]),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Admits each copy (`queue::admit`). `None` when the shard is full of unsent events.
+    fn enqueue(&self, call: &Enqueue) -> Result<Option<EnqueueSummary>> {
         let now = now_ms();
         let mut summary = EnqueueSummary::default();
-        for event in events {
-            let payload = serde_json::to_string(event)?;
-            let written = sql
-                .exec(
-                    "INSERT OR IGNORE INTO events (event_name, event_id, payload, match_keys, state, created_at, next_attempt_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    vec![
+        for event in &call.events {
+            let key = || -> Vec<SqlStorageValue> {
+                vec![event.event.as_str().into(), event.event_id.as_str().into()]
+            };
+            let stored: Vec<StoredRow> = self.all(
+                "SELECT payload, source, state, attempts FROM events
+                 WHERE event_name = ? AND event_id = ?",
+                key(),
+            )?;
+            let stored = stored.first().map(|row| Stored {
+                source: Source::parse(&row.source).unwrap_or(Source::Webhook),
+                state: RowState::parse(&row.state).unwrap_or(RowState::Sent),
+                attempts: row.attempts.max(0) as u32,
+                event: serde_json::from_str(&row.payload).ok(),
+            });
+            match admit(stored.as_ref(), event, call.source, &call.hold, now) {
+                Admission::Insert { state, due_ms } => {
+                    if !self.make_room()? {
+                        return Ok(None);
+                    }
+                    let mut values = vec![
                         event.event.as_str().into(),
                         event.event_id.as_str().into(),
-                        payload.into(),
+                        serde_json::to_string(event)?.into(),
                         event.match_keys().join(",").into(),
-                        RowState::Queued.as_str().into(),
+                        text(state),
+                        call.source.as_str().into(),
+                    ];
+                    values.extend([now.into(), due_ms.into(), now.into()]);
+                    self.run(
+                        "INSERT INTO events (event_name, event_id, payload, match_keys, state, source, created_at, next_attempt_at, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        values,
+                    )?;
+                    summary.accepted += 1;
+                }
+                Admission::Merge {
+                    event: merged,
+                    state,
+                    due_ms,
+                } => {
+                    let mut values = vec![
+                        serde_json::to_string(&merged)?.into(),
+                        merged.match_keys().join(",").into(),
+                        text(state),
+                        Source::Webhook.as_str().into(),
+                        due_ms.into(),
                         now.into(),
-                        now.into(),
-                        now.into(),
-                    ],
-                )?
-                .rows_written();
-            if written > 0 {
-                summary.accepted += 1;
-            } else {
-                summary.duplicates += 1;
+                    ];
+                    values.extend(key());
+                    self.run(
+                        "UPDATE events SET payload = ?, match_keys = ?, state = ?, source = ?,
+                           attempts = 0, last_error = NULL, next_attempt_at = ?, updated_at = ?
+                         WHERE event_name = ? AND event_id = ?",
+                        values,
+                    )?;
+                    summary.merged += 1;
+                }
+                Admission::Ignore => summary.duplicates += 1,
             }
         }
-        Ok(summary)
+        Ok(Some(summary))
+    }
+
+    /// Below the row limit, or made so by deleting the oldest finished rows. `false` when
+    /// every row is still waiting to be sent.
+    fn make_room(&self) -> Result<bool> {
+        let rows: Vec<CountRow> = self.all("SELECT n FROM meta WHERE key = 'rows'", vec![])?;
+        let count = rows.first().map_or(0, |r| r.n);
+        if count < self.max_rows() {
+            return Ok(true);
+        }
+        for state in FINISHED {
+            if self.delete_oldest(state, i64::MAX, CLEANUP_CHUNK)? > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `QUEUE_SHARD_MAX_ROWS` lowers the limit (tests fill a shard with it).
+    fn max_rows(&self) -> i64 {
+        settings::var(&self.env, "QUEUE_SHARD_MAX_ROWS")
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &i64| n > 0)
+            .map_or(MAX_ROWS, |n| n.min(MAX_ROWS))
+    }
+
+    /// Deletes up to `limit` rows in `state` last updated before `before`, oldest first.
+    fn delete_oldest(&self, state: RowState, before: i64, limit: i64) -> Result<usize> {
+        self.run(
+            "DELETE FROM events WHERE rowid IN (
+               SELECT rowid FROM events WHERE state = ? AND updated_at < ?
+               ORDER BY updated_at LIMIT ?)
+             RETURNING 1",
+            vec![text(state), before.into(), limit.into()],
+        )
+    }
+
+    /// Deletes a chunk of expired finished rows per state; `true` when more are left.
+    fn clean_up(&self) -> Result<bool> {
+        let before = now_ms() - RETENTION_MS;
+        let mut more = false;
+        for state in FINISHED {
+            more |= self.delete_oldest(state, before, CLEANUP_CHUNK)? as i64 == CLEANUP_CHUNK;
+        }
+        Ok(more)
     }
 
     /// Deletes what a privacy webhook asks for.
     fn forget(&self, request: &Forget) -> Result<()> {
-        let sql = self.sql();
         if request.everything {
-            sql.exec("DELETE FROM events", None)?;
+            self.run("DELETE FROM events", vec![])?;
             return Ok(());
         }
         for (event, id) in &request.events {
-            sql.exec(
+            self.run(
                 "DELETE FROM events WHERE event_name = ? AND event_id = ?",
                 vec![event.as_str().into(), id.as_str().into()],
             )?;
         }
         for ttp in &request.ttps {
-            sql.exec(
+            // A rare privacy request: the one query allowed to read every row.
+            self.run(
                 "DELETE FROM events WHERE instr(payload, ?) > 0",
                 vec![Forget::ttp_fragment(ttp).into()],
             )?;
@@ -192,70 +403,110 @@ impl EventQueue {
         Ok(())
     }
 
-    /// Events still waiting to be sent (queued or retrying), whatever their age.
+    /// Puts the operator's choice of failed or unconfirmed events back in the queue.
+    fn resend(&self, request: &Resend) -> Result<std::result::Result<usize, String>> {
+        let (condition, values) = match request.condition() {
+            Ok(found) => found,
+            Err(message) => return Ok(Err(message)),
+        };
+        let mut bindings = vec![text(RowState::Queued), now_ms().into(), now_ms().into()];
+        bindings.extend(values.into_iter().map(|v| match v {
+            ResendValue::Text(t) => SqlStorageValue::from(t),
+            ResendValue::Int(i) => SqlStorageValue::from(i),
+        }));
+        let count = self.run(
+            &format!(
+                "UPDATE events SET state = ?, attempts = 0, last_error = NULL, next_attempt_at = ?, updated_at = ?
+                 WHERE payload != '' AND {condition} RETURNING 1"
+            ),
+            bindings,
+        )?;
+        Ok(Ok(count))
+    }
+
+    /// Events still waiting to be sent (queued, waiting or retrying), whatever their age.
     fn depth(&self) -> Result<u64> {
-        let row: CountRow = self
-            .sql()
-            .exec(
-                "SELECT COUNT(*) AS n FROM events WHERE state IN (?, ?)",
-                vec![
-                    RowState::Queued.as_str().into(),
-                    RowState::Retrying.as_str().into(),
-                ],
-            )?
-            .one()?;
-        Ok(row.n)
+        let (marks, values) = pending();
+        let rows: Vec<CountRow> = self.all(
+            &format!("SELECT COUNT(*) AS n FROM events WHERE state IN ({marks})"),
+            values,
+        )?;
+        Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
+    }
+
+    fn pause(&self) -> Result<Option<Pause>> {
+        let rows: Vec<MetaText> = self.all("SELECT text FROM meta WHERE key = 'paused'", vec![])?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.text.as_deref())
+            .and_then(|t| serde_json::from_str(t).ok()))
+    }
+
+    fn set_pause(&self, pause: Option<&Pause>) -> Result<()> {
+        match pause {
+            Some(pause) => self.run(
+                "INSERT INTO meta (key, text) VALUES ('paused', ?)
+                 ON CONFLICT (key) DO UPDATE SET text = excluded.text",
+                vec![serde_json::to_string(pause)?.into()],
+            )?,
+            None => self.run("DELETE FROM meta WHERE key = 'paused'", vec![])?,
+        };
+        Ok(())
     }
 
     /// Counts by event and state, queue depth, match-key coverage and the last failures, for
-    /// events updated since `since_ms`.
+    /// events created since `since_ms`.
     fn stats(&self, since_ms: i64) -> Result<QueueStats> {
-        let sql = self.sql();
-        let counts: Vec<Count> = sql
-            .exec(
-                "SELECT event_name AS event, state, COUNT(*) AS count FROM events
-                 WHERE updated_at >= ? GROUP BY event_name, state",
-                vec![since_ms.into()],
-            )?
-            .to_array()?;
-        let keys: Vec<KeysRow> = sql
-            .exec(
-                "SELECT match_keys FROM events WHERE created_at >= ?",
-                vec![since_ms.into()],
-            )?
-            .to_array()?;
+        let rows: Vec<KeysRow> = self.all(
+            "SELECT event_name, state, match_keys, created_at FROM events WHERE created_at >= ?",
+            vec![since_ms.into()],
+        )?;
+        let mut counts: Vec<Count> = Vec::new();
+        let mut hourly: Vec<HourCount> = Vec::new();
         let mut match_keys = std::collections::BTreeMap::new();
-        for row in &keys {
+        for row in &rows {
+            match counts
+                .iter_mut()
+                .find(|c| c.event == row.event_name && c.state == row.state)
+            {
+                Some(c) => c.count += 1,
+                None => counts.push(Count {
+                    event: row.event_name.clone(),
+                    state: row.state.clone(),
+                    count: 1,
+                }),
+            }
+            let hour_ms = row.created_at - row.created_at.rem_euclid(HOUR_MS);
+            match hourly
+                .iter_mut()
+                .find(|h| h.hour_ms == hour_ms && h.event == row.event_name)
+            {
+                Some(h) => h.count += 1,
+                None => hourly.push(HourCount {
+                    hour_ms,
+                    event: row.event_name.clone(),
+                    count: 1,
+                }),
+            }
             for key in row.match_keys.split(',').filter(|k| !k.is_empty()) {
                 *match_keys.entry(key.to_string()).or_default() += 1;
             }
         }
-        let last_failures: Vec<Failure> = sql
-            .exec(
-                "SELECT event_name AS event, event_id, COALESCE(last_error, '') AS error, updated_at AS at_ms
-                 FROM events WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
-                vec![RowState::Failed.as_str().into(), (MAX_FAILURES as i64).into()],
-            )?
-            .to_array()?;
-        let hourly: Vec<HourCount> = sql
-            .exec(
-                "SELECT (created_at - created_at % ?) AS hour_ms, event_name AS event, COUNT(*) AS count
-                 FROM events WHERE created_at >= ? GROUP BY hour_ms, event_name",
-                vec![HOUR_MS.into(), since_ms.into()],
-            )?
-            .to_array()?;
-        let recent: Vec<RecentRow> = sql
-            .exec(
-                "SELECT event_name, event_id, state, match_keys, created_at FROM events
-                 ORDER BY created_at DESC LIMIT ?",
-                vec![(MAX_RECENT as i64).into()],
-            )?
-            .to_array()?;
-        Ok(QueueStats {
+        let last_failures: Vec<Failure> = self.all(
+            "SELECT event_name AS event, event_id, COALESCE(last_error, '') AS error, updated_at AS at_ms
+             FROM events WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
+            vec![text(RowState::Failed), (MAX_FAILURES as i64).into()],
+        )?;
+        let recent: Vec<RecentRow> = self.all(
+            "SELECT event_name, event_id, state, match_keys, created_at FROM events
+             ORDER BY created_at DESC LIMIT ?",
+            vec![(MAX_RECENT as i64).into()],
+        )?;
+        let mut stats = QueueStats {
             counts,
             depth: self.depth()?,
             match_keys,
-            events_in_window: keys.len() as u64,
+            events_in_window: rows.len() as u64,
             last_failures,
             hourly,
             recent: recent
@@ -273,37 +524,59 @@ impl EventQueue {
                     at_ms: r.created_at,
                 })
                 .collect(),
-        })
+            paused: self.pause()?,
+        };
+        // One merge with an empty report sorts the lists the way merged reports are sorted.
+        let mut sorted = QueueStats::default();
+        sorted.merge(std::mem::take(&mut stats));
+        Ok(sorted)
     }
 
-    /// Sets the alarm for the earliest pending event, and deletes expired finished rows.
     async fn schedule(&self) -> Result<()> {
-        let sql = self.sql();
-        sql.exec(
-            "DELETE FROM events WHERE state NOT IN (?, ?) AND updated_at < ?",
-            vec![
-                RowState::Queued.as_str().into(),
-                RowState::Retrying.as_str().into(),
-                (now_ms() - RETENTION_MS).into(),
-            ],
+        self.schedule_with(false).await
+    }
+
+    /// Sets the alarm for the earliest pending event (not before a pause's next check), soon
+    /// when cleanup has more to do, else at the oldest finished row's expiry.
+    async fn schedule_with(&self, more_to_clean: bool) -> Result<()> {
+        let (marks, values) = pending();
+        let next: Vec<NextDue> = self.all(
+            &format!("SELECT MIN(next_attempt_at) AS next FROM events WHERE state IN ({marks})"),
+            values,
         )?;
-        let next: NextDue = sql
-            .exec(
-                "SELECT MIN(next_attempt_at) AS next FROM events WHERE state IN (?, ?)",
-                vec![
-                    RowState::Queued.as_str().into(),
-                    RowState::Retrying.as_str().into(),
-                ],
-            )?
-            .one()?;
+        let mut at = next.first().and_then(|n| n.next);
+        if let (Some(due), Some(pause)) = (at, self.pause()?) {
+            at = Some(due.max(pause.next_check_ms));
+        }
+        if more_to_clean {
+            at = Some(at.map_or(now_ms() + 1_000, |a| a.min(now_ms() + 1_000)));
+        }
+        if at.is_none() {
+            at = self.oldest_finished()?.map(|t| t + RETENTION_MS);
+        }
         let storage = self.state.storage();
-        match next.next {
+        match at {
             Some(at) => storage.set_alarm((at - now_ms()).max(0)).await,
             None => storage.delete_alarm().await,
         }
     }
 
-    /// Sends every due event once, in batches of up to TikTok's limit.
+    fn oldest_finished(&self) -> Result<Option<i64>> {
+        let mut oldest: Option<i64> = None;
+        for state in FINISHED {
+            let row: Vec<NextDue> = self.all(
+                "SELECT MIN(updated_at) AS next FROM events WHERE state = ?",
+                vec![text(state)],
+            )?;
+            if let Some(t) = row.first().and_then(|r| r.next) {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+        Ok(oldest)
+    }
+
+    /// Sends every due event once, in batches of up to TikTok's limit, splitting refused
+    /// batches until each refused event is alone.
     async fn flush(&self) -> Result<()> {
         let config = match settings::config(&self.env) {
             Ok(config) => config,
@@ -312,110 +585,155 @@ impl EventQueue {
                     "{{\"event\":\"queue_paused\",\"error\":{:?}}}",
                     e.to_string()
                 );
-                self.postpone_due(CONFIG_RECHECK_MS)?;
+                self.postpone_due(now_ms() + CONFIG_RECHECK_MS)?;
                 return Ok(());
             }
         };
-        let sql = self.sql();
-        let due: Vec<DueRow> = sql
-            .exec(
+        let paused = self.pause()?;
+        if paused.as_ref().is_some_and(|p| p.next_check_ms > now_ms()) {
+            return Ok(());
+        }
+        let (marks, mut values) = pending();
+        values.extend([now_ms().into(), (tiktok::MAX_BATCH as i64).into()]);
+        let due: Vec<DueRow> = self.all(
+            &format!(
                 "SELECT event_name, event_id, payload, attempts, created_at FROM events
-                 WHERE state IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-                vec![
-                    RowState::Queued.as_str().into(),
-                    RowState::Retrying.as_str().into(),
-                    now_ms().into(),
-                    (tiktok::MAX_BATCH as i64).into(),
-                ],
-            )?
-            .to_array()?;
+                 WHERE state IN ({marks}) AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
+            ),
+            values,
+        )?;
         if due.is_empty() {
             return Ok(());
         }
         let (Some(token), Some(pixel)) = (config.access_token.as_ref(), config.pixel_id.as_deref())
         else {
             // Dry run (or no pixel): the events were built and are kept for the operator, unsent.
-            let why = if config.access_token.is_none() {
-                None
-            } else {
-                Some("TIKTOK_PIXEL_ID is not set")
-            };
+            let why = config
+                .access_token
+                .as_ref()
+                .map(|_| "TIKTOK_PIXEL_ID is not set");
             for row in &due {
                 self.finish(row, RowState::DryRun, why)?;
             }
             return Ok(());
         };
-
-        let raws = due
-            .iter()
-            .map(|r| RawValue::from_string(r.payload.clone()))
-            .collect::<serde_json::Result<Vec<_>>>()?;
-        let body = serde_json::to_string(&TrackRequest::web(
-            pixel,
-            config.test_event_code.as_deref(),
-            raws.iter().map(AsRef::as_ref).collect(),
-        ))?;
-        let url = config.api_base.join(tiktok::TRACK_PATH);
-        let (status, answer) =
-            post_with_timeout(&url, token.expose(), body, config.tiktok_timeout_ms).await;
-        let outcome = tiktok::classify(status, &answer);
-        console_log!(
-            "{{\"event\":\"tiktok_batch\",\"events\":{},\"status\":{},\"outcome\":{:?}}}",
-            due.len(),
-            status.map_or(0, i32::from),
-            format!("{outcome:?}")
-        );
         let policy = RetryPolicy {
             base_ms: config.retry_base_ms,
             ..RetryPolicy::default()
         };
-        for row in &due {
-            match &outcome {
-                Outcome::Sent => self.finish(row, RowState::Sent, None)?,
-                Outcome::Failed(message) => self.finish(row, RowState::Failed, Some(message))?,
-                Outcome::Retry(reason) => {
-                    let attempts = row.attempts as u32 + 1;
-                    let jitter = f64::from(getrandom::u32().unwrap_or(0)) / f64::from(u32::MAX);
-                    match policy.next_attempt_at(
-                        row.created_at as u64,
-                        now_ms() as u64,
-                        attempts,
-                        jitter,
-                    ) {
-                        Some(at) => self.retry_at(row, at as i64, reason)?,
-                        None => self.finish(
-                            row,
-                            RowState::Failed,
-                            Some(&format!("gave up after 48 h: {reason}")),
-                        )?,
+        let (too_old, due): (Vec<DueRow>, Vec<DueRow>) = due
+            .into_iter()
+            .partition(|r| r.created_at < now_ms() - MAX_PAUSED_AGE_MS);
+        for row in &too_old {
+            let why = paused.as_ref().map_or("", |p| p.reason.as_str());
+            self.finish(
+                row,
+                RowState::Failed,
+                Some(&format!("not sent within 7 days: {why}")),
+            )?;
+        }
+        // A paused shard checks with one small batch before sending the rest.
+        let mut work: Vec<&[DueRow]> = match paused {
+            Some(_) => vec![&due[..1]],
+            None => vec![&due[..]],
+        };
+        let url = config.api_base.join(tiktok::TRACK_PATH);
+        while let Some(batch) = work.pop() {
+            let raws = batch
+                .iter()
+                .map(|r| RawValue::from_string(r.payload.clone()))
+                .collect::<serde_json::Result<Vec<_>>>()?;
+            let body = serde_json::to_string(&TrackRequest::web(
+                pixel,
+                config.test_event_code.as_deref(),
+                raws.iter().map(AsRef::as_ref).collect(),
+            ))?;
+            let (status, answer) =
+                post_with_timeout(&url, token.expose(), body, config.tiktok_timeout_ms).await;
+            let step = tiktok::classify(status, &answer).step(batch.len());
+            console_log!(
+                "{{\"event\":\"tiktok_batch\",\"events\":{},\"status\":{},\"step\":{:?}}}",
+                batch.len(),
+                status.map_or(0, i32::from),
+                format!("{step:?}")
+            );
+            match step {
+                Step::MarkSent => {
+                    for row in batch {
+                        self.finish(row, RowState::Sent, None)?;
                     }
+                    if self.pause()?.is_some() {
+                        self.set_pause(None)?;
+                        console_log!("{{\"event\":\"queue_resumed\"}}");
+                        // The rest of what was due goes out on the next alarm, at once.
+                        return Ok(());
+                    }
+                }
+                Step::Retry(reason) => {
+                    for row in batch {
+                        self.retry(row, &policy, &reason)?;
+                    }
+                }
+                Step::Split => {
+                    let (left, right) = batch.split_at(batch.len() / 2);
+                    work.extend([right, left]);
+                }
+                Step::Fail(message) => {
+                    for row in batch {
+                        self.finish(row, RowState::Failed, Some(&message))?;
+                    }
+                }
+                Step::Pause(reason) => {
+                    let pause = Pause::after(self.pause()?, reason, config.retry_base_ms, now_ms());
+                    console_error!(
+                        "{{\"event\":\"queue_paused\",\"reason\":{:?}}}",
+                        pause.reason
+                    );
+                    self.set_pause(Some(&pause))?;
+                    self.postpone_due(pause.next_check_ms)?;
+                    return Ok(());
                 }
             }
         }
+        let (read, written) = self.rows.get();
+        console_log!(
+            "{{\"event\":\"queue_flushed\",\"rows_read\":{read},\"rows_written\":{written}}}"
+        );
         Ok(())
     }
 
-    fn retry_at(&self, row: &DueRow, at: i64, reason: &str) -> Result<()> {
-        self.sql().exec(
-            "UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ?
-             WHERE event_name = ? AND event_id = ?",
-            vec![
-                RowState::Retrying.as_str().into(),
-                at.into(),
-                reason.into(),
-                now_ms().into(),
-                row.event_name.as_str().into(),
-                row.event_id.as_str().into(),
-            ],
-        )?;
-        Ok(())
+    fn retry(&self, row: &DueRow, policy: &RetryPolicy, reason: &str) -> Result<()> {
+        let attempts = row.attempts as u32 + 1;
+        let jitter = f64::from(getrandom::u32().unwrap_or(0)) / f64::from(u32::MAX);
+        match policy.next_attempt_at(row.created_at as u64, now_ms() as u64, attempts, jitter) {
+            Some(at) => {
+                self.run(
+                    "UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ?
+                     WHERE event_name = ? AND event_id = ?",
+                    vec![
+                        text(RowState::Retrying),
+                        (at as i64).into(),
+                        reason.into(),
+                        now_ms().into(),
+                        row.event_name.as_str().into(),
+                        row.event_id.as_str().into(),
+                    ],
+                )?;
+                Ok(())
+            }
+            None => self.finish(
+                row,
+                RowState::Failed,
+                Some(&format!("gave up after 48 h: {reason}")),
+            ),
+        }
     }
 
     /// A final state. Sent events drop their payload: IP and user agent are not kept longer
     /// than needed (dry-run and failed ones stay for the operator until retention ends).
     fn finish(&self, row: &DueRow, state: RowState, error: Option<&str>) -> Result<()> {
         let attempts_delta = i64::from(state != RowState::DryRun);
-        let mut bindings: Vec<SqlStorageValue> = vec![state.as_str().into(), attempts_delta.into()];
+        let mut bindings: Vec<SqlStorageValue> = vec![text(state), attempts_delta.into()];
         bindings.push(error.map_or(SqlStorageValue::Null, Into::into));
         bindings.extend([
             now_ms().into(),
@@ -427,7 +745,7 @@ impl EventQueue {
         } else {
             ""
         };
-        self.sql().exec(
+        self.run(
             &format!(
                 "UPDATE events SET state = ?, attempts = attempts + ?, last_error = ?, updated_at = ?{clear_payload}
                  WHERE event_name = ? AND event_id = ?"
@@ -437,15 +755,17 @@ impl EventQueue {
         Ok(())
     }
 
-    fn postpone_due(&self, by_ms: i64) -> Result<()> {
-        self.sql().exec(
-            "UPDATE events SET next_attempt_at = ? WHERE state IN (?, ?) AND next_attempt_at <= ?",
-            vec![
-                (now_ms() + by_ms).into(),
-                RowState::Queued.as_str().into(),
-                RowState::Retrying.as_str().into(),
-                now_ms().into(),
-            ],
+    /// Moves every due pending event to `at` (the configuration must be fixed first).
+    fn postpone_due(&self, at: i64) -> Result<()> {
+        let (marks, values) = pending();
+        let mut bindings = vec![at.into()];
+        bindings.extend(values);
+        bindings.push(at.into());
+        self.run(
+            &format!(
+                "UPDATE events SET next_attempt_at = ? WHERE state IN ({marks}) AND next_attempt_at < ?"
+            ),
+            bindings,
         )?;
         Ok(())
     }

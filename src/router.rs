@@ -19,7 +19,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let config = match (&loaded, route) {
         (_, Route::Health) => {
             let mut health = Health::new(&lookup, &loaded);
-            health.queue_depth = queue::depth(&env).await.ok();
+            if let Ok(queue) = queue::health(&env).await {
+                health = health.with_queue(queue);
+            }
             return respond::json(health.http_status(), &health);
         }
         (Ok(config), _) => config,
@@ -47,6 +49,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
         Route::Admin => admin::page(&req, &env, config).await,
         Route::AdminJson => admin::json(&req, &env, config).await,
+        Route::AdminResend => admin::resend(req, &env, config).await,
         Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
         Route::Unknown {
             method_not_allowed: true,

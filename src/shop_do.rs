@@ -1,19 +1,14 @@
 //! `ShopState`: one Durable Object per Shopify resource (`cart:<token>`, `checkout:<token>`,
 //! `order:<id>`). It serialises that resource's webhooks, drops deliveries it has seen (by
-//! `X-Shopify-Webhook-Id`), keeps the little state the mapping needs (cart quantities, order
-//! lines for upsells), joins the browsing session from KV and queues the resulting events.
-//! The mapping itself is `tiktok_edge_core::shopify::mapping`.
+//! `X-Shopify-Webhook-Id`), looks up the browsing session in KV, stores the resource's memory
+//! and queues the resulting events. What a webhook does is decided by the pure
+//! `tiktok_edge_core::shopify::transition::apply`.
 
 use serde::{Deserialize, Serialize};
-use tiktok_edge_core::consent::tracking_allowed;
 use tiktok_edge_core::privacy::Held;
-use tiktok_edge_core::shopify::mapping::{
-    self, attribute, attributes, cart_key, merge_sessions, session_from_attributes, CartState,
-    MappingConfig, OrderState, Session,
-};
-use tiktok_edge_core::shopify::models::NoteAttribute;
+use tiktok_edge_core::queue::Source;
+use tiktok_edge_core::shopify::transition::{self, JoinKeys, Joined, Memory, Settings};
 use tiktok_edge_core::shopify::{Payload, Topic};
-use tiktok_edge_core::tiktok::Event;
 use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State};
 
 use crate::store::{Link, Store};
@@ -76,10 +71,6 @@ impl DurableObject for ShopState {
     }
 }
 
-fn now_secs() -> i64 {
-    (Date::now().as_millis() / 1000) as i64
-}
-
 impl ShopState {
     /// Adds to what this resource holds elsewhere; the first time, registers the resource so
     /// `shop/redact` can find it.
@@ -135,111 +126,47 @@ impl ShopState {
                 ..WebhookResult::default()
             }));
         }
-        let config =
-            settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let mapping_config = MappingConfig {
-            purchase_event_name: config.purchase_event_name.clone(),
-            send_test_orders: config.send_test_orders,
-            default_country: config.default_country.clone(),
-        };
-        let store = Store::new(&self.env)?;
-        let now = now_secs();
-        let mut skipped = None;
         let topic = Topic::parse(&call.topic);
         let payload = match Payload::parse(topic, &call.body) {
             Ok(payload) => payload,
             Err(unusable) => return Ok(Err(unusable)),
         };
-
-        let mut held = Held::default();
-        let (events, session): (Vec<Event>, Session) = match payload {
-            Payload::Cart(cart) => {
-                let (_, session) = join(
-                    &store,
-                    &mut held,
-                    &cart.note_attributes,
-                    cart.token.as_deref(),
-                    None,
-                )
-                .await?;
-                let previous: CartState = self.load(CART).await?;
-                let (events, next) = mapping::cart_added(&cart, &previous, &session, now);
-                self.save(CART, &next).await?;
-                (events, session)
-            }
-            Payload::Checkout(checkout) => {
-                let (sid, session) = join(
-                    &store,
-                    &mut held,
-                    &checkout.note_attributes,
-                    checkout.cart_token.as_deref(),
-                    checkout.token.as_deref(),
-                )
-                .await?;
-                if let (Some(sid), Some(token)) = (&sid, &checkout.token) {
-                    store.link(Link::Checkout, token, sid).await?;
-                }
-                let created = topic == Topic::CheckoutsCreate;
-                (
-                    mapping::checkout_events(&checkout, created, &session, &mapping_config, now),
-                    session,
-                )
-            }
-            Payload::Order(order) => {
-                let (_, joined) = join(
-                    &store,
-                    &mut held,
-                    &order.note_attributes,
-                    order.cart_token.as_deref(),
-                    order.checkout_token.as_deref(),
-                )
-                .await?;
-                let session = merge_sessions(Some(joined), mapping::session_from_order(&order));
-                let mut state: OrderState = self.load(ORDER).await?;
-                state.absorb(&order, session.clone(), &mapping_config);
-                let mut events = Vec::new();
-                if topic == Topic::OrdersCreate {
-                    match mapping::purchase(&order, &session, &mapping_config, now) {
-                        Ok(event) => events.push(event),
-                        Err(reason) => skipped = Some(reason.to_string()),
-                    }
-                }
-                if mapping::skip_reason(&order, &mapping_config).is_none() {
-                    events.extend(state.resolve_upsells(
-                        order.id.unwrap_or_default(),
-                        &mapping_config,
-                        now,
-                    ));
-                }
-                self.save(ORDER, &state).await?;
-                (events, session)
-            }
-            Payload::OrderEdited(edited) => {
-                let mut state: OrderState = self.load(ORDER).await?;
-                state.add_edit(&edited.order_edit);
-                let order_id = edited.order_edit.order_id.unwrap_or_default();
-                let events = state.resolve_upsells(order_id, &mapping_config, now);
-                self.save(ORDER, &state).await?;
-                let session = state.session.clone();
-                (events, session)
-            }
-            Payload::None => (Vec::new(), Session::default()),
+        let config =
+            settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let store = Store::new(&self.env)?;
+        let joined = join(&store, JoinKeys::of(&payload)).await?;
+        let before = Memory {
+            cart: self.load(CART).await?,
+            order: self.load(ORDER).await?,
         };
+        let mut memory = before.clone();
+        let now = (Date::now().as_millis() / 1000) as i64;
+        let result = transition::apply(
+            topic,
+            &payload,
+            joined,
+            &mut memory,
+            &Settings::from_config(&config),
+            now,
+        );
 
-        let events = if tracking_allowed(session.marketing_allowed, config.consent_default) {
-            events
-        } else {
-            skipped = Some("the visitor declined marketing".to_string());
-            Vec::new()
-        };
-        held.events
-            .extend(events.iter().map(|e| (e.event.clone(), e.event_id.clone())));
-        let queued = if events.is_empty() {
+        if let Some((token, sid)) = &result.link_checkout {
+            store.link(Link::Checkout, token, sid).await?;
+        }
+        if memory.cart != before.cart {
+            self.save(CART, &memory.cart).await?;
+        }
+        if memory.order != before.order {
+            self.save(ORDER, &memory.order).await?;
+        }
+        let queued = if result.events.is_empty() {
             0
         } else {
-            queue::enqueue(&self.env, events).await?.accepted
+            let summary =
+                queue::enqueue(&self.env, Source::Webhook, &config, result.events).await?;
+            summary.accepted + summary.merged
         };
-        self.hold(&store, &call.resource, held).await?;
+        self.hold(&store, &call.resource, result.held).await?;
         // Marked only after the events are safely queued: a failure above lets Shopify retry.
         if !call.webhook_id.is_empty() {
             storage.put(&seen_key, true).await?;
@@ -250,36 +177,31 @@ impl ShopState {
         Ok(Ok(WebhookResult {
             duplicate: false,
             queued,
-            skipped,
+            skipped: result.skipped,
         }))
     }
 }
 
-/// The browsing session behind a resource: the session id written into cart attributes, else
-/// the one linked to its cart or checkout token; what the attributes carry fills the gaps.
-/// Returns the session id when known, and records the session and tokens in `held`.
-async fn join(
-    store: &Store,
-    held: &mut Held,
-    attrs: &[NoteAttribute],
-    cart_token: Option<&str>,
-    checkout_token: Option<&str>,
-) -> Result<(Option<String>, Session)> {
-    let mut sid = attribute(attrs, attributes::SESSION).map(String::from);
-    if sid.is_none() {
-        if let Some(cart) = cart_token.map(cart_key).filter(|t| !t.is_empty()) {
-            sid = store.linked(Link::Cart, cart).await?;
+/// Finds the resource's browsing session where `keys` point: the attribute's session id, else
+/// the session linked to the cart token, else to the checkout token.
+async fn join(store: &Store, keys: JoinKeys) -> Result<Joined> {
+    let mut session_id = keys.session_id;
+    if session_id.is_none() {
+        if let Some(cart) = &keys.cart_token {
+            session_id = store.linked(Link::Cart, cart).await?;
         }
     }
-    if sid.is_none() {
-        if let Some(checkout) = checkout_token.filter(|t| !t.is_empty()) {
-            sid = store.linked(Link::Checkout, checkout).await?;
+    if session_id.is_none() {
+        if let Some(checkout) = &keys.checkout_token {
+            session_id = store.linked(Link::Checkout, checkout).await?;
         }
     }
-    let stored = match &sid {
+    let session = match &session_id {
         Some(sid) => store.session(sid).await?,
         None => None,
     };
-    held.note(sid.clone(), cart_token, checkout_token);
-    Ok((sid, merge_sessions(stored, session_from_attributes(attrs))))
+    Ok(Joined {
+        session_id,
+        session,
+    })
 }

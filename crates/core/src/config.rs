@@ -26,6 +26,8 @@ pub const NAMES: &[&str] = &[
     "SEND_TEST_ORDERS",
     "RETRY_BASE_MS",
     "TIKTOK_TIMEOUT_MS",
+    "WEBHOOK_WAIT_MS",
+    "SEND_UNCONFIRMED_PURCHASES",
 ];
 
 pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
@@ -33,6 +35,10 @@ pub const DEFAULT_SDK_URL: &str = "https://analytics.tiktok.com/i18n/pixel/event
 pub const DEFAULT_ROUTE_PREFIX: &str = "/tt";
 pub const DEFAULT_PURCHASE_EVENT: &str = "CompletePayment";
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// Shopify usually delivers checkout and order webhooks within seconds; the copies must reach
+/// TikTok within 5 minutes of the pixel's to be merged there, so the wait stays well below.
+const DEFAULT_WEBHOOK_WAIT_MS: u64 = 90_000;
+const MAX_WEBHOOK_WAIT_MS: u64 = 240_000;
 
 /// A secret value. Its `Debug` never shows the value, so a config can be logged safely.
 #[derive(Clone, PartialEq, Eq)]
@@ -103,6 +109,12 @@ pub struct Config {
     pub retry_base_ms: u64,
     /// How long one Events API call may take before it counts as a timeout.
     pub tiktok_timeout_ms: u64,
+    /// How long a browser copy of a checkout step or purchase waits for its signed webhook
+    /// before it is sent alone (well inside TikTok's 5-minute browser/server merge window).
+    pub webhook_wait_ms: u64,
+    /// Send browser-reported purchases that no signed order confirmed (shops without order
+    /// webhooks only): otherwise they are kept as `unconfirmed`, never sent.
+    pub send_unconfirmed_purchases: bool,
 }
 
 /// One invalid setting: which variable, and what to do about it.
@@ -233,6 +245,12 @@ impl Config {
             tiktok_timeout_ms: r
                 .parse("TIKTOK_TIMEOUT_MS", |v| parse_millis(v, 100, 30_000))
                 .unwrap_or(10_000),
+            webhook_wait_ms: r
+                .parse("WEBHOOK_WAIT_MS", |v| parse_millis(v, 0, MAX_WEBHOOK_WAIT_MS))
+                .unwrap_or(DEFAULT_WEBHOOK_WAIT_MS),
+            send_unconfirmed_purchases: r
+                .parse("SEND_UNCONFIRMED_PURCHASES", parse_bool)
+                .unwrap_or(false),
         };
         if r.problems.is_empty() {
             Ok(config)

@@ -15,8 +15,12 @@ pub struct Health {
     pub webhook_secret_configured: bool,
     pub config: BTreeMap<&'static str, bool>,
     pub problems: Vec<ProblemReport>,
-    /// Events waiting to be sent (queued or retrying); `None` when the queue could not be read.
+    /// Events waiting to be sent (queued, waiting or retrying); `None` when the queue could
+    /// not be read.
     pub queue_depth: Option<u64>,
+    /// Why sending is paused (TikTok refused the token or a permission) and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_paused: Option<crate::queue::Pause>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,11 +62,23 @@ impl Health {
             config,
             problems,
             queue_depth: None,
+            queue_paused: None,
         }
     }
 
+    /// Adds the queue's depth and pause; a paused queue makes the report `paused` (503), so
+    /// an uptime monitor tells the operator that TikTok refuses the configuration.
+    pub fn with_queue(mut self, queue: crate::queue::ShardHealth) -> Health {
+        self.queue_depth = Some(queue.depth);
+        if queue.paused.is_some() && self.status == "ok" {
+            self.status = "paused";
+        }
+        self.queue_paused = queue.paused;
+        self
+    }
+
     pub fn http_status(&self) -> u16 {
-        if self.problems.is_empty() {
+        if self.status == "ok" {
             200
         } else {
             503

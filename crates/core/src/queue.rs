@@ -9,6 +9,12 @@ pub const SHARDS: u32 = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowState {
     Queued,
+    /// A browser copy of a checkout step (or an opted-in purchase) waiting, bounded, for its
+    /// signed webhook to merge with; sent alone when the wait ends.
+    Waiting,
+    /// A browser-reported purchase no signed order has confirmed: kept for the operator, never
+    /// sent (unless `SEND_UNCONFIRMED_PURCHASES`).
+    Unconfirmed,
     Retrying,
     Sent,
     Failed,
@@ -17,36 +23,203 @@ pub enum RowState {
 }
 
 impl RowState {
-    pub const ALL: [RowState; 5] = [
+    pub const ALL: [RowState; 7] = [
         RowState::Queued,
+        RowState::Waiting,
+        RowState::Unconfirmed,
         RowState::Retrying,
         RowState::Sent,
         RowState::Failed,
         RowState::DryRun,
     ];
+    /// States whose rows the alarm sends when due.
+    pub const PENDING: [RowState; 3] = [RowState::Queued, RowState::Waiting, RowState::Retrying];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RowState::Queued => "queued",
+            RowState::Waiting => "waiting",
+            RowState::Unconfirmed => "unconfirmed",
             RowState::Retrying => "retrying",
             RowState::Sent => "sent",
             RowState::Failed => "failed",
             RowState::DryRun => "dry_run",
         }
     }
+
+    pub fn parse(s: &str) -> Option<RowState> {
+        RowState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
 }
 
-/// The queue's answer to an enqueue: how many events were new and how many it already had.
+/// Where a copy of an event came from. Only a signed webhook is trusted for what happened; the
+/// browser (and anyone with curl) only adds evidence about who it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Browser,
+    Webhook,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Browser => "browser",
+            Source::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        [Source::Browser, Source::Webhook]
+            .into_iter()
+            .find(|source| source.as_str() == s)
+    }
+}
+
+/// How long browser copies wait for their webhook, from the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldPolicy {
+    /// The purchase event's name (`PURCHASE_EVENT_NAME`).
+    pub purchase_event: String,
+    /// `WEBHOOK_WAIT_MS`: the wait for a checkout step's (or purchase's) webhook.
+    pub wait_ms: i64,
+    /// `SEND_UNCONFIRMED_PURCHASES`: shops without order webhooks send browser purchases.
+    pub send_unconfirmed_purchases: bool,
+}
+
+impl HoldPolicy {
+    pub fn from_config(config: &crate::config::Config) -> HoldPolicy {
+        HoldPolicy {
+            purchase_event: config.purchase_event_name.clone(),
+            wait_ms: config.webhook_wait_ms as i64,
+            send_unconfirmed_purchases: config.send_unconfirmed_purchases,
+        }
+    }
+}
+
+/// Browser events that have a signed webhook counterpart to wait for.
+const CONFIRMED_BY_WEBHOOK: &[&str] = &["InitiateCheckout", "AddPaymentInfo"];
+
+/// A call to a queue shard: copies of events from one source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enqueue {
+    pub source: Source,
+    pub hold: HoldPolicy,
+    pub events: Vec<crate::tiktok::Event>,
+}
+
+/// What a shard already holds under an event's key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub source: Source,
+    pub state: RowState,
+    pub attempts: u32,
+    /// The copy itself (gone once sent).
+    pub event: Option<crate::tiktok::Event>,
+}
+
+/// What to do with an incoming copy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// The first copy: store it in `state`, due at `due_ms`.
+    Insert { state: RowState, due_ms: i64 },
+    /// The stored copy was not sent yet: replace it with the merged `event` (now from a webhook).
+    Merge {
+        event: crate::tiktok::Event,
+        state: RowState,
+        due_ms: i64,
+    },
+    /// The stored copy stands (TikTok keeps only the first server copy of an event_id).
+    Ignore,
+}
+
+/// One server event per (event, event_id), built from every copy: the first copy is stored
+/// (browser checkout steps wait for their webhook, browser purchases wait for confirmation),
+/// a webhook copy meeting an unsent browser copy merges with it and goes out at once, and
+/// anything arriving once a copy went to TikTok changes nothing.
+pub fn admit(
+    stored: Option<&Stored>,
+    incoming: &crate::tiktok::Event,
+    source: Source,
+    hold: &HoldPolicy,
+    now_ms: i64,
+) -> Admission {
+    let Some(stored) = stored else {
+        let (state, due_ms) = first_copy(incoming, source, hold, now_ms);
+        return Admission::Insert { state, due_ms };
+    };
+    let unsent = stored.attempts == 0
+        && matches!(
+            stored.state,
+            RowState::Queued | RowState::Waiting | RowState::Unconfirmed
+        );
+    // TikTok refused the stored copy, so it kept nothing: the signed copy may still go.
+    let refused = stored.state == RowState::Failed && stored.source == Source::Browser;
+    let merged =
+        |webhook: &crate::tiktok::Event, browser: Option<&crate::tiktok::Event>| match browser {
+            Some(browser) => webhook.clone().merged_with_browser(browser),
+            None => webhook.clone(),
+        };
+    match (stored.source, source) {
+        (Source::Browser, Source::Webhook) if unsent || refused => Admission::Merge {
+            event: merged(incoming, stored.event.as_ref()),
+            state: RowState::Queued,
+            due_ms: now_ms,
+        },
+        (Source::Webhook, Source::Browser) if unsent => match &stored.event {
+            Some(webhook) => Admission::Merge {
+                event: merged(webhook, Some(incoming)),
+                state: stored.state,
+                due_ms: now_ms,
+            },
+            None => Admission::Ignore,
+        },
+        _ => Admission::Ignore,
+    }
+}
+
+fn first_copy(
+    event: &crate::tiktok::Event,
+    source: Source,
+    hold: &HoldPolicy,
+    now_ms: i64,
+) -> (RowState, i64) {
+    let waits = source == Source::Browser
+        && (CONFIRMED_BY_WEBHOOK.contains(&event.event.as_str())
+            || event.event == hold.purchase_event);
+    if !waits {
+        (RowState::Queued, now_ms)
+    } else if event.event == hold.purchase_event && !hold.send_unconfirmed_purchases {
+        (RowState::Unconfirmed, now_ms)
+    } else {
+        (RowState::Waiting, now_ms.saturating_add(hold.wait_ms))
+    }
+}
+
+/// The queue's answer to an enqueue: how many copies were new, merged, or changed nothing.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnqueueSummary {
+    /// First copies stored.
     pub accepted: u32,
+    /// Copies merged into an unsent copy of the same event.
+    #[serde(default)]
+    pub merged: u32,
+    /// Copies that changed nothing.
     pub duplicates: u32,
+    /// SQLite rows the shard read and wrote for this call (what Cloudflare bills).
+    #[serde(default)]
+    pub rows_read: usize,
+    #[serde(default)]
+    pub rows_written: usize,
 }
 
 impl std::ops::AddAssign for EnqueueSummary {
     fn add_assign(&mut self, other: EnqueueSummary) {
         self.accepted += other.accepted;
+        self.merged += other.merged;
         self.duplicates += other.duplicates;
+        self.rows_read += other.rows_read;
+        self.rows_written += other.rows_written;
     }
 }
 
@@ -80,6 +253,112 @@ impl Forget {
     pub fn ttp_fragment(ttp: &str) -> String {
         format!("\"ttp\":{}", serde_json::to_string(ttp).unwrap_or_default())
     }
+}
+
+/// Why a shard stopped sending: the configuration TikTok refused (token, permission).
+/// Events wait; the shard tries one batch again at `next_check_ms`, and resumes on success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// TikTok's message, with what the operator should do.
+    pub reason: String,
+    pub since_ms: i64,
+    pub next_check_ms: i64,
+    /// Failed checks so far (the wait between checks doubles, up to an hour).
+    pub checks: u32,
+}
+
+impl Pause {
+    /// The pause after one more refused attempt (`previous` when already paused).
+    pub fn after(previous: Option<Pause>, reason: String, base_ms: u64, now_ms: i64) -> Pause {
+        let checks = previous.as_ref().map_or(0, |p| p.checks + 1);
+        let wait = base_ms
+            .saturating_mul(1 << checks.min(20))
+            .min(PAUSE_MAX_CHECK_MS) as i64;
+        Pause {
+            reason,
+            since_ms: previous.map_or(now_ms, |p| p.since_ms),
+            next_check_ms: now_ms.saturating_add(wait),
+            checks,
+        }
+    }
+}
+
+const PAUSE_MAX_CHECK_MS: u64 = 60 * 60 * 1000;
+
+/// How long an event may wait (paused, or retried) before it is given up. TikTok documents no
+/// age limit for web events (research §1.9: a 28-day window at one partner, unverified), but
+/// TikTok merges a server copy with its pixel copy only within 48 h; past that a late copy
+/// could be counted twice, so retries of TikTok's own errors stop at 48 h (`RetryPolicy`),
+/// while a paused shard, where nothing reached TikTok, keeps events for the retention period.
+pub const MAX_PAUSED_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The operator's re-send: failed (or unconfirmed) events back to the queue, by filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resend {
+    /// `failed` (default) or `unconfirmed`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+    /// Created at or after (ms since the epoch).
+    #[serde(default)]
+    pub from_ms: Option<i64>,
+    /// Created before.
+    #[serde(default)]
+    pub to_ms: Option<i64>,
+    /// Part of the error message (e.g. `40002`).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Resend {
+    /// The SQL condition and its values (`?` placeholders, in order), or why the filter is
+    /// not acceptable.
+    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), String> {
+        let state = match self.state.as_deref().unwrap_or("failed") {
+            "failed" => RowState::Failed,
+            "unconfirmed" => RowState::Unconfirmed,
+            other => {
+                return Err(format!(
+                    "state {other:?} cannot be re-sent: use \"failed\" or \"unconfirmed\""
+                ))
+            }
+        };
+        let mut sql = "state = ?".to_string();
+        let mut values = vec![ResendValue::Text(state.as_str().to_string())];
+        if let Some(event) = &self.event {
+            sql.push_str(" AND event_name = ?");
+            values.push(ResendValue::Text(event.clone()));
+        }
+        if let Some(from) = self.from_ms {
+            sql.push_str(" AND created_at >= ?");
+            values.push(ResendValue::Int(from));
+        }
+        if let Some(to) = self.to_ms {
+            sql.push_str(" AND created_at < ?");
+            values.push(ResendValue::Int(to));
+        }
+        if let Some(error) = self.error.as_deref().filter(|e| !e.is_empty()) {
+            sql.push_str(" AND instr(COALESCE(last_error, ''), ?) > 0");
+            values.push(ResendValue::Text(error.to_string()));
+        }
+        Ok((sql, values))
+    }
+}
+
+/// A value bound into a [`Resend`] condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResendValue {
+    Text(String),
+    Int(i64),
+}
+
+/// What a shard answers for health: its depth, and its pause if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardHealth {
+    pub depth: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
 }
 
 /// Counts of one (event name, state) pair.
@@ -136,6 +415,17 @@ pub struct QueueStats {
     /// The newest events, newest first.
     #[serde(default)]
     pub recent: Vec<RecentEvent>,
+    /// The earliest pause among the shards, if any is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+}
+
+/// Of two pauses, the one that began first (what the operator must fix has waited longest).
+pub fn earliest_pause(a: Option<Pause>, b: Option<Pause>) -> Option<Pause> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.since_ms < a.since_ms { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Failures kept in a merged report.
@@ -190,6 +480,7 @@ impl QueueStats {
         self.recent.extend(other.recent);
         self.recent.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         self.recent.truncate(MAX_RECENT);
+        self.paused = earliest_pause(self.paused.take(), other.paused);
     }
 
     /// The count for one event name and state (0 when absent).

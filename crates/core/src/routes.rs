@@ -15,6 +15,8 @@ pub enum Route {
     ShopifyWebhook,
     Admin,
     AdminJson,
+    /// `POST`: the operator re-queues failed or unconfirmed events.
+    AdminResend,
     /// Under the prefix, but no such endpoint (or the wrong method): answered 404/405 by us,
     /// never passed to the shop.
     Unknown {
@@ -43,6 +45,7 @@ pub fn route(prefix: &str, method: &str, path: &str) -> Route {
         "/webhooks/shopify" => (Route::ShopifyWebhook, &["POST"]),
         "/admin" => (Route::Admin, &["GET", "HEAD"]),
         "/admin.json" => (Route::AdminJson, &["GET", "HEAD"]),
+        "/admin/resend" => (Route::AdminResend, &["POST"]),
         _ => {
             return Route::Unknown {
                 method_not_allowed: false,
@@ -77,6 +80,15 @@ mod tests {
             ("/tt", "POST", "/tt/webhooks/shopify", Route::ShopifyWebhook),
             ("/tt", "GET", "/tt/admin", Route::Admin),
             ("/tt", "GET", "/tt/admin.json", Route::AdminJson),
+            ("/tt", "POST", "/tt/admin/resend", Route::AdminResend),
+            (
+                "/tt",
+                "GET",
+                "/tt/admin/resend",
+                Route::Unknown {
+                    method_not_allowed: true,
+                },
+            ),
             ("/tt", "GET", "/", Route::Passthrough),
             ("/tt", "POST", "/cart/add.js", Route::Passthrough),
             ("/tt", "GET", "/ttx/health", Route::Passthrough),

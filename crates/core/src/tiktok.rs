@@ -72,6 +72,46 @@ impl Event {
         .filter_map(|(name, value)| value.is_some().then_some(name))
         .collect()
     }
+
+    /// The one copy to send when the browser reported this event too: `self` (the signed
+    /// webhook's copy) stays authoritative for value, currency, contents, order_id and the
+    /// customer's keys; the browser fills what the webhook could not know (ttp, ttclid, IP,
+    /// user agent, page, market). A browser copy from another visitor (a different `ttp`) is
+    /// not this buyer's evidence: it adds nothing, so a forged collect cannot steer a real order.
+    pub fn merged_with_browser(mut self, browser: &Event) -> Event {
+        let same_visitor = match (&self.user.ttp, &browser.user.ttp) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        };
+        if !same_visitor {
+            return self;
+        }
+        let (user, theirs) = (&mut self.user, &browser.user);
+        for (field, other) in [
+            (&mut user.ttp, &theirs.ttp),
+            (&mut user.ttclid, &theirs.ttclid),
+            (&mut user.ip, &theirs.ip),
+            (&mut user.user_agent, &theirs.user_agent),
+        ] {
+            if field.is_none() {
+                field.clone_from(other);
+            }
+        }
+        if self.page.as_ref().is_none_or(|p| p.url.is_none()) && browser.page.is_some() {
+            self.page.clone_from(&browser.page);
+        }
+        let props = &mut self.properties;
+        if props.market_handle == DEFAULT_MARKET_HANDLE && props.market_id == 0 {
+            props
+                .market_handle
+                .clone_from(&browser.properties.market_handle);
+            props.market_id = browser.properties.market_id;
+        }
+        if browser.limited_data_use == Some(true) {
+            self.limited_data_use = Some(true);
+        }
+        self
+    }
 }
 
 /// Match keys. `email`, `phone`, `external_id`, names and zip are SHA-256 (see `hash`);
@@ -173,14 +213,44 @@ pub struct Page {
     pub referrer: Option<String>,
 }
 
-/// What to do after an attempt to send.
+/// What TikTok's answer to one request means for the events in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
     /// Worth trying again later with the same event_id (TikTok drops repeats for 48 h).
     Retry(String),
-    /// Will never succeed as it is: kept as a failure with TikTok's message for the operator.
-    Failed(String),
+    /// TikTok refused something in the request (validation, batch size) or took only part of
+    /// it (20001): the events it would take are unknown, so the batch is split until each
+    /// refused event is alone, and only that one fails, with this message.
+    Refused(String),
+    /// Token or permission trouble: no event is at fault. Sending pauses until the
+    /// configuration works again; nothing fails.
+    Paused(String),
+}
+
+/// What the queue does with one batch after an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    MarkSent,
+    Retry(String),
+    /// Send each half on its own.
+    Split,
+    /// The one event of the batch is refused for good.
+    Fail(String),
+    Pause(String),
+}
+
+impl Outcome {
+    /// The step for a batch of `len` events.
+    pub fn step(self, len: usize) -> Step {
+        match self {
+            Outcome::Sent => Step::MarkSent,
+            Outcome::Retry(reason) => Step::Retry(reason),
+            Outcome::Refused(_) if len > 1 => Step::Split,
+            Outcome::Refused(message) => Step::Fail(message),
+            Outcome::Paused(reason) => Step::Pause(reason),
+        }
+    }
 }
 
 /// The answer TikTok gives in the body, usually with HTTP 200 even on failure.
@@ -205,18 +275,29 @@ pub fn classify(status: Option<u16>, body: &str) -> Outcome {
         None if (200..300).contains(&status) => {
             Outcome::Retry(format!("HTTP {status} with an unreadable body"))
         }
-        None => Outcome::Failed(format!("HTTP {status}")),
+        None if matches!(status, 401 | 403) => Outcome::Paused(format!(
+            "HTTP {status}: TikTok refused the access token; {FIX_TOKEN}"
+        )),
+        None => Outcome::Refused(format!("HTTP {status}")),
     }
 }
 
+/// What the operator does about a paused queue.
+const FIX_TOKEN: &str = "generate a new Events API access token for this pixel in TikTok Events Manager and set it with `wrangler secret put TIKTOK_ACCESS_TOKEN`; queued events go out by themselves once it works";
+
+/// Codes and their classes (shared/research/tiktok-events-api.md §1.7). 20001's detail format
+/// is unverified, so partial answers are resolved by splitting, never by reading the body.
 fn classify_code(code: i64, message: String) -> Outcome {
     let text = || format!("TikTok code {code}: {message}");
     match code {
-        // 20001 = partial success; 40050 = duplicated request (already accepted).
-        0 | 20001 | 40050 => Outcome::Sent,
+        // 40050 = duplicated request (already accepted).
+        0 | 40050 => Outcome::Sent,
         // Throttling, system errors, timeouts, internal errors, maintenance.
         40100 | 40132 | 50000.. => Outcome::Retry(text()),
-        _ => Outcome::Failed(text()),
+        // Permission, token expired / empty / invalid.
+        40001 | 40102..=40105 => Outcome::Paused(format!("{}; {FIX_TOKEN}", text())),
+        // 20001 partial success, and every validation code (40002, 40061 batch size, …).
+        _ => Outcome::Refused(text()),
     }
 }
 
@@ -277,7 +358,7 @@ mod tests {
             |code: i64| format!(r#"{{"code":{code},"message":"m","request_id":"r","data":{{}}}}"#);
         let cases: Vec<(Option<u16>, String, &str)> = vec![
             (Some(200), ok(0), "sent"),
-            (Some(200), ok(20001), "sent"),
+            (Some(200), ok(20001), "refused"),
             (Some(200), ok(40050), "sent"),
             (Some(200), ok(40100), "retry"),
             (Some(200), ok(40132), "retry"),
@@ -286,25 +367,32 @@ mod tests {
             (Some(200), ok(51012), "retry"),
             (Some(200), ok(60001), "retry"),
             (Some(200), ok(61000), "retry"),
-            (Some(200), ok(40000), "failed"),
-            (Some(200), ok(40001), "failed"),
-            (Some(200), ok(40002), "failed"),
-            (Some(200), ok(40062), "failed"),
-            (Some(200), ok(40105), "failed"),
+            (Some(200), ok(40000), "refused"),
+            (Some(200), ok(40001), "paused"),
+            (Some(200), ok(40002), "refused"),
+            (Some(200), ok(40061), "refused"),
+            (Some(200), ok(40062), "refused"),
+            (Some(200), ok(40102), "paused"),
+            (Some(200), ok(40103), "paused"),
+            (Some(200), ok(40104), "paused"),
+            (Some(200), ok(40105), "paused"),
             (Some(500), String::new(), "retry"),
             (Some(502), "<html>bad gateway</html>".into(), "retry"),
             (Some(503), ok(0), "retry"),
             (Some(429), String::new(), "retry"),
             (None, String::new(), "retry"),
             (Some(200), "not json".into(), "retry"),
-            (Some(400), ok(40002), "failed"),
-            (Some(401), "nope".into(), "failed"),
+            (Some(400), ok(40002), "refused"),
+            (Some(401), "nope".into(), "paused"),
+            (Some(403), String::new(), "paused"),
+            (Some(400), "nope".into(), "refused"),
         ];
         for (status, body, want) in cases {
             let got = match classify(status, &body) {
                 Outcome::Sent => "sent",
                 Outcome::Retry(_) => "retry",
-                Outcome::Failed(_) => "failed",
+                Outcome::Refused(_) => "refused",
+                Outcome::Paused(_) => "paused",
             };
             assert_eq!(got, want, "{status:?} {body}");
         }
@@ -313,12 +401,33 @@ mod tests {
     #[test]
     fn failures_keep_tiktoks_message() {
         let body = r#"{"code":40002,"message":"Invalid value for event_id: not a valid string.","data":null}"#;
+        let message = "TikTok code 40002: Invalid value for event_id: not a valid string.";
+        assert_eq!(classify(Some(200), body), Outcome::Refused(message.into()));
         assert_eq!(
-            classify(Some(200), body),
-            Outcome::Failed(
-                "TikTok code 40002: Invalid value for event_id: not a valid string.".into()
-            )
+            classify(Some(200), body).step(1),
+            Step::Fail(message.into())
         );
+    }
+
+    #[test]
+    fn refused_batches_split_until_one_event_fails() {
+        let refused = || Outcome::Refused("TikTok code 20001: partial".into());
+        assert_eq!(refused().step(1000), Step::Split);
+        assert_eq!(refused().step(2), Step::Split);
+        assert!(matches!(refused().step(1), Step::Fail(m) if m.contains("20001")));
+        // Neither retries nor pauses depend on the batch's size.
+        assert_eq!(Outcome::Retry("x".into()).step(1), Step::Retry("x".into()));
+        let paused = classify(
+            Some(200),
+            r#"{"code":40105,"message":"Access token is invalid"}"#,
+        );
+        match paused.step(50) {
+            Step::Pause(why) => assert!(
+                why.contains("40105") && why.contains("wrangler secret put TIKTOK_ACCESS_TOKEN"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod hmac;
 pub mod mapping;
 pub mod models;
+pub mod transition;
 
 /// Largest webhook body accepted (Shopify orders with hundreds of lines stay well below).
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
