@@ -126,11 +126,35 @@ fn header(out: &mut String, r: &AdminReport) -> fmt::Result {
         out,
         "<header><h1>tiktok-edge <span class=\"badge {class}\">{}</span></h1>\
          <p class=\"note\">{note}</p><p>Generated <time>{}</time> · queue depth <b>{}</b> \
-         (queued or retrying)</p></header>",
+         (queued, waiting or retrying)</p>",
         escape(label),
         iso_utc(r.generated_at_ms),
         r.queue.depth
-    )
+    )?;
+    if let Some(pause) = &r.queue.paused {
+        write!(
+            out,
+            "<p class=\"bad\"><b>Sending is paused</b> since <time>{}</time>: {}</p>",
+            iso_utc(pause.since_ms),
+            escape(&pause.reason)
+        )?;
+    }
+    let unconfirmed: u64 = r
+        .queue
+        .counts
+        .iter()
+        .filter(|c| c.state == crate::queue::RowState::Unconfirmed.as_str())
+        .map(|c| c.count)
+        .sum();
+    if unconfirmed > 0 {
+        write!(
+            out,
+            "<p class=\"warn\"><b>{unconfirmed}</b> browser-reported purchases no signed order \
+             confirmed: kept, not sent (see README, Unconfirmed purchases)</p>"
+        )?;
+    }
+    out.push_str("</header>");
+    Ok(())
 }
 
 /// Events per name × state in the window, with totals per name and per state.
@@ -507,6 +531,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_and_unconfirmed_purchases_are_announced() {
+        let html = render_html(
+            &report(QueueStats {
+                counts: vec![count("Purchase", "unconfirmed", 3)],
+                paused: Some(crate::queue::Pause {
+                    reason: "TikTok code 40105: <invalid> token; set a new one".into(),
+                    since_ms: NOW,
+                    next_check_ms: NOW,
+                    checks: 2,
+                }),
+                ..QueueStats::default()
+            }),
+            "/tt",
+        );
+        assert!(html.contains("<b>Sending is paused</b> since <time>2023-11-14T22:13:20Z</time>: TikTok code 40105: &lt;invalid&gt; token; set a new one"), "{html}");
+        assert!(html.contains("<b>3</b> browser-reported purchases no signed order confirmed"));
+        let calm = render_html(&report(QueueStats::default()), "/tt");
+        assert!(!calm.contains("paused") && !calm.contains("confirmed"));
+    }
+
+    #[test]
     fn counts_land_in_their_state_columns_with_totals() {
         let html = render_html(
             &report(QueueStats {
@@ -520,19 +565,19 @@ mod tests {
             }),
             "/tt",
         );
-        // Columns: queued, retrying, sent, failed, dry_run, total.
+        // Columns: queued, waiting, unconfirmed, retrying, sent, failed, dry_run, total.
         let z = "<td class=\"z\">0</td>";
         assert!(
             html.contains(&format!(
-                "<tr><th>AddToCart</th>{z}{z}<td>2</td><td>1</td>{z}<td class=\"t\">3</td></tr>"
+                "<tr><th>AddToCart</th>{z}{z}{z}{z}<td>2</td><td>1</td>{z}<td class=\"t\">3</td></tr>"
             )),
             "{html}"
         );
         assert!(html.contains(&format!(
-            "<tr><th>ViewContent</th>{z}{z}{z}{z}<td>5</td><td class=\"t\">5</td></tr>"
+            "<tr><th>ViewContent</th>{z}{z}{z}{z}{z}{z}<td>5</td><td class=\"t\">5</td></tr>"
         )));
         assert!(html.contains(&format!(
-            "<tr><th>all</th>{z}{z}<td>2</td><td>1</td><td>5</td><td class=\"t\">8</td></tr>"
+            "<tr><th>all</th>{z}{z}{z}{z}<td>2</td><td>1</td><td>5</td><td class=\"t\">8</td></tr>"
         )));
         assert!(html.contains("queue depth <b>7</b>"));
         assert!(html.contains("no TIKTOK_ACCESS_TOKEN: events are built and recorded, not sent"));

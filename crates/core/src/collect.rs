@@ -15,9 +15,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_CONTENTS: usize = 100;
 const MAX_TEXT: usize = 512;
 const MAX_URL: usize = 2048;
-/// Browser events older than this (or from the future) are refused: their clock is wrong or they
-/// are replayed.
-const MAX_CLOCK_SKEW_SECS: i64 = 7 * 24 * 3600;
 
 /// Funnel events a browser may report; the purchase event's name is configurable.
 const BROWSER_EVENTS: &[&str] = &[
@@ -81,8 +78,6 @@ fn invalid(message: impl Into<String>) -> CollectError {
 struct Body {
     event: String,
     event_id: String,
-    #[serde(default)]
-    event_time: Option<i64>,
     #[serde(default)]
     page: Option<Page>,
     #[serde(default)]
@@ -160,13 +155,6 @@ pub fn parse(
     if !is_event_id(&body.event_id) {
         return Err(invalid("event_id must be 1-128 letters, digits or _ - . :"));
     }
-    let event_time = match body.event_time {
-        Some(t) if t.abs_diff(facts.now_secs) > MAX_CLOCK_SKEW_SECS.unsigned_abs() => {
-            return Err(invalid("event_time is too far from now"))
-        }
-        Some(t) => t,
-        None => facts.now_secs,
-    };
     let page = body.page.map(|p| Page {
         url: p.url.filter(|u| is_http_url(u)),
         referrer: p.referrer.filter(|u| is_http_url(u)),
@@ -234,7 +222,8 @@ pub fn parse(
     let usable = |v: Option<String>| v.filter(|v| plausible(v));
     let event = Event {
         event: body.event,
-        event_time,
+        // The browser's clock is evidence of nothing: the event happened when it reached us.
+        event_time: facts.now_secs,
         event_id: body.event_id,
         user: User {
             ttp: usable(facts.ttp.clone()).or_else(|| usable(body.user.ttp)),
@@ -353,7 +342,6 @@ mod tests {
             (br#"{"event":"AddToCart","event_id":""}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"a\r\nSet-Cookie: x=1"}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":7}"#, "invalid_event"),
-            (br#"{"event":"AddToCart","event_id":"x","event_time":1}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"currency":"dollars"}}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","quantity":0}]}}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"<script>"}]}}"#, "invalid_event"),

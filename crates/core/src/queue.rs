@@ -538,6 +538,7 @@ mod tests {
             }],
             hourly: vec![hour(2 * HOUR_MS, "AddToCart", 2)],
             recent: vec![recent("old", 5)],
+            paused: None,
         };
         a.merge(QueueStats {
             counts: vec![
@@ -559,6 +560,7 @@ mod tests {
                 hour(2 * HOUR_MS, "AddPaymentInfo", 4),
             ],
             recent: vec![recent("new", 9)],
+            paused: None,
         });
         assert_eq!(a.count("AddToCart", RowState::Sent), 5);
         assert_eq!(a.count("AddToCart", RowState::Failed), 1);
@@ -621,6 +623,310 @@ mod tests {
             "{payload}"
         );
         assert!(!payload.contains(&Forget::ttp_fragment("A")));
+    }
+
+    fn copy(name: &str, ttp: Option<&str>, value: Option<&str>) -> crate::tiktok::Event {
+        use crate::tiktok::{Event, Properties, User};
+        Event {
+            event: name.into(),
+            event_time: 1_800_000_000,
+            event_id: "id-1".into(),
+            user: User {
+                ttp: ttp.map(String::from),
+                ..User::default()
+            },
+            properties: Properties {
+                value: value.and_then(crate::money::Amount::parse),
+                ..Properties::default()
+            },
+            page: None,
+            limited_data_use: None,
+        }
+    }
+
+    fn hold() -> HoldPolicy {
+        HoldPolicy {
+            purchase_event: "Purchase".into(),
+            wait_ms: 90_000,
+            send_unconfirmed_purchases: false,
+        }
+    }
+
+    fn stored(
+        source: Source,
+        state: RowState,
+        attempts: u32,
+        event: crate::tiktok::Event,
+    ) -> Stored {
+        Stored {
+            source,
+            state,
+            attempts,
+            event: Some(event),
+        }
+    }
+
+    const NOW: i64 = 1_000_000;
+
+    #[test]
+    fn first_copies_by_source_and_event() {
+        let browser = Source::Browser;
+        let cases = [
+            ("ViewContent", browser, RowState::Queued, NOW),
+            ("AddToCart", browser, RowState::Queued, NOW),
+            ("InitiateCheckout", browser, RowState::Waiting, NOW + 90_000),
+            ("AddPaymentInfo", browser, RowState::Waiting, NOW + 90_000),
+            ("Purchase", browser, RowState::Unconfirmed, NOW),
+            ("AddToCart", Source::Webhook, RowState::Queued, NOW),
+            ("InitiateCheckout", Source::Webhook, RowState::Queued, NOW),
+            ("Purchase", Source::Webhook, RowState::Queued, NOW),
+        ];
+        for (name, source, state, due_ms) in cases {
+            assert_eq!(
+                admit(None, &copy(name, None, None), source, &hold(), NOW),
+                Admission::Insert { state, due_ms },
+                "{name} from {source:?}"
+            );
+        }
+        let opted_in = HoldPolicy {
+            send_unconfirmed_purchases: true,
+            ..hold()
+        };
+        assert_eq!(
+            admit(None, &copy("Purchase", None, None), browser, &opted_in, NOW),
+            Admission::Insert {
+                state: RowState::Waiting,
+                due_ms: NOW + 90_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_webhook_merges_with_an_unsent_browser_copy_in_either_order() {
+        let browser = copy("Purchase", Some("ttp-1"), Some("99999.99"));
+        let mut webhook = copy("Purchase", None, Some("42.00"));
+        webhook.user.email = Some("hashed-email".into());
+        let merged = {
+            let mut m = webhook.clone();
+            m.user.ttp = Some("ttp-1".into());
+            m
+        };
+        for state in [RowState::Unconfirmed, RowState::Waiting, RowState::Queued] {
+            let here = stored(Source::Browser, state, 0, browser.clone());
+            assert_eq!(
+                admit(Some(&here), &webhook, Source::Webhook, &hold(), NOW),
+                Admission::Merge {
+                    event: merged.clone(),
+                    state: RowState::Queued,
+                    due_ms: NOW
+                },
+                "browser copy {state:?}, webhook second"
+            );
+        }
+        let here = stored(Source::Webhook, RowState::Queued, 0, webhook.clone());
+        assert_eq!(
+            admit(Some(&here), &browser, Source::Browser, &hold(), NOW),
+            Admission::Merge {
+                event: merged,
+                state: RowState::Queued,
+                due_ms: NOW
+            },
+            "webhook copy not sent yet, browser second"
+        );
+    }
+
+    #[test]
+    fn nothing_changes_once_a_copy_went_to_tiktok_or_for_a_second_copy_of_one_source() {
+        let browser = copy("InitiateCheckout", Some("ttp-1"), None);
+        let webhook = copy("InitiateCheckout", None, Some("10.00"));
+        let cases = [
+            // The browser copy was sent after its wait: TikTok keeps it; the webhook is late.
+            (
+                stored(Source::Browser, RowState::Sent, 1, browser.clone()),
+                &webhook,
+                Source::Webhook,
+            ),
+            (
+                stored(Source::Browser, RowState::Retrying, 1, browser.clone()),
+                &webhook,
+                Source::Webhook,
+            ),
+            (
+                stored(Source::Webhook, RowState::Sent, 1, webhook.clone()),
+                &browser,
+                Source::Browser,
+            ),
+            (
+                stored(Source::Webhook, RowState::Queued, 0, webhook.clone()),
+                &webhook,
+                Source::Webhook,
+            ),
+            (
+                stored(Source::Browser, RowState::Waiting, 0, browser.clone()),
+                &browser,
+                Source::Browser,
+            ),
+            (
+                stored(Source::Webhook, RowState::Failed, 1, webhook.clone()),
+                &browser,
+                Source::Browser,
+            ),
+        ];
+        for (here, incoming, source) in cases {
+            assert_eq!(
+                admit(Some(&here), incoming, source, &hold(), NOW),
+                Admission::Ignore,
+                "{here:?} then {source:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_browser_copy_does_not_block_the_signed_one() {
+        let here = stored(
+            Source::Browser,
+            RowState::Failed,
+            1,
+            copy("AddToCart", Some("ttp-1"), Some("1.00")),
+        );
+        let webhook = copy("AddToCart", Some("ttp-1"), Some("17.00"));
+        assert_eq!(
+            admit(Some(&here), &webhook, Source::Webhook, &hold(), NOW),
+            Admission::Merge {
+                event: webhook.clone(),
+                state: RowState::Queued,
+                due_ms: NOW
+            }
+        );
+    }
+
+    #[test]
+    fn another_visitors_browser_copy_adds_nothing_to_a_signed_order() {
+        let mut forged = copy("Purchase", Some("attacker-ttp"), Some("99999.99"));
+        forged.user.ttclid = Some("E.C.P.forged".into());
+        forged.user.ip = Some("198.51.100.66".into());
+        forged.properties.currency = Some("XXX".into());
+        let mut real = copy("Purchase", Some("buyer-ttp"), Some("42.00"));
+        real.properties.currency = Some("EUR".into());
+        let here = stored(Source::Browser, RowState::Unconfirmed, 0, forged);
+        assert_eq!(
+            admit(Some(&here), &real, Source::Webhook, &hold(), NOW),
+            Admission::Merge {
+                event: real.clone(),
+                state: RowState::Queued,
+                due_ms: NOW
+            }
+        );
+    }
+
+    #[test]
+    fn the_browser_fills_only_what_the_webhook_lacks() {
+        use crate::tiktok::Page;
+        let mut browser = copy("Purchase", Some("ttp-1"), Some("1.00"));
+        browser.user.ttclid = Some("E.C.P.click".into());
+        browser.user.ip = Some("203.0.113.9".into());
+        browser.user.user_agent = Some("Mozilla/5.0 (browser)".into());
+        browser.page = Some(Page {
+            url: Some("https://shop.example/checkouts/cn/abc/thank-you".into()),
+            referrer: None,
+        });
+        browser.properties.market_handle = "de".into();
+        browser.properties.market_id = 7;
+        browser.limited_data_use = Some(true);
+        let mut webhook = copy("Purchase", Some("ttp-1"), Some("42.00"));
+        webhook.user.ip = Some("192.0.2.1".into());
+        webhook.user.email = Some("e".into());
+        let merged = webhook.clone().merged_with_browser(&browser);
+        assert_eq!(merged.user.ip.as_deref(), Some("192.0.2.1"), "webhook wins");
+        assert_eq!(merged.user.ttclid.as_deref(), Some("E.C.P.click"));
+        assert_eq!(
+            merged.user.user_agent.as_deref(),
+            Some("Mozilla/5.0 (browser)")
+        );
+        assert_eq!(merged.user.email.as_deref(), Some("e"));
+        assert_eq!(merged.properties.value, webhook.properties.value);
+        assert_eq!(merged.page, browser.page);
+        assert_eq!(
+            (
+                merged.properties.market_handle.as_str(),
+                merged.properties.market_id
+            ),
+            ("de", 7)
+        );
+        assert_eq!(merged.limited_data_use, Some(true));
+        // A market the webhook knows stays.
+        webhook.properties.market_handle = "fr".into();
+        webhook.properties.market_id = 9;
+        let merged = webhook.merged_with_browser(&browser);
+        assert_eq!(
+            (
+                merged.properties.market_handle.as_str(),
+                merged.properties.market_id
+            ),
+            ("fr", 9)
+        );
+    }
+
+    #[test]
+    fn pauses_back_off_and_keep_their_start() {
+        let first = Pause::after(None, "token".into(), 1_000, 10_000);
+        assert_eq!(
+            (first.since_ms, first.next_check_ms, first.checks),
+            (10_000, 11_000, 0)
+        );
+        let second = Pause::after(Some(first), "token".into(), 1_000, 20_000);
+        assert_eq!(
+            (second.since_ms, second.next_check_ms, second.checks),
+            (10_000, 22_000, 1)
+        );
+        let mut late = second;
+        for _ in 0..40 {
+            late = Pause::after(Some(late), "token".into(), 1_000, 0);
+        }
+        assert_eq!(
+            late.next_check_ms, PAUSE_MAX_CHECK_MS as i64,
+            "capped at an hour"
+        );
+    }
+
+    #[test]
+    fn resend_filters_become_bound_conditions() {
+        let (sql, values) = Resend {
+            event: Some("Purchase".into()),
+            from_ms: Some(5),
+            to_ms: Some(9),
+            error: Some("40002".into()),
+            ..Resend::default()
+        }
+        .condition()
+        .unwrap();
+        assert_eq!(
+            sql,
+            "state = ? AND event_name = ? AND created_at >= ? AND created_at < ? AND instr(COALESCE(last_error, ''), ?) > 0"
+        );
+        assert_eq!(
+            values,
+            vec![
+                ResendValue::Text("failed".into()),
+                ResendValue::Text("Purchase".into()),
+                ResendValue::Int(5),
+                ResendValue::Int(9),
+                ResendValue::Text("40002".into()),
+            ]
+        );
+        let unconfirmed = Resend {
+            state: Some("unconfirmed".into()),
+            ..Resend::default()
+        };
+        assert_eq!(
+            unconfirmed.condition().unwrap().1,
+            vec![ResendValue::Text("unconfirmed".into())]
+        );
+        let sent = Resend {
+            state: Some("sent".into()),
+            ..Resend::default()
+        };
+        assert!(sent.condition().is_err());
     }
 
     #[test]

@@ -181,3 +181,281 @@ pub fn apply(
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_pairs;
+
+    const ORDER: &str = include_str!("../../../../tests/fixtures/shopify/order_create.json");
+    const CHECKOUT: &str = include_str!("../../../../tests/fixtures/shopify/checkout_update.json");
+    const CART: &str = include_str!("../../../../tests/fixtures/shopify/cart_update.json");
+    const EDIT: &str = include_str!("../../../../tests/fixtures/shopify/order_edited.json");
+    const NOW: i64 = 1_800_000_000;
+    const SID: &str = "01JY68AFXQXP2232M0V748XS0P_.tt.1";
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Consent {
+        Granted,
+        Declined,
+        Unknown,
+    }
+
+    fn settings(default: &str) -> Settings {
+        Settings::from_config(&from_pairs(&[("CONSENT_DEFAULT", default)]))
+    }
+
+    fn joined(consent: Consent) -> Joined {
+        Joined {
+            session_id: Some(SID.into()),
+            session: Some(Session {
+                ttp: Some(SID.into()),
+                ip: Some("203.0.113.8".into()),
+                marketing_allowed: match consent {
+                    Consent::Granted => Some(true),
+                    Consent::Declined => Some(false),
+                    Consent::Unknown => None,
+                },
+                ..Session::default()
+            }),
+        }
+    }
+
+    fn delivery(topic: &str, body: &str) -> (Topic, Payload) {
+        let topic = Topic::parse(topic);
+        (topic, Payload::parse(topic, body).expect("fixture parses"))
+    }
+
+    /// Delivers `deliveries` in order to one resource; returns the event ids queued by each.
+    fn run(
+        deliveries: &[(&str, &str)],
+        consent: Consent,
+        default: &str,
+    ) -> (Vec<Vec<String>>, Vec<Option<String>>) {
+        let settings = settings(default);
+        let mut memory = Memory::default();
+        let mut ids = Vec::new();
+        let mut skipped = Vec::new();
+        for (topic, body) in deliveries {
+            let (topic, payload) = delivery(topic, body);
+            let out = apply(
+                topic,
+                &payload,
+                joined(consent),
+                &mut memory,
+                &settings,
+                NOW,
+            );
+            ids.push(out.events.iter().map(|e| e.event_id.clone()).collect());
+            skipped.push(out.skipped);
+        }
+        (ids, skipped)
+    }
+
+    fn allowed(consent: Consent, default: &str) -> bool {
+        match consent {
+            Consent::Granted => true,
+            Consent::Declined => false,
+            Consent::Unknown => default == "allowed",
+        }
+    }
+
+    const CONSENTS: [Consent; 3] = [Consent::Granted, Consent::Declined, Consent::Unknown];
+    const DEFAULTS: [&str; 2] = ["allowed", "denied"];
+
+    #[test]
+    fn orders_in_every_arrival_order_and_consent_state() {
+        let purchase = "5900000000000000123".to_string();
+        // orders/create sends the purchase; orders/paid and orders/updated never do, in any order.
+        let orders: [&[(&str, &str)]; 3] = [
+            &[
+                ("orders/create", ORDER),
+                ("orders/paid", ORDER),
+                ("orders/updated", ORDER),
+            ],
+            &[
+                ("orders/paid", ORDER),
+                ("orders/create", ORDER),
+                ("orders/updated", ORDER),
+            ],
+            &[
+                ("orders/updated", ORDER),
+                ("orders/paid", ORDER),
+                ("orders/create", ORDER),
+            ],
+        ];
+        for consent in CONSENTS {
+            for default in DEFAULTS {
+                for deliveries in orders {
+                    let (ids, skipped) = run(deliveries, consent, default);
+                    let sent: Vec<&String> = ids.iter().flatten().collect();
+                    if allowed(consent, default) {
+                        assert_eq!(
+                            sent,
+                            vec![&purchase],
+                            "{consent:?} {default} {deliveries:?}"
+                        );
+                    } else {
+                        assert!(sent.is_empty(), "{consent:?} {default}");
+                        assert!(skipped
+                            .iter()
+                            .all(|s| s.as_deref() == Some("the visitor declined marketing")));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn upsells_in_either_order_and_consent_state() {
+        let mut with_added_line: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+        with_added_line["line_items"].as_array_mut().unwrap().push(serde_json::json!({
+            "id": 14000000000000000002u64, "variant_id": 42001234567890999u64,
+            "product_id": 7001234567999u64, "title": "Demo Spoon", "quantity": 1, "price": "4.00"
+        }));
+        let updated = with_added_line.to_string();
+        let orders: [&[(&str, &str)]; 2] = [
+            &[
+                ("orders/create", ORDER),
+                ("orders/edited", EDIT),
+                ("orders/updated", &updated),
+            ],
+            &[
+                ("orders/create", ORDER),
+                ("orders/updated", &updated),
+                ("orders/edited", EDIT),
+            ],
+        ];
+        for consent in CONSENTS {
+            for default in DEFAULTS {
+                for deliveries in orders {
+                    let (ids, _) = run(deliveries, consent, default);
+                    let upsells: Vec<&String> = ids
+                        .iter()
+                        .flatten()
+                        .filter(|id| id.starts_with("upsell:"))
+                        .collect();
+                    let want = usize::from(allowed(consent, default));
+                    assert_eq!(upsells.len(), want, "{consent:?} {default} {deliveries:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn checkouts_in_either_order_and_consent_state() {
+        let token = "9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e";
+        let orders: [&[(&str, &str)]; 2] = [
+            &[
+                ("checkouts/create", CHECKOUT),
+                ("checkouts/update", CHECKOUT),
+            ],
+            &[
+                ("checkouts/update", CHECKOUT),
+                ("checkouts/create", CHECKOUT),
+            ],
+        ];
+        for consent in CONSENTS {
+            for default in DEFAULTS {
+                for deliveries in orders {
+                    let (ids, _) = run(deliveries, consent, default);
+                    let mut sent: Vec<&String> = ids.iter().flatten().collect();
+                    sent.sort();
+                    sent.dedup();
+                    if allowed(consent, default) {
+                        let want = [format!("api:{token}"), format!("ic:{token}")];
+                        assert_eq!(
+                            sent,
+                            want.iter().collect::<Vec<_>>(),
+                            "{consent:?} {default}"
+                        );
+                    } else {
+                        assert!(sent.is_empty(), "{consent:?} {default}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn carts_in_either_order_and_consent_state() {
+        let mut older: serde_json::Value = serde_json::from_str(CART).unwrap();
+        older["updated_at"] = "2000-01-01T00:00:00Z".into();
+        older["line_items"][0]["quantity"] = 1.into();
+        let older = older.to_string();
+        for consent in CONSENTS {
+            for default in DEFAULTS {
+                let (in_order, _) = run(
+                    &[("carts/create", &older), ("carts/update", CART)],
+                    consent,
+                    default,
+                );
+                let (reversed, _) = run(
+                    &[("carts/update", CART), ("carts/create", &older)],
+                    consent,
+                    default,
+                );
+                let count = |ids: &Vec<Vec<String>>| ids.iter().flatten().count();
+                if allowed(consent, default) {
+                    // Quantity 1 then 2: two adds; 2 first: one add, the stale create nothing.
+                    assert_eq!((count(&in_order), count(&reversed)), (2, 1), "{consent:?}");
+                    assert_eq!(reversed[1], Vec::<String>::new());
+                } else {
+                    assert_eq!((count(&in_order), count(&reversed)), (0, 0), "{consent:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_checkout_is_linked_to_the_session_and_everything_is_held() {
+        let (topic, payload) = delivery("checkouts/create", CHECKOUT);
+        let mut memory = Memory::default();
+        let out = apply(
+            topic,
+            &payload,
+            joined(Consent::Granted),
+            &mut memory,
+            &settings("allowed"),
+            NOW,
+        );
+        let token = "9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e";
+        assert_eq!(out.link_checkout, Some((token.into(), SID.into())));
+        assert!(out.held.sessions.contains(SID));
+        assert!(out.held.checkouts.contains(token));
+        assert!(out
+            .held
+            .carts
+            .contains("c1-7a2abe82733a34e84aa472d57fb5c3c1"));
+        assert_eq!(out.held.events.len(), out.events.len());
+        assert_eq!(memory, Memory::default(), "checkouts keep no memory");
+    }
+
+    #[test]
+    fn join_keys_come_from_the_payload() {
+        let (_, order) = delivery("orders/create", ORDER);
+        assert_eq!(
+            JoinKeys::of(&order),
+            JoinKeys {
+                session_id: Some(SID.into()),
+                cart_token: Some("c1-7a2abe82733a34e84aa472d57fb5c3c1".into()),
+                checkout_token: Some("9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into()),
+            }
+        );
+        let (_, edit) = delivery("orders/edited", EDIT);
+        assert_eq!(JoinKeys::of(&edit), JoinKeys::default());
+    }
+
+    #[test]
+    fn pos_orders_are_skipped_with_their_reason() {
+        let mut pos: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+        pos["source_name"] = "pos".into();
+        let (ids, skipped) = run(
+            &[("orders/create", &pos.to_string())],
+            Consent::Granted,
+            "allowed",
+        );
+        assert!(ids[0].is_empty());
+        assert_eq!(skipped[0].as_deref(), Some("point-of-sale or draft order"));
+    }
+}
