@@ -657,16 +657,12 @@ impl EventQueue {
                 status.map_or(0, i32::from),
                 format!("{step:?}")
             );
+            // Any answer about the events themselves means TikTok took the token again.
+            let token_works = matches!(step, Step::MarkSent | Step::Split | Step::Fail(_));
             match step {
                 Step::MarkSent => {
                     for row in batch {
                         self.finish(row, RowState::Sent, None)?;
-                    }
-                    if self.pause()?.is_some() {
-                        self.set_pause(None)?;
-                        console_log!("{{\"event\":\"queue_resumed\"}}");
-                        // The rest of what was due goes out on the next alarm, at once.
-                        return Ok(());
                     }
                 }
                 Step::Retry(reason) => {
@@ -693,6 +689,12 @@ impl EventQueue {
                     self.postpone_due(pause.next_check_ms)?;
                     return Ok(());
                 }
+            }
+            if token_works && self.pause()?.is_some() {
+                self.set_pause(None)?;
+                console_log!("{{\"event\":\"queue_resumed\"}}");
+                // The rest of what was due goes out on the next alarm, at once.
+                return Ok(());
             }
         }
         let (read, written) = self.rows.get();

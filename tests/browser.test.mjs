@@ -4,7 +4,10 @@
 // TikTok's SDK and API are played by local servers; the SDK stand-in records what the page asked of ttq.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, startWorker, waitFor, tiktokAnswer, shopBindings, eventsAt, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
+import {
+  startServer, startWorker, waitFor, tiktokAnswer, shopBindings, eventsAt, PIXEL_ID, WEBHOOK_SECRET,
+  deliverWebhook, loadFixture, big,
+} from "./support/harness.mjs";
 import { launchChromium } from "./support/browser.mjs";
 import { startDemoOrigin, PRODUCTS, DEMO_MARKET } from "../demo/origin.mjs";
 
@@ -29,7 +32,8 @@ before(async () => {
   sdk = await startServer((req, res) => res.writeHead(200, { "content-type": "application/javascript" }).end(SDK_STUB));
   tiktok = await startServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(tiktokAnswer(0)));
   demo = await startDemoOrigin({ webhookSecret: WEBHOOK_SECRET });
-  worker = await storefrontWorker();
+  // Browser copies of checkout steps wait this long for their webhook before going alone.
+  worker = await storefrontWorker({ WEBHOOK_WAIT_MS: "300" });
   demo.workerUrl = worker.url; // the demo checkout sends its webhooks here
 });
 after(async () => {
@@ -280,9 +284,16 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   assert.equal(String(started.properties.market_id), String(DEMO_MARKET.id));
   assert.equal(started.properties.contents[0].content_id, MUG);
   await receivedOnce("AddPaymentInfo", "api:chk-custom-1");
+  // The pixel's purchase is evidence only: it goes out when the signed order confirms it, with
+  // the order's values and the pixel's _ttp (the order itself carries no session).
+  const order = { ...loadFixture("order_create.json"), id: big("5900000000000000999"), note_attributes: [], cart_token: null };
+  await waitFor("the pixel's purchase collected", () => requests.find((r) => r.postData()?.includes('"5900000000000000999"')));
+  await assertCollectsAccepted(requests);
+  assert.equal((await deliverWebhook(worker, "orders/create", order)).body.queued, 1);
   const purchase = await receivedOnce("CompletePayment", "5900000000000000999");
   assert.equal(purchase.properties.order_id, "5900000000000000999");
   assert.equal(purchase.user.ttp, ttp);
+  assert.match(purchase.user.email, /^[0-9a-f]{64}$/);
   await tracked(page, "CompletePayment", "5900000000000000999"); // ttq in the sandbox too, same id
   await assertCollectsAccepted(requests);
   const collect = requests.find((r) => r.url() === `${worker.url}/tt/collect`);

@@ -148,8 +148,8 @@ test("a Worker restart between attempts still delivers the event", async () => {
   try {
     const first = await startWorker({ persistDir: dir, bindings: liveBindings(tiktok, { RETRY_BASE_MS: "1500" }) });
     try {
-      assert.equal((await collect(first, "InitiateCheckout", "ic-restart")).status, 202);
-      await waitFor("the first attempt to fail", async () => countOf(await adminJson(first), "InitiateCheckout", "retrying") === 1);
+      assert.equal((await collect(first, "ViewContent", "vc-restart")).status, 202);
+      await waitFor("the first attempt to fail", async () => countOf(await adminJson(first), "ViewContent", "retrying") === 1);
     } finally {
       await first.dispose();
     }
@@ -157,9 +157,9 @@ test("a Worker restart between attempts still delivers the event", async () => {
     failing = false;
     const second = await startWorker({ persistDir: dir, bindings: liveBindings(tiktok, { RETRY_BASE_MS: "1500" }) });
     try {
-      await waitFor("delivery after the restart", async () => countOf(await adminJson(second), "InitiateCheckout", "sent") === 1);
+      await waitFor("delivery after the restart", async () => countOf(await adminJson(second), "ViewContent", "sent") === 1);
       assert.equal(tiktok.requests.length, 2);
-      assert.equal(JSON.parse(tiktok.requests[1].body).data[0].event_id, "ic-restart");
+      assert.equal(JSON.parse(tiktok.requests[1].body).data[0].event_id, "vc-restart");
     } finally {
       await second.dispose();
     }

@@ -82,6 +82,15 @@ fn cookie(name: &str, value: &str, max_age: Option<i64>, domain: Option<&str>) -
     c
 }
 
+/// Session ids of visitors who declined marketing (their session only remembers the refusal);
+/// every other session id is the visitor's `_ttp`.
+pub const DECLINED_SESSION_PREFIX: &str = "declined-";
+
+/// The `_ttp` a session id stands for (a declined visitor's session has none).
+pub fn ttp_of_session(sid: &str) -> Option<&str> {
+    (!sid.starts_with(DECLINED_SESSION_PREFIX) && plausible(sid)).then_some(sid)
+}
+
 /// Cookie values TikTok hands out are short tokens; anything else is not echoed back.
 pub fn plausible(value: &str) -> bool {
     !value.is_empty()
@@ -155,7 +164,7 @@ fn declined_plan(
     let Some(cart) = cart.filter(|t| cart_marker != Some(*t)) else {
         return Plan::default();
     };
-    let sid = format!("declined-{}", fresh_id());
+    let sid = format!("{DECLINED_SESSION_PREFIX}{}", fresh_id());
     Plan {
         set_cookies: vec![cookie(CART_MARKER, cart, None, None)],
         session: Some((sid.clone(), declined_session())),
@@ -210,7 +219,7 @@ pub fn consent_plan(
             cart_link: None,
         };
     }
-    let sid = ttp.unwrap_or_else(|| format!("declined-{}", fresh_id()));
+    let sid = ttp.unwrap_or_else(|| format!("{DECLINED_SESSION_PREFIX}{}", fresh_id()));
     let cart_link = visit.cart_token().map(|t| {
         set_cookies.push(cookie(CART_MARKER, t, None, None));
         (t.to_string(), sid.clone())

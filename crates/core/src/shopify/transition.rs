@@ -117,6 +117,18 @@ pub fn apply(
         keys.checkout_token.as_deref(),
     );
     let config = &settings.mapping;
+    // A session id is the visitor's `_ttp`: it still identifies them when the KV record is
+    // gone (expired, or not yet visible at this location).
+    let joined = Joined {
+        session: joined.session.or_else(|| {
+            let ttp = crate::edge::ttp_of_session(joined.session_id.as_deref()?)?;
+            Some(Session {
+                ttp: Some(ttp.to_string()),
+                ..Session::default()
+            })
+        }),
+        ..joined
+    };
     let (events, session) = match payload {
         Payload::Cart(cart) => {
             let session = merge_sessions(
@@ -429,6 +441,25 @@ mod tests {
             .contains("c1-7a2abe82733a34e84aa472d57fb5c3c1"));
         assert_eq!(out.held.events.len(), out.events.len());
         assert_eq!(memory, Memory::default(), "checkouts keep no memory");
+    }
+
+    #[test]
+    fn a_session_id_without_its_record_still_gives_the_ttp() {
+        let (topic, payload) = delivery("checkouts/create", CHECKOUT);
+        for (sid, ttp) in [(SID, Some(SID)), ("declined-01ABC", None)] {
+            let out = apply(
+                topic,
+                &payload,
+                Joined {
+                    session_id: Some(sid.into()),
+                    session: None,
+                },
+                &mut Memory::default(),
+                &settings("allowed"),
+                NOW,
+            );
+            assert_eq!(out.events[0].user.ttp.as_deref(), ttp, "{sid}");
+        }
     }
 
     #[test]
