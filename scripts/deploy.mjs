@@ -14,14 +14,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Problem, ROOT, isMain, readSettings, report, request, settingsPath, wranglerRunner } from "./lib/cli.mjs";
-import { COMPLIANCE_NOTE, adminSettings, syncWebhooks, webhookUri } from "./lib/shopify-admin.mjs";
+import { COMPLIANCE_NOTE, adminAuth, syncWebhooks, webhookUri } from "./lib/shopify-admin.mjs";
 
 /** Settings deploy needs, with where to find each; the prompt and the error message use these. */
 const REQUIRED = {
   SHOP_HOSTNAME: "the shop's hostname on Cloudflare, e.g. shop.example.com",
   TIKTOK_PIXEL_ID: "TikTok Events Manager → Data sources → your pixel → pixel code",
   TIKTOK_ACCESS_TOKEN: "TikTok Events Manager → your pixel → Settings → Generate access token",
-  SHOPIFY_WEBHOOK_SECRET: "the custom app's API secret key (Shopify admin → Settings → Apps and sales channels → Develop apps → your app → API credentials)",
+  SHOPIFY_WEBHOOK_SECRET: "the app's client secret (Dev Dashboard → your app → Settings; taken from SHOPIFY_CLIENT_SECRET when that is set), or the API secret key of an app made in the Shopify admin",
 };
 /** Worker vars written into wrangler.toml [vars] when set. */
 const VARS = ["TIKTOK_PIXEL_ID", "ROUTE_PREFIX", "PURCHASE_EVENT_NAME", "CONSENT_DEFAULT", "COOKIE_DOMAIN", "DEFAULT_COUNTRY"];
@@ -119,6 +119,8 @@ async function ensureSettings(env, { interactive, log }) {
     appendFileSync(file, `${name}=${value}\n`, { mode: 0o600 });
     settings[name] = value;
   };
+  // Shopify signs an app's webhooks with the app's client secret.
+  settings.SHOPIFY_WEBHOOK_SECRET ||= settings.SHOPIFY_CLIENT_SECRET;
   const missing = Object.keys(REQUIRED).filter((k) => !settings[k]);
   if (missing.length && interactive) {
     const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -171,11 +173,14 @@ async function ensureKvNamespace(run, title) {
   return { id, created: true };
 }
 
-/** The files of the bundle `wrangler deploy --dry-run` wrote, hashed with the config: what a deploy would upload. */
+/**
+ * The modules `wrangler deploy --dry-run` bundled, hashed with the config: what a deploy would
+ * upload. Source maps are left out (they name the output directory, not the code).
+ */
 function fingerprint(toml, outdir) {
   const hash = createHash("sha256").update(toml);
-  for (const name of readdirSync(outdir, { recursive: true }).map(String).sort()) {
-    try { hash.update(name).update(readFileSync(path.join(outdir, name))); } catch { /* a directory */ }
+  for (const name of readdirSync(outdir).filter((n) => /\.(js|mjs|wasm)$/.test(n)).sort()) {
+    hash.update(name).update(readFileSync(path.join(outdir, name)));
   }
   return hash.digest("hex");
 }
@@ -312,7 +317,7 @@ export async function deploy({
 
   log("== Shopify webhooks");
   const uri = webhookUri(`https://${host}`, prefix);
-  const admin = adminSettings(settings);
+  const admin = await adminAuth(settings);
   let webhooksLeft = false;
   if (admin) {
     const result = await syncWebhooks(admin, uri, log);
@@ -320,7 +325,7 @@ export async function deploy({
     if (result.created.length || result.updated.length) changed.push("webhooks");
   } else {
     webhooksLeft = true;
-    log("  skipped: SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN are not set (see the list below)");
+    log("  skipped: SHOPIFY_STORE with SHOPIFY_ADMIN_TOKEN (or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET) is not set (see the list below)");
   }
   log(`  note: ${COMPLIANCE_NOTE}`);
 
@@ -336,7 +341,7 @@ export async function deploy({
     "TikTok app for Shopify: turn its data sharing off (or connect a different pixel there), so TikTok does not get every event twice.",
   ];
   if (webhooksLeft) {
-    todo.push(`Webhooks: set SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN (a custom app with read_orders) and run this again, or subscribe ${uri} by hand (README, Deploy).`);
+    todo.push(`Webhooks: set SHOPIFY_STORE and the app's credentials (SHOPIFY_ADMIN_TOKEN, or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET; scope read_orders) and run this again, or subscribe ${uri} by hand (README, Deploy).`);
   }
   todo.forEach((t, i) => log(`  ${i + 1}. ${t}`));
   log(`Admin: https://${host}${prefix}/admin (ADMIN_TOKEN is in ${settingsPath(env)})`);

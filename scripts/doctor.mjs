@@ -2,11 +2,11 @@
 // `npm run doctor -- https://shop.example.com`: checks a live shop from outside, as a visitor and
 // as its operator, and says what is wrong and how to fix it. Exit code 1 when anything is.
 //   health and mode (/tt/health) · the injected pixel tag on a product page · `_ttp` set
-//   first-party · webhook subscriptions delivering to this Worker (SHOPIFY_STORE +
-//   SHOPIFY_ADMIN_TOKEN) · recent failures and parked webhooks (/tt/admin.json, ADMIN_TOKEN)
+//   first-party · webhook subscriptions delivering to this Worker (SHOPIFY_STORE and the app's
+//   credentials) · recent failures and parked webhooks (/tt/admin.json, ADMIN_TOKEN)
 // Settings as for deploy: the environment, else .deploy.env (or DEPLOY_ENV_FILE).
 import { Problem, isMain, readSettings, report, request } from "./lib/cli.mjs";
-import { adminSettings, listSubscriptions, subscriptionStatus, webhookUri } from "./lib/shopify-admin.mjs";
+import { adminAuth, listSubscriptions, subscriptionStatus, webhookUri } from "./lib/shopify-admin.mjs";
 
 const BROWSER = { accept: "text/html", "user-agent": "tiktok-edge-doctor", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" };
 
@@ -100,8 +100,8 @@ async function checkPage(base, prefix, settings) {
 }
 
 async function checkWebhooks(base, prefix, settings) {
-  const admin = adminSettings(settings);
-  if (!admin) return ["webhooks: not checked (set SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN to check them)"];
+  const admin = await adminAuth(settings);
+  if (!admin) return ["webhooks: not checked (set SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN, or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET, to check them)"];
   const uri = webhookUri(new URL(base).origin, prefix);
   const status = subscriptionStatus(await listSubscriptions(admin), uri);
   const missing = status.filter((s) => !s.current);

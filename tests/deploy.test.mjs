@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { ROOT, startShop, eventsAt, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
-import { startShopifyAdmin, SHOPIFY_TOKEN, INVALID_TOKEN_ANSWER } from "./support/shopify-admin.mjs";
+import { startShopifyAdmin, SHOPIFY_TOKEN, INVALID_TOKEN_ANSWER, CLIENT_ID, CLIENT_SECRET } from "./support/shopify-admin.mjs";
 import { deploy } from "../scripts/deploy.mjs";
 import { wranglerRunner } from "../scripts/lib/cli.mjs";
 import { WEBHOOK_TOPICS, COMPLIANCE_TOPICS } from "../scripts/lib/shopify-admin.mjs";
@@ -198,6 +198,31 @@ test("first run creates everything (KV, route, vars, secrets, deploy, webhooks, 
     assert.ifError(third.error);
     assert.deepEqual(third.changed, ["deploy"]);
     assert.deepEqual(cf.deploys.at(-1).secrets, ["TIKTOK_ACCESS_TOKEN"]);
+  } finally {
+    s.cleanup();
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("a Dev Dashboard app: its client id and secret get the Admin API token, and its secret signs the webhooks", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin();
+  const cf = playedCloudflare();
+  const settings = settingsFor(env, shopify, { SHOPIFY_ADMIN_TOKEN: "", SHOPIFY_WEBHOOK_SECRET: "", SHOPIFY_CLIENT_ID: CLIENT_ID, SHOPIFY_CLIENT_SECRET: CLIENT_SECRET });
+  const s = scratch(settings);
+  try {
+    const run = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.ifError(run.error);
+    assert.equal(cf.secrets.get("SHOPIFY_WEBHOOK_SECRET"), CLIENT_SECRET);
+    assert.equal(shopify.subscriptions.filter((x) => x.uri === URI).length, WEBHOOK_TOPICS.length);
+    assert.equal(shopify.requests[0].url, "/admin/oauth/access_token");
+    assert.ok(shopify.requests.slice(1).every((r) => r.headers["x-shopify-access-token"] === SHOPIFY_TOKEN));
+
+    writeFileSync(s.envFile, `${readFileSync(s.envFile, "utf8")}SHOPIFY_CLIENT_SECRET=shpss_wrong\nSHOPIFY_WEBHOOK_SECRET=${CLIENT_SECRET}\n`);
+    const wrong = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.match(wrong.error?.message, /Shopify gave no access token for the client id and secret on demo\.myshopify\.com \(400: invalid_client\)/);
+    assert.match(wrong.error.fix, /Dev Dashboard → your app → Settings/);
   } finally {
     s.cleanup();
     await shopify.close();

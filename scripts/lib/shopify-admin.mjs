@@ -19,22 +19,39 @@ export const COMPLIANCE_TOPICS = ["customers/data_request", "customers/redact", 
 export const COMPLIANCE_NOTE =
   `Privacy topics (${COMPLIANCE_TOPICS.join(", ")}) are Shopify compliance webhooks: the Admin API cannot subscribe them. ` +
   "An app made in the Dev Dashboard declares them as `compliance_topics` in its shopify.app.toml (README, Deploy); " +
-  "a custom app made in the Shopify admin has no way to receive them.";
+  "an app made in the Shopify admin has no way to receive them.";
 
-const SCOPE_FIX = "in Shopify admin → Settings → Apps and sales channels → Develop apps → your app → Configuration, " +
-  "give the Admin API the read_orders scope, save, install (or reinstall) the app, and use the Admin API access token it shows";
+const SCOPE_FIX = "give the app the read_orders scope and install it again (an app made in the Shopify admin: Develop apps → your app → " +
+  "Configuration, then use the new Admin API access token; a Dev Dashboard app: a new version with read_orders, then update it on the shop)";
 const TOKEN_FIX = "set SHOPIFY_ADMIN_TOKEN to the Admin API access token (shpat_…) of a custom app installed on SHOPIFY_STORE " +
-  "(Shopify admin → Settings → Apps and sales channels → Develop apps → your app → API credentials; reinstalling an app gives a new token)";
+  "(Shopify admin → Settings → Apps and sales channels → Develop apps → your app → API credentials; reinstalling an app gives a new token), " +
+  "or set SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET of a Dev Dashboard app installed on it instead";
 
-/** Checks the store and token settings; `null` when either is missing (the caller decides what that means). */
-export function adminSettings(settings) {
-  const { SHOPIFY_STORE: store, SHOPIFY_ADMIN_TOKEN: token } = settings;
-  if (!store || !token) return null;
+/**
+ * How to call the shop's Admin API: SHOPIFY_ADMIN_TOKEN (an app made in the Shopify admin, shpat_…),
+ * or SHOPIFY_CLIENT_ID + SHOPIFY_CLIENT_SECRET of a Dev Dashboard app installed on the shop,
+ * exchanged for a token (client credentials grant). `null` when neither is set.
+ */
+export async function adminAuth(settings) {
+  const { SHOPIFY_STORE: store, SHOPIFY_ADMIN_TOKEN: token, SHOPIFY_CLIENT_ID: clientId, SHOPIFY_CLIENT_SECRET: clientSecret } = settings;
+  if (!store || !(token || (clientId && clientSecret))) return null;
   if (!/^[a-z0-9][a-z0-9-]*\.myshopify\.com$/.test(store)) {
     throw new Problem(`SHOPIFY_STORE is "${store}", not a myshopify.com domain`,
       "set SHOPIFY_STORE to the shop's permanent domain, e.g. my-shop.myshopify.com (Shopify admin → Settings → Domains)");
   }
-  return { store, token, base: (settings.SHOPIFY_ADMIN_API_BASE || `https://${store}`).replace(/\/$/, "") };
+  const base = (settings.SHOPIFY_ADMIN_API_BASE || `https://${store}`).replace(/\/$/, "");
+  if (token) return { store, token, base };
+  const res = await request(`${base}/admin/oauth/access_token`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify({ client_id: clientId, client_secret: clientSecret, grant_type: "client_credentials" }),
+  }, { what: `Shopify's token endpoint for ${store}` });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok || !body.access_token) {
+    throw new Problem(`Shopify gave no access token for the client id and secret on ${store} (${res.status}: ${body.error_description ?? body.error ?? body.errors ?? "no reason given"})`,
+      "use the Client ID and Client secret from the Dev Dashboard → your app → Settings, and install that app on SHOPIFY_STORE (the client credentials grant works only for your own organisation's stores)");
+  }
+  return { store, token: body.access_token, base };
 }
 
 /** One Admin GraphQL call; every refusal becomes a Problem with its fix. */

@@ -1,5 +1,6 @@
 // Shopify's Admin GraphQL API played at the network boundary, for scripts/deploy.mjs and
-// scripts/doctor.mjs: POST /admin/api/<version>/graphql.json with X-Shopify-Access-Token,
+// scripts/doctor.mjs: the client credentials grant (POST /admin/oauth/access_token), and
+// POST /admin/api/<version>/graphql.json with X-Shopify-Access-Token,
 // answering webhookSubscriptions (cursor pages), webhookSubscriptionCreate and
 // webhookSubscriptionUpdate in Shopify's published shapes, including its refusals: 401 for an
 // unknown token, ACCESS_DENIED without the read_orders scope, and the userError for a second
@@ -7,6 +8,9 @@
 import { startServer } from "./harness.mjs";
 
 export const SHOPIFY_TOKEN = "shpat_0123456789abcdef0123456789abcdef";
+// A Dev Dashboard app's credentials, exchanged for SHOPIFY_TOKEN (client credentials grant).
+export const CLIENT_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+export const CLIENT_SECRET = "shpss_0123456789abcdef0123456789abcdef";
 export const INVALID_TOKEN_ANSWER = { errors: "[API] Invalid API key or access token (unrecognized login or wrong password)" };
 
 /**
@@ -28,6 +32,12 @@ export async function startShopifyAdmin({ token = SHOPIFY_TOKEN, scopes = ["read
   const taken = (s) => s && { field: ["webhookSubscription", "callbackUrl"], message: "Address for this topic has already been taken" };
 
   const server = await startServer((req, res) => {
+    if (req.method === "POST" && req.url === "/admin/oauth/access_token") {
+      const grant = JSON.parse(req.body);
+      return grant.grant_type === "client_credentials" && grant.client_id === CLIENT_ID && grant.client_secret === CLIENT_SECRET
+        ? json(res, 200, { access_token: token, scope: scopes.join(","), expires_in: 86399 })
+        : json(res, 400, { error: "invalid_client" });
+    }
     if (req.method !== "POST" || !/^\/admin\/api\/\d{4}-\d{2}\/graphql\.json$/.test(req.url)) return json(res, 404, { errors: "Not Found" });
     if (req.headers["x-shopify-access-token"] !== token) return json(res, 401, INVALID_TOKEN_ANSWER);
     const { query, variables } = JSON.parse(req.body);
