@@ -26,6 +26,8 @@ const REQUIRED = {
 /** Worker vars written into wrangler.toml [vars] when set. */
 const VARS = ["TIKTOK_PIXEL_ID", "ROUTE_PREFIX", "PURCHASE_EVENT_NAME", "CONSENT_DEFAULT", "COOKIE_DOMAIN", "DEFAULT_COUNTRY"];
 const SECRETS = ["TIKTOK_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN"];
+/** The SESSIONS namespace's title: found by it, so a re-run reuses the namespace. */
+const KV_TITLE = "tiktok-edge-SESSIONS";
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 // ---- wrangler.toml edits: each returns the new text (unchanged text when nothing differs) ----
@@ -60,8 +62,6 @@ export function withVar(toml, name, value) {
   return toml.slice(0, start) + next + toml.slice(start + body.length);
 }
 
-const tomlString = (toml, key) => toml.match(new RegExp(`^${key}\\s*=\\s*"([^"]*)"`, "m"))?.[1];
-
 /** The zone of a hostname: CLOUDFLARE_ZONE, else the hostname without its first label (the apex stays). */
 const zoneOf = (host, settings) => settings.CLOUDFLARE_ZONE || (host.split(".").length > 2 ? host.split(".").slice(1).join(".") : host);
 
@@ -91,7 +91,7 @@ function wranglerProblem(step, result) {
   }
   if (/kv\/namespaces/.test(said) && /limit|maximum|too many|exceeded/i.test(said)) {
     return new Problem(`the account's KV namespace limit is reached while ${step}: ${said}`,
-      "delete a namespace you no longer use (`npm run wrangler -- kv namespace list`, then `npm run wrangler -- kv namespace delete --namespace-id <id>`), or put an existing namespace's id into wrangler.toml and rename it to the title this script looks for");
+      `delete a namespace you no longer use (\`npm run wrangler -- kv namespace list\`, then \`npm run wrangler -- kv namespace delete --namespace-id <id>\`), or rename an unused one to ${KV_TITLE} (Cloudflare dashboard → Storage & databases → KV) so that this command reuses it`);
   }
   if (/more than one account|multiple accounts/i.test(said)) {
     return new Problem(`wrangler does not know which Cloudflare account to use while ${step}`,
@@ -103,10 +103,9 @@ function wranglerProblem(step, result) {
 const LOGIN_FIX = "run `npm run wrangler -- login` (opens a browser), or set CLOUDFLARE_API_TOKEN to an API token with " +
   "Workers Scripts:Edit, Workers KV Storage:Edit, Workers Routes:Edit and Zone:Read on the shop's zone (and CLOUDFLARE_ACCOUNT_ID)";
 
-/** stdout's JSON value (wrangler may print banners around it). */
-function jsonOut(stdout, open = "[") {
-  const close = open === "[" ? "]" : "}";
-  const text = stdout.slice(stdout.indexOf(open), stdout.lastIndexOf(close) + 1);
+/** stdout's JSON array (wrangler may print banners around it). */
+function jsonOut(stdout) {
+  const text = stdout.slice(stdout.indexOf("["), stdout.lastIndexOf("]") + 1);
   try { return JSON.parse(text); } catch { return undefined; }
 }
 
@@ -157,8 +156,9 @@ async function checkPrerequisites(run) {
   }
   const who = await run(["whoami"]);
   const text = `${who.stdout}\n${who.stderr}`;
-  if (who.code !== 0 || /not authenticated/i.test(text)) throw new Problem("not logged in to Cloudflare", LOGIN_FIX);
-  return text.match(/associated with the email ([^\s!]+)/)?.[1] ?? "logged in";
+  if (/not authenticated/i.test(text)) throw new Problem("not logged in to Cloudflare", LOGIN_FIX);
+  if (who.code !== 0) throw wranglerProblem("checking the Cloudflare login (wrangler whoami)", who);
+  return text.match(/associated with the email (\S+?)\.?\s/)?.[1] ?? "logged in";
 }
 
 async function ensureKvNamespace(run, title) {
@@ -188,22 +188,21 @@ function fingerprint(toml, outdir) {
 async function waitForHealth(base, prefix, { timeoutMs, log }) {
   const url = `${base}${prefix}/health`;
   const deadline = Date.now() + timeoutMs;
-  let last = "no answer yet";
   for (;;) {
+    let health;
+    let last;
     try {
       const res = await request(url, {}, { timeoutMs: 10_000 });
       const text = await res.text();
-      let health;
-      try { health = JSON.parse(text); } catch { /* not the Worker */ }
-      if (health?.status === "ok") return health;
-      if (health?.status === "misconfigured") {
-        throw new Problem(`the Worker is up but misconfigured: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
-          "correct those settings (.deploy.env or the environment) and run this again");
-      }
+      try { health = JSON.parse(text); } catch { /* not the Worker's answer */ }
       last = `${res.status} ${text.slice(0, 80).replace(/\s+/g, " ")}`;
     } catch (e) {
-      if (e instanceof Problem && e.message.startsWith("the Worker is up")) throw e;
       last = e.message;
+    }
+    if (health?.status === "ok") return health;
+    if (health?.status === "misconfigured") {
+      throw new Problem(`the Worker is up but misconfigured: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
+        "correct those settings (.deploy.env or the environment) and run this again");
     }
     if (Date.now() > deadline) {
       throw new Problem(`${url} did not answer status ok within ${timeoutMs / 1000} s (last: ${last})`,
@@ -263,9 +262,8 @@ export async function deploy({
 
   log("== KV namespace");
   let toml = readFileSync(config, "utf8");
-  const title = `${tomlString(toml, "name") ?? "tiktok-edge"}-SESSIONS`;
-  const kv = await ensureKvNamespace(run, title);
-  log(`  ${title}: ${kv.created ? "created" : "exists"} (${kv.id})`);
+  const kv = await ensureKvNamespace(run, KV_TITLE);
+  log(`  ${KV_TITLE}: ${kv.created ? "created" : "exists"} (${kv.id})`);
   if (kv.created) changed.push("kv");
 
   log("== wrangler.toml: KV id, route, vars");

@@ -83,7 +83,7 @@ function scratch(settings) {
   writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
   return {
     config, envFile,
-    env: { DEPLOY_ENV_FILE: envFile, DEPLOY_STATE_FILE: path.join(dir, "state.json"), DEPLOY_HEALTH_TIMEOUT_MS: "5000" },
+    env: { DEPLOY_ENV_FILE: envFile, DEPLOY_STATE_FILE: path.join(dir, "state.json") },
     cleanup: () => { rmSync(config, { force: true }); rmSync(dir, { recursive: true, force: true }); },
   };
 }
@@ -239,7 +239,7 @@ test("the webhook topics are every topic the Worker handles; privacy topics are 
   assert.deepEqual(ours, handled);
 });
 
-test("failures stop with what went wrong and the fix: not logged in, missing settings, KV limit, route taken, wrong Shopify token, missing scope", async () => {
+test("failures stop with what went wrong and the fix: not logged in, missing settings, KV limit, route taken, no Worker on the hostname, wrong Shopify token, missing scope", async () => {
   const env = await startShop();
   const shopify = await startShopifyAdmin({ scopes: [] });
   const cases = [
@@ -248,6 +248,7 @@ test("failures stop with what went wrong and the fix: not logged in, missing set
     { name: "KV limit", cf: { kvLimit: true }, want: /KV namespace limit is reached/, fix: /kv namespace delete/ },
     { name: "route taken", cf: { routeTakenBy: "old-proxy" }, want: /route is taken.*"old-proxy" is already assigned/s, fix: /remove its route/ },
     { name: "wrong Shopify token", settings: { SHOPIFY_ADMIN_TOKEN: "shpat_wrong" }, want: new RegExp(`Shopify refused the Admin API token for demo\\.myshopify\\.com \\(401: ${escape(INVALID_TOKEN_ANSWER.errors)}\\)`), fix: /SHOPIFY_ADMIN_TOKEN to the Admin API access token/ },
+    { name: "hostname not reaching the Worker", settings: { SHOP_URL: env.origin.url, DEPLOY_HEALTH_TIMEOUT_MS: "0" }, want: /\/tt\/health did not answer status ok within 0 s \(last: 200 <!doctype html>/, fix: /proxied \(orange cloud\)/ },
     { name: "no read_orders scope", want: /Shopify denied the app access: Access denied for webhookSubscriptionCreate field/, fix: /read_orders scope/ },
   ];
   try {
