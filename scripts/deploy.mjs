@@ -7,7 +7,7 @@
 // Settings come from the environment, else the settings file (.deploy.env, or DEPLOY_ENV_FILE),
 // else a prompt on a terminal. Every Cloudflare step goes through one wrangler runner
 // (injectable for tests); Shopify, TikTok and the shop are reached at SHOPIFY_ADMIN_API_BASE,
-// TIKTOK_API_BASE and SHOP_URL when those are set.
+// TIKTOK_API_BASE and SHOP_URL when those are set. `--verbose` shows wrangler's own output.
 import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -238,7 +238,7 @@ async function sendTestEvent(settings) {
 }
 
 /**
- * The whole deploy. `run` is the wrangler runner (args, {input}) → {code, stdout, stderr};
+ * The whole deploy. `run` is the wrangler runner, args → { code, stdout, stderr };
  * `config` the wrangler.toml to edit and deploy. Returns what changed, for tests.
  */
 export async function deploy({

@@ -18,7 +18,7 @@ async function checkHealth(base, prefix) {
   try { health = JSON.parse(text); } catch { /* not the Worker */ }
   if (!health?.status) {
     throw new Problem(`${url} is not the Worker's (HTTP ${res.status}, ${res.headers.get("content-type") ?? "no content type"})`,
-      "the hostname does not reach the Worker: its DNS record must be proxied (orange cloud) and wrangler.toml's route must match it; `npm run deploy` sets both up");
+      "the hostname does not reach the Worker: its DNS record must be proxied (orange cloud) in Cloudflare, and wrangler.toml's route must match it (`npm run deploy` writes the route)");
   }
   return health;
 }
@@ -34,7 +34,7 @@ function healthFindings(health) {
   }
   if (!health.webhook_secret_configured) {
     out.push(new Problem("SHOPIFY_WEBHOOK_SECRET is not set: every webhook is refused (401)",
-      "set it to the app's API secret key (.deploy.env, then `npm run deploy`)"));
+      "set it to the app's client secret, or an admin-made app's API secret key (.deploy.env, then `npm run deploy`)"));
   }
   return out;
 }
@@ -83,7 +83,7 @@ async function checkPage(base, prefix, settings) {
   }
   if (!cookie) {
     out.push(new Problem(`${page} set no _ttp cookie, even for a visitor who accepted marketing`,
-      "the page did not come through the Worker: check the route and the proxied DNS record (`npm run deploy` sets both)"));
+      "the page did not come through the Worker: check the proxied DNS record and the route (`npm run deploy` writes the route)"));
   } else {
     const domain = cookie.attrs.domain?.replace(/^\./, "");
     if (domain && host !== domain && !host.endsWith(`.${domain}`)) {

@@ -54,12 +54,13 @@ export async function request(url, init = {}, { timeoutMs = 15_000, what = url }
 
 /**
  * Runs wrangler through scripts/env.sh's `wrangler` function (the one place that knows how to
- * start it on Node 20), returning { code, stdout, stderr }. `input` goes to its stdin.
+ * start it on Node 20), returning { code, stdout, stderr }; `echo` also prints its output.
+ * No stdin: wrangler then never waits on a prompt.
  */
-export function wranglerRunner({ cwd = ROOT, env = process.env, echo = false } = {}) {
-  return (args, { input } = {}) => new Promise((resolve, reject) => {
+export function wranglerRunner({ echo = false } = {}) {
+  return (args) => new Promise((resolve, reject) => {
     const child = spawn("bash", ["-c", 'source "$0" && wrangler "$@"', path.join(ROOT, "scripts/env.sh"), ...args], {
-      cwd, env: { WRANGLER_SEND_METRICS: "false", ...env }, stdio: ["pipe", "pipe", "pipe"],
+      cwd: ROOT, env: { WRANGLER_SEND_METRICS: "false", ...process.env }, stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
@@ -67,7 +68,6 @@ export function wranglerRunner({ cwd = ROOT, env = process.env, echo = false } =
     child.stderr.on("data", (d) => { stderr += d; if (echo) process.stderr.write(d); });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
   });
 }
 
