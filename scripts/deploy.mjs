@@ -199,7 +199,8 @@ async function waitForHealth(base, prefix, { timeoutMs, log }) {
     } catch (e) {
       last = e.message;
     }
-    if (health?.status === "ok") return health;
+    // Up: ok, or paused on a TikTok refusal that the secrets just deployed may cure (doctor tells).
+    if (health?.status === "ok" || health?.queue_paused) return health;
     if (health?.status === "misconfigured") {
       throw new Problem(`the Worker is up but misconfigured: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
         "correct those settings (.deploy.env or the environment) and run this again");
@@ -311,7 +312,8 @@ export async function deploy({
 
   log("== health");
   const health = await waitForHealth(shopUrl, prefix, { timeoutMs: Number(settings.DEPLOY_HEALTH_TIMEOUT_MS || 120_000), log });
-  log(`  ${shopUrl}${prefix}/health: ok, mode ${health.mode}, version ${health.version}`);
+  log(`  ${shopUrl}${prefix}/health: ${health.status}, mode ${health.mode}, version ${health.version}`);
+  if (health.queue_paused) log(`  warning: sending to TikTok is paused: ${health.queue_paused.reason}`);
 
   log("== Shopify webhooks");
   const uri = webhookUri(`https://${host}`, prefix);

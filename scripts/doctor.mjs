@@ -25,7 +25,11 @@ async function checkHealth(base, prefix) {
 
 function healthFindings(health) {
   const out = [];
-  if (health.status !== "ok") {
+  if (health.queue_paused) {
+    // A Worker whose queue pauses on a refused token reports why (main's pause, status "paused").
+    out.push(new Problem(`sending to TikTok is paused: ${health.queue_paused.reason}`,
+      "correct the TikTok setting it names (.deploy.env, then `npm run deploy`); sending resumes by itself once TikTok accepts it"));
+  } else if (health.status !== "ok") {
     out.push(new Problem(`health: ${health.status}: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
       "correct those settings (wrangler.toml [vars] or `npm run wrangler -- secret put NAME`), or run `npm run deploy` again"));
   } else if (health.mode !== "live") {

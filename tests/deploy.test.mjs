@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsS
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ROOT, startShop, eventsAt, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
+import { ROOT, startShop, startServer, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN, INVALID_TOKEN_ANSWER, CLIENT_ID, CLIENT_SECRET } from "./support/shopify-admin.mjs";
 import { deploy } from "../scripts/deploy.mjs";
 import { wranglerRunner } from "../scripts/lib/cli.mjs";
@@ -227,6 +227,27 @@ test("a Dev Dashboard app: its client id and secret get the Admin API token, its
     assert.match(wrong.error.fix, /Dev Dashboard → your app → Settings/);
   } finally {
     s.cleanup();
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("a Worker paused on a TikTok refusal counts as up: deploy finishes and says why it is paused", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin();
+  // /tt/health of a Worker whose queue paused (crates/core Health: status "paused", queue_paused).
+  const paused = await startServer((req, res) => res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({
+    status: "paused", version: "0.1.0", mode: "live", problems: [],
+    queue_paused: { reason: "TikTok code 40105: Access token is invalid; set a new one", since_ms: 1, next_check_ms: 2, checks: 1 },
+  })));
+  const s = scratch(settingsFor(env, shopify, { SHOP_URL: paused.url }));
+  try {
+    const run = await runDeploy({ env: s.env, run: playedCloudflare().run, config: s.config });
+    assert.ifError(run.error);
+    assert.match(run.output, /health: paused, mode live.*\n {2}warning: sending to TikTok is paused: TikTok code 40105/);
+  } finally {
+    s.cleanup();
+    await paused.close();
     await shopify.close();
     await env.close();
   }

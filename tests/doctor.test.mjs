@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ROOT, startShop, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN } from "./support/harness.mjs";
+import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN } from "./support/shopify-admin.mjs";
 import { WEBHOOK_TOPICS } from "../scripts/lib/shopify-admin.mjs";
 
@@ -123,5 +123,25 @@ test("dry run, a wrong Shopify token, a wrong admin token, and an address withou
   } finally {
     await shopify.close();
     await env.close();
+  }
+});
+
+test("a Worker whose sending is paused (TikTok refused the token): doctor names the reason", async () => {
+  // /tt/health as a Worker reports a pause (status "paused", 503, queue_paused): played here,
+  // in the Health shape of crates/core, since only a live TikTok refusal makes a real one.
+  const paused = {
+    status: "paused", version: "0.1.0", mode: "live", tiktok_configured: true, webhook_secret_configured: true,
+    config: {}, problems: [], queue_depth: 3,
+    queue_paused: { reason: "TikTok code 40105: Access token is invalid; set a new one", since_ms: 1, next_check_ms: 2, checks: 1 },
+  };
+  const worker = await startServer((req, res) => (req.url === "/tt/health"
+    ? res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(paused))
+    : storefront(req, res)));
+  try {
+    const { code, out } = await runDoctor(worker.url, {});
+    assert.equal(code, 1, out);
+    assert.match(out, /✗ sending to TikTok is paused: TikTok code 40105: Access token is invalid; set a new one\n {2}fix: correct the TikTok setting it names/);
+  } finally {
+    await worker.close();
   }
 });
