@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// `npm run doctor -- https://shop.example.com`: checks a live shop from outside, as a visitor and
+// as its operator, and says what is wrong and how to fix it. Exit code 1 when anything is.
+//   health and mode (/tt/health) · the injected pixel tag on a product page · `_ttp` set
+//   first-party · webhook subscriptions delivering to this Worker (SHOPIFY_STORE and the app's
+//   credentials) · recent failures and parked webhooks (/tt/admin.json, ADMIN_TOKEN)
+// Settings as for deploy: the environment, else .deploy.env (or DEPLOY_ENV_FILE).
+import { Problem, isMain, readSettings, report, request } from "./lib/cli.mjs";
+import { adminAuth, listSubscriptions, subscriptionStatus, webhookUri } from "./lib/shopify-admin.mjs";
+
+const BROWSER = { accept: "text/html", "user-agent": "tiktok-edge-doctor", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" };
+
+async function checkHealth(base, prefix) {
+  const url = `${base}${prefix}/health`;
+  const res = await request(url);
+  const text = await res.text();
+  let health;
+  try { health = JSON.parse(text); } catch { /* not the Worker */ }
+  if (!health?.status) {
+    throw new Problem(`${url} is not the Worker's (HTTP ${res.status}, ${res.headers.get("content-type") ?? "no content type"})`,
+      "the hostname does not reach the Worker: its DNS record must be proxied (orange cloud) in Cloudflare, and wrangler.toml's route must match it (`npm run deploy` writes the route)");
+  }
+  return health;
+}
+
+function healthFindings(health) {
+  const out = [];
+  if (health.queue_paused) {
+    // A Worker whose queue pauses on a refused token reports why (main's pause, status "paused").
+    out.push(new Problem(`sending to TikTok is paused: ${health.queue_paused.reason}`,
+      "correct the TikTok setting it names (.deploy.env, then `npm run deploy`); sending resumes by itself once TikTok accepts it"));
+  } else if (health.status !== "ok") {
+    out.push(new Problem(`health: ${health.status}: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
+      "correct those settings (wrangler.toml [vars] or `npm run wrangler -- secret put NAME`), or run `npm run deploy` again"));
+  } else if (health.mode !== "live") {
+    out.push(new Problem(`mode ${health.mode}: events are recorded but not sent to TikTok`,
+      "set TIKTOK_ACCESS_TOKEN (.deploy.env, then `npm run deploy`, or `npm run wrangler -- secret put TIKTOK_ACCESS_TOKEN`)"));
+  }
+  if (!health.webhook_secret_configured) {
+    out.push(new Problem("SHOPIFY_WEBHOOK_SECRET is not set: every webhook is refused (401)",
+      "set it to the app's client secret, or an admin-made app's API secret key (.deploy.env, then `npm run deploy`)"));
+  }
+  return out;
+}
+
+/** A product page: the first product of the storefront's public /products.json, else the home page. */
+async function productPath(base, settings) {
+  if (settings.DOCTOR_PRODUCT_PATH) return settings.DOCTOR_PRODUCT_PATH;
+  try {
+    const res = await request(`${base}/products.json?limit=1`, { headers: { accept: "application/json" } });
+    const handle = res.ok ? (await res.json()).products?.[0]?.handle : undefined;
+    if (handle) return `/products/${encodeURIComponent(handle)}`;
+  } catch { /* fall back to the home page */ }
+  return "/";
+}
+
+/** The `_ttp` Set-Cookie of a page, as { value, attributes }. */
+function ttpCookie(res) {
+  const line = res.headers.getSetCookie().find((c) => c.startsWith("_ttp="));
+  if (!line) return undefined;
+  const [pair, ...attrs] = line.split(";").map((s) => s.trim());
+  return { value: pair.slice(5), attrs: Object.fromEntries(attrs.map((a) => { const [k, v = ""] = a.split("="); return [k.toLowerCase(), v]; })) };
+}
+
+async function checkPage(base, prefix, settings) {
+  const out = [];
+  const page = await productPath(base, settings);
+  const res = await request(`${base}${page}`, { headers: BROWSER });
+  const html = await res.text();
+  const tag = `<script src="${prefix}/pixel.js"`;
+  if (html.includes(tag)) out.push(`${page}: ${tag}> is on the page`);
+  else {
+    out.push(new Problem(`${page} (HTTP ${res.status}) has no ${tag}>`,
+      res.status !== 200 ? "the page did not load; pass another one with DOCTOR_PRODUCT_PATH=/products/<handle>"
+        : "set INJECT_PIXEL=true (the default) in wrangler.toml [vars], or add <script src=\"" + prefix + "/pixel.js\" async></script> to theme.liquid"));
+  }
+
+  const host = new URL(base).hostname;
+  let cookie = ttpCookie(res);
+  let note = "";
+  if (!cookie) {
+    // Without a consent choice, CONSENT_DEFAULT=denied sets nothing; a visitor who accepted must get it.
+    const again = await request(`${base}${page}`, { headers: { ...BROWSER, cookie: "_tt_consent=granted" } });
+    await again.arrayBuffer();
+    cookie = ttpCookie(again);
+    note = cookie ? " (only after consent: CONSENT_DEFAULT is denied, as opt-in regions need)" : "";
+  }
+  if (!cookie) {
+    out.push(new Problem(`${page} set no _ttp cookie, even for a visitor who accepted marketing`,
+      "the page did not come through the Worker: check the proxied DNS record and the route (`npm run deploy` writes the route)"));
+  } else {
+    const domain = cookie.attrs.domain?.replace(/^\./, "");
+    if (domain && host !== domain && !host.endsWith(`.${domain}`)) {
+      out.push(new Problem(`_ttp is set for Domain=${domain}, which is not ${host}'s: browsers drop it`,
+        `set COOKIE_DOMAIN to ${host} or a parent of it (or remove it)`));
+    } else if (!("secure" in cookie.attrs) || (cookie.attrs.samesite ?? "").toLowerCase() !== "lax") {
+      out.push(new Problem("_ttp lacks Secure or SameSite=Lax", "redeploy the Worker (`npm run deploy`): its cookies always carry both"));
+    } else {
+      const days = cookie.attrs["max-age"] ? `, ${Math.round(cookie.attrs["max-age"] / 86400)} days` : "";
+      out.push(`_ttp set first-party by ${host} (${domain ? `Domain=${domain}` : "host-only"}, Secure, SameSite=Lax${days})${note}`);
+    }
+  }
+  return out;
+}
+
+async function checkWebhooks(base, prefix, settings) {
+  const admin = await adminAuth(settings);
+  if (!admin) return ["webhooks: not checked (set SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN, or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET, to check them)"];
+  const uri = webhookUri(new URL(base).origin, prefix);
+  const status = subscriptionStatus(await listSubscriptions(admin), uri);
+  const missing = status.filter((s) => !s.current);
+  if (!missing.length) return [`webhooks: all ${status.length} topics deliver to ${uri} as JSON`];
+  const detail = missing.map((s) => (s.movable ? `${s.topic} (delivers to ${s.movable.uri}, ${s.movable.format})` : s.topic));
+  return [new Problem(`webhooks missing for ${uri}: ${detail.join(", ")}`,
+    "run `npm run deploy` (it creates them and moves old ones). Webhooks made in Shopify admin → Settings → Notifications belong to no app and are not seen here")];
+}
+
+async function checkAdmin(base, prefix, settings) {
+  if (!settings.ADMIN_TOKEN) return ["failures: not checked (set ADMIN_TOKEN to read /tt/admin.json)"];
+  const url = `${base}${prefix}/admin.json`;
+  const res = await request(url, { headers: { authorization: `Bearer ${settings.ADMIN_TOKEN}` } });
+  if (res.status === 404) {
+    return [new Problem(`${url}: 404, the admin is off`, "set the ADMIN_TOKEN secret (.deploy.env, then `npm run deploy`)")];
+  }
+  if (res.status === 401) {
+    return [new Problem(`${url} refused ADMIN_TOKEN (401)`, "use the ADMIN_TOKEN the Worker was deployed with (.deploy.env)")];
+  }
+  if (res.status !== 200) throw new Problem(`${url} answered ${res.status}`, "see `npm run wrangler -- tail` for the Worker's logs");
+  const view = await res.json();
+  const out = [];
+  const failures = view.queue.last_failures;
+  const sent = view.queue.counts.filter((c) => c.state === "sent").reduce((n, c) => n + c.count, 0);
+  if (failures.length) {
+    const shown = failures.slice(0, 3).map((f) => `${f.event} ${f.event_id}: ${f.error}`).join("; ");
+    out.push(new Problem(`${failures.length} event(s) refused by TikTok recently: ${shown}`,
+      `TikTok's message says what it refused; details and re-sending on ${base}${prefix}/admin`));
+  }
+  if (view.parked_webhooks.length) {
+    const topics = [...new Set(view.parked_webhooks.map((p) => p.topic))].join(", ");
+    out.push(new Problem(`${view.parked_webhooks.length} signed webhook(s) parked as unusable (${topics}): ${view.parked_webhooks[0].reason}`,
+      `see ${base}${prefix}/admin → parked webhooks; a subscription in XML format or for the wrong shop sends such bodies`));
+  }
+  return out.length ? out : [`recent events: ${sent} sent in ${view.window_hours} h, none failed, queue depth ${view.queue.depth}`];
+}
+
+/** Runs every check; returns the problems found (also printed through `log`). */
+export async function doctor(shop, { env = process.env, log = console.log } = {}) {
+  if (!/^https?:\/\/[^/]+/.test(shop ?? "")) {
+    throw new Problem("which shop? give its address", "npm run doctor -- https://shop.example.com");
+  }
+  const base = new URL(shop).origin;
+  const settings = readSettings(env);
+  const prefix = settings.ROUTE_PREFIX || "/tt";
+  const problems = [];
+  // Each check returns its findings in order: a line that passed, or a Problem.
+  const check = async (fn) => {
+    try {
+      for (const finding of await fn()) {
+        if (finding instanceof Problem) {
+          report(finding, log);
+          problems.push(finding);
+        } else {
+          log(`✓ ${finding}`);
+        }
+      }
+    } catch (e) {
+      report(e, log);
+      problems.push(e);
+    }
+  };
+  log(`Checking ${base}`);
+  let health;
+  await check(async () => {
+    health = await checkHealth(base, prefix);
+    const out = healthFindings(health);
+    return out.length ? out : [`health: ok, mode ${health.mode}, version ${health.version}, queue depth ${health.queue_depth ?? "?"}`];
+  });
+  if (health) {
+    await check(() => checkPage(base, prefix, settings));
+    await check(() => checkWebhooks(base, prefix, settings));
+    await check(() => checkAdmin(base, prefix, settings));
+  }
+  log(problems.length ? `\n${problems.length} problem(s) found.` : "\nAll checks passed.");
+  return problems;
+}
+
+if (isMain(import.meta)) {
+  doctor(process.argv[2])
+    .then((problems) => { process.exitCode = problems.length ? 1 : 0; })
+    .catch((e) => { report(e); process.exitCode = 1; });
+}

@@ -1,0 +1,308 @@
+// `npm run deploy` (scripts/deploy.mjs): Cloudflare is played by a wrangler runner that records
+// every call and answers as wrangler does, except `wrangler deploy --dry-run`, which is the real
+// build and bundle; Shopify's Admin API and TikTok are played by local servers; the "deployed"
+// Worker whose /tt/health the script waits for is the built Worker in workerd.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { ROOT, startShop, startServer, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
+import { startShopifyAdmin, SHOPIFY_TOKEN, INVALID_TOKEN_ANSWER, CLIENT_ID, CLIENT_SECRET } from "./support/shopify-admin.mjs";
+import { deploy } from "../scripts/deploy.mjs";
+import { wranglerRunner } from "../scripts/lib/cli.mjs";
+import { WEBHOOK_TOPICS, COMPLIANCE_TOPICS } from "../scripts/lib/shopify-admin.mjs";
+
+const HOST = "shop.example.com";
+const URI = `https://${HOST}/tt/webhooks/shopify`;
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const KV_ID = "5f3c0a1e9b7d4c2a8e6f1b3d5a7c9e0f";
+
+/**
+ * Cloudflare as wrangler shows it. `dryRun: "real"` runs the real `wrangler deploy --dry-run`
+ * (build + bundle); otherwise it writes a stand-in bundle. Failures print wrangler's own words.
+ */
+function playedCloudflare({ authenticated = true, kvLimit = false, routeTakenBy, dryRun = "played" } = {}) {
+  const cf = { calls: [], namespaces: [{ id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", title: "other-app-CACHE" }], secrets: new Map(), deploys: [], dryRuns: [] };
+  const ok = (stdout) => ({ code: 0, stdout, stderr: "" });
+  const fail = (text) => ({ code: 1, stdout: "", stderr: `\n✘ [ERROR] ${text}\n\n` });
+  const real = wranglerRunner();
+  cf.run = async (args) => {
+    cf.calls.push(args.filter((a) => !a.startsWith("/")).join(" "));
+    const [a, b, c] = args;
+    if (a === "whoami") {
+      return ok(authenticated
+        ? "Getting User settings...\n👋 You are logged in with an User API Token, associated with the email merchant@example.com.\n"
+        : "Getting User settings...\nYou are not authenticated. Please run `wrangler login`.\n");
+    }
+    if (a === "kv" && c === "list") return ok(JSON.stringify(cf.namespaces, null, 2));
+    if (a === "kv" && c === "create") {
+      if (kvLimit) {
+        return fail("A request to the Cloudflare API (/accounts/9a7b/storage/kv/namespaces) failed.\n\n  exceeded the maximum number of namespaces for this account");
+      }
+      cf.namespaces.push({ id: KV_ID, title: args[3] });
+      return ok(`🌀 Creating namespace with title "${args[3]}"\n✨ Success!\nTo access your new KV Namespace in your Worker, add the following snippet to your configuration file:\n[[kv_namespaces]]\nbinding = "tiktok_edge_SESSIONS"\nid = "${KV_ID}"\n`);
+    }
+    if (a === "secret" && b === "list") {
+      return cf.deploys.length
+        ? ok(JSON.stringify([...cf.secrets.keys()].map((name) => ({ name, type: "secret_text" }))))
+        : fail('A request to the Cloudflare API (/accounts/9a7b/workers/scripts/tiktok-edge/secrets) failed.\n\n  This Worker does not exist on your account. [code: 10007]');
+    }
+    if (a === "deploy" && args.includes("--dry-run")) {
+      const outdir = args[args.indexOf("--outdir") + 1];
+      if (dryRun === "real") {
+        const result = await real(args);
+        cf.dryRuns.push(result.stdout);
+        return result;
+      }
+      writeFileSync(path.join(outdir, "index.js"), "export default {}");
+      return ok("--dry-run: exiting now.");
+    }
+    if (a === "deploy") {
+      if (routeTakenBy) {
+        return fail(`Can't deploy routes that are assigned to another worker.\n"${routeTakenBy}" is already assigned to routes:\n  - ${HOST}/*\n\nUnassign other workers from the routes you want to deploy to, and then try again.\nVisit https://dash.cloudflare.com/9a7b/workers/overview to unassign a worker from a route.`);
+      }
+      const file = args.includes("--secrets-file") ? args[args.indexOf("--secrets-file") + 1] : null;
+      const put = file ? JSON.parse(readFileSync(file, "utf8")) : {};
+      for (const [k, v] of Object.entries(put)) cf.secrets.set(k, v);
+      cf.deploys.push({ secrets: Object.keys(put), config: readFileSync(args[args.indexOf("--config") + 1], "utf8") });
+      return ok(`Uploaded tiktok-edge\nDeployed tiktok-edge triggers\n  ${HOST}/* (zone name: example.com)\nCurrent Version ID: 00000000-0000-0000-0000-00000000000${cf.deploys.length}`);
+    }
+    throw new Error(`played wrangler has no answer for: ${args.join(" ")}`);
+  };
+  return cf;
+}
+
+/** A scratch deployment: its own wrangler.toml (in the project root, where its paths resolve), settings and state files. */
+function scratch(settings) {
+  const dir = mkdtempSync(path.join(tmpdir(), "deploy-test-"));
+  const config = path.join(ROOT, `wrangler.deploy-test-${process.pid}.toml`);
+  copyFileSync(path.join(ROOT, "wrangler.toml"), config);
+  const envFile = path.join(dir, "deploy.env");
+  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
+  return {
+    config, envFile,
+    env: { DEPLOY_ENV_FILE: envFile, DEPLOY_STATE_FILE: path.join(dir, "state.json") },
+    cleanup: () => { rmSync(config, { force: true }); rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+/** Runs deploy, collecting what it printed. */
+async function runDeploy(options) {
+  const lines = [];
+  try {
+    const result = await deploy({ ...options, log: (l) => lines.push(l) });
+    return { ...result, output: lines.join("\n") };
+  } catch (error) {
+    return { error, output: lines.join("\n") };
+  }
+}
+
+// The merchant's settings, pointing Shopify, TikTok and the shop at played servers.
+const settingsFor = (env, shopify, extra = {}) => ({
+  SHOP_HOSTNAME: HOST,
+  TIKTOK_PIXEL_ID: PIXEL_ID,
+  TIKTOK_ACCESS_TOKEN: "tok-test",
+  SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  SHOPIFY_STORE: "demo.myshopify.com",
+  SHOPIFY_ADMIN_TOKEN: SHOPIFY_TOKEN,
+  SHOPIFY_ADMIN_API_BASE: shopify.url,
+  SHOP_URL: env.worker.url,
+  TIKTOK_API_BASE: env.tiktok.url,
+  ...extra,
+});
+
+test("first run creates everything (KV, route, vars, secrets, deploy, webhooks, test event); a second run changes nothing", async () => {
+  const env = await startShop();
+  // The app already has 100 unrelated subscriptions (so the list takes two pages), an
+  // ORDERS_CREATE of an earlier deployment in XML on another host, and an ERP's ORDERS_CREATE.
+  const shopify = await startShopifyAdmin({
+    subscriptions: [
+      ...Array.from({ length: 100 }, (_, i) => ({ topic: "PRODUCTS_UPDATE", uri: `https://feeds.example.net/p/${i}` })),
+      { topic: "ORDERS_CREATE", uri: "https://old-shop.example.com/tt/webhooks/shopify", format: "XML" },
+      { topic: "ORDERS_CREATE", uri: "https://erp.example.net/hooks/orders" },
+    ],
+  });
+  const cf = playedCloudflare({ dryRun: "real" });
+  const s = scratch(settingsFor(env, shopify, { TIKTOK_TEST_EVENT_CODE: "TEST31337" }));
+  try {
+    const first = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.ifError(first.error);
+    assert.deepEqual(first.changed, ["kv", "config", "deploy", "webhooks"]);
+    assert.deepEqual(cf.calls, [
+      "whoami", "kv namespace list", "kv namespace create tiktok-edge-SESSIONS",
+      "secret list --format json --config", "deploy --dry-run --outdir --config", "deploy --config --secrets-file",
+    ]);
+
+    // wrangler.toml: the new namespace's id, the route on the shop's zone, the pixel id; the
+    // real dry run bundled the Worker with that namespace.
+    const toml = readFileSync(s.config, "utf8");
+    assert.match(toml, new RegExp(`binding = "SESSIONS"\\n[^\\[]*id = "${KV_ID}"`));
+    assert.match(toml, /^routes = \[\{ pattern = "shop\.example\.com\/\*", zone_name = "example\.com" \}\]$/m);
+    assert.match(toml, new RegExp(`^\\[vars\\]\\n(.*\\n)*?TIKTOK_PIXEL_ID = "${PIXEL_ID}"$`, "m"));
+    assert.match(cf.dryRuns[0], new RegExp(`env\\.SESSIONS \\(${KV_ID}\\)`));
+    assert.match(cf.dryRuns[0], /--dry-run: exiting now/);
+
+    // Secrets went up with the deploy; ADMIN_TOKEN was generated and kept in the settings file.
+    const adminToken = readFileSync(s.envFile, "utf8").match(/^ADMIN_TOKEN=(.{32})$/m)?.[1];
+    assert.ok(adminToken, "ADMIN_TOKEN saved");
+    assert.deepEqual(Object.fromEntries(cf.secrets), { TIKTOK_ACCESS_TOKEN: "tok-test", SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET, ADMIN_TOKEN: adminToken });
+
+    // Webhooks: every topic the Worker handles delivers to it as JSON; the old subscription
+    // was moved (not duplicated), the ERP's and the other topics' were left alone.
+    const mine = shopify.subscriptions.filter((x) => x.uri === URI);
+    assert.deepEqual(mine.map((x) => x.topic).sort(), [...WEBHOOK_TOPICS].sort());
+    assert.ok(mine.every((x) => x.format === "JSON"));
+    assert.equal(mine.find((x) => x.topic === "ORDERS_CREATE").id, "gid://shopify/WebhookSubscription/101", "moved, same subscription");
+    assert.ok(shopify.subscriptions.some((x) => x.uri === "https://erp.example.net/hooks/orders"));
+    assert.equal(shopify.subscriptions.length, 102 + 7);
+    assert.match(first.output, /7 created, 1 moved, 0 already there/);
+    for (const req of shopify.requests) {
+      assert.equal(req.url, "/admin/api/2026-10/graphql.json");
+      assert.equal(req.headers["x-shopify-access-token"], SHOPIFY_TOKEN);
+    }
+
+    // The test event reached TikTok with the code at the top level.
+    const test = env.tiktok.requests.map((r) => JSON.parse(r.body)).find((b) => b.test_event_code);
+    assert.equal(test.test_event_code, "TEST31337");
+    assert.equal(test.event_source_id, PIXEL_ID);
+    assert.equal(env.tiktok.requests.find((r) => r.body.includes("TEST31337")).headers["access-token"], "tok-test");
+
+    // What is left by hand, and why privacy topics are not subscribed.
+    assert.match(first.output, /health: ok, mode live/);
+    assert.match(first.output, /Checkout pixel: open https:\/\/shop\.example\.com\/tt\/custom-pixel\.js/);
+    assert.match(first.output, /TikTok app for Shopify: turn its data sharing off/);
+    assert.match(first.output, /Privacy topics \(customers\/data_request, customers\/redact, shop\/redact\) are Shopify compliance webhooks: the Admin API cannot subscribe them/);
+    assert.match(first.output, /Admin: https:\/\/shop\.example\.com\/tt\/admin/);
+
+    // Second run, same settings (no test code this time): nothing is created, put or deployed.
+    writeFileSync(s.envFile, readFileSync(s.envFile, "utf8").replace(/^TIKTOK_TEST_EVENT_CODE=.*\n/m, ""));
+    const tikTokCalls = env.tiktok.requests.length;
+    const shopifyOps = shopify.operations.length;
+    cf.calls.length = 0;
+    const second = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.ifError(second.error);
+    assert.deepEqual(second.changed, []);
+    assert.deepEqual(cf.calls, ["whoami", "kv namespace list", "secret list --format json --config", "deploy --dry-run --outdir --config"]);
+    assert.equal(readFileSync(s.config, "utf8"), toml);
+    assert.equal(cf.deploys.length, 1);
+    assert.deepEqual(shopify.operations.slice(shopifyOps), ["webhookSubscriptions", "webhookSubscriptions"], "listed only");
+    assert.equal(env.tiktok.requests.length, tikTokCalls);
+    assert.match(second.output, /not redeployed/);
+    assert.match(second.output, /0 created, 0 moved, 8 already there/);
+
+  } finally {
+    s.cleanup();
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("a Dev Dashboard app: its client id and secret get the Admin API token, its secret signs the webhooks; a rotated secret is put again", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin();
+  const cf = playedCloudflare();
+  const settings = settingsFor(env, shopify, { SHOPIFY_ADMIN_TOKEN: "", SHOPIFY_WEBHOOK_SECRET: "", SHOPIFY_CLIENT_ID: CLIENT_ID, SHOPIFY_CLIENT_SECRET: CLIENT_SECRET });
+  const s = scratch(settings);
+  try {
+    const run = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.ifError(run.error);
+    assert.equal(cf.secrets.get("SHOPIFY_WEBHOOK_SECRET"), CLIENT_SECRET);
+    assert.equal(shopify.subscriptions.filter((x) => x.uri === URI).length, WEBHOOK_TOPICS.length);
+    assert.equal(shopify.requests[0].url, "/admin/oauth/access_token");
+    assert.ok(shopify.requests.slice(1).every((r) => r.headers["x-shopify-access-token"] === SHOPIFY_TOKEN));
+
+    // A rotated secret is put again, with a deploy; nothing else moves.
+    writeFileSync(s.envFile, `${readFileSync(s.envFile, "utf8")}TIKTOK_ACCESS_TOKEN=tok-rotated\n`);
+    const rotated = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.ifError(rotated.error);
+    assert.deepEqual(rotated.changed, ["deploy"]);
+    assert.deepEqual(cf.deploys.map((d) => d.secrets), [["TIKTOK_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN"], ["TIKTOK_ACCESS_TOKEN"]]);
+    assert.equal(cf.secrets.get("TIKTOK_ACCESS_TOKEN"), "tok-rotated");
+
+    writeFileSync(s.envFile, `${readFileSync(s.envFile, "utf8")}SHOPIFY_CLIENT_SECRET=shpss_wrong\nSHOPIFY_WEBHOOK_SECRET=${CLIENT_SECRET}\n`);
+    const wrong = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+    assert.match(wrong.error?.message, /Shopify gave no access token for the client id and secret on demo\.myshopify\.com \(400: invalid_client\)/);
+    assert.match(wrong.error.fix, /Dev Dashboard → your app → Settings/);
+  } finally {
+    s.cleanup();
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("a Worker paused on a TikTok refusal counts as up: deploy finishes and says why it is paused", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin();
+  // /tt/health of a Worker whose queue paused (crates/core Health: status "paused", queue_paused).
+  const paused = await startServer((req, res) => res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({
+    status: "paused", version: "0.1.0", mode: "live", problems: [],
+    queue_paused: { reason: "TikTok code 40105: Access token is invalid; set a new one", since_ms: 1, next_check_ms: 2, checks: 1 },
+  })));
+  const s = scratch(settingsFor(env, shopify, { SHOP_URL: paused.url }));
+  try {
+    const run = await runDeploy({ env: s.env, run: playedCloudflare().run, config: s.config });
+    assert.ifError(run.error);
+    assert.match(run.output, /health: paused, mode live.*\n {2}warning: sending to TikTok is paused: TikTok code 40105/);
+  } finally {
+    s.cleanup();
+    await paused.close();
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("the webhook topics are every topic the Worker handles; privacy topics are named as compliance topics", () => {
+  // Topic::parse in crates/core is the Worker's list; each of its topics is subscribed or explained.
+  const source = readFileSync(path.join(ROOT, "crates/core/src/shopify/mod.rs"), "utf8");
+  const parse = source.slice(source.indexOf("pub fn parse(header"), source.indexOf("_ => Topic::Other"));
+  const handled = [...parse.matchAll(/"([a-z]+(?:\/[a-z]+)+)"/g)].map((m) => m[1]).sort();
+  const ours = [...WEBHOOK_TOPICS.map((t) => t.toLowerCase().replace("_", "/")), ...COMPLIANCE_TOPICS.map((t) => t.replace("_", "/"))].sort();
+  assert.deepEqual(ours, handled);
+});
+
+test("failures stop with what went wrong and the fix: not logged in, missing settings, KV limit, route taken, no Worker on the hostname, wrong Shopify token, missing scope", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin({ scopes: [] });
+  const cases = [
+    { name: "not logged in", cf: { authenticated: false }, want: /not logged in to Cloudflare/, fix: /wrangler -- login.*CLOUDFLARE_API_TOKEN/ },
+    { name: "missing settings", settings: { TIKTOK_ACCESS_TOKEN: "", SHOP_HOSTNAME: "" }, want: /missing settings: SHOP_HOSTNAME, TIKTOK_ACCESS_TOKEN/, fix: /TikTok Events Manager/ },
+    { name: "KV limit", cf: { kvLimit: true }, want: /KV namespace limit is reached/, fix: /kv namespace delete/ },
+    { name: "route taken", cf: { routeTakenBy: "old-proxy" }, want: /route is taken.*"old-proxy" is already assigned/s, fix: /remove its route/ },
+    { name: "wrong Shopify token", settings: { SHOPIFY_ADMIN_TOKEN: "shpat_wrong" }, want: new RegExp(`Shopify refused the Admin API token for demo\\.myshopify\\.com \\(401: ${escape(INVALID_TOKEN_ANSWER.errors)}\\)`), fix: /SHOPIFY_ADMIN_TOKEN to the Admin API access token/ },
+    { name: "hostname not reaching the Worker", settings: { SHOP_URL: env.origin.url, DEPLOY_HEALTH_TIMEOUT_MS: "0" }, want: /\/tt\/health did not answer status ok within 0 s \(last: 200 <!doctype html>/, fix: /proxied \(orange cloud\)/ },
+    { name: "no read_orders scope", want: /Shopify denied the app access: Access denied for webhookSubscriptionCreate field/, fix: /read_orders scope/ },
+  ];
+  try {
+    for (const c of cases) {
+      const s = scratch({ ...settingsFor(env, shopify), ...c.settings });
+      try {
+        const cf = playedCloudflare(c.cf);
+        const { error } = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+        assert.ok(error, `${c.name}: fails`);
+        assert.match(error.message, c.want, c.name);
+        assert.match(error.fix, c.fix, c.name);
+      } finally {
+        s.cleanup();
+      }
+    }
+  } finally {
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("the command itself, with real wrangler and no Cloudflare login: the documented message and exit code 1", () => {
+  const home = mkdtempSync(path.join(tmpdir(), "deploy-home-"));
+  try {
+    const env = { PATH: process.env.PATH, HOME: home, DEPLOY_ENV_FILE: path.join(home, "none.env"), DEPLOY_STATE_FILE: path.join(home, "state.json") };
+    const run = spawnSync("node", ["scripts/deploy.mjs"], { cwd: ROOT, env, encoding: "utf8", timeout: 60_000 });
+    assert.equal(run.status, 1, run.stdout + run.stderr);
+    assert.match(run.stderr, /✗ not logged in to Cloudflare\n {2}fix: run `npm run wrangler -- login`/);
+    assert.ok(!existsSync(path.join(home, "state.json")));
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+  assert.deepEqual(readdirSync(ROOT).filter((f) => f.startsWith("wrangler.deploy-test")), []);
+});

@@ -1,0 +1,147 @@
+// `npm run doctor -- <shop>` (scripts/doctor.mjs), run as the command, against the built Worker
+// in workerd in front of a played storefront, with Shopify's Admin API and TikTok played.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN } from "./support/harness.mjs";
+import { startShopifyAdmin, SHOPIFY_TOKEN } from "./support/shopify-admin.mjs";
+import { WEBHOOK_TOPICS } from "../scripts/lib/shopify-admin.mjs";
+
+const PRODUCT_PAGE = "<!doctype html><html><head><title>Mug</title></head><body>mug</body></html>";
+
+// A storefront with one product, listed in its public /products.json as Shopify's are.
+const storefront = (req, res) => {
+  if (req.url.startsWith("/products.json")) {
+    return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ products: [{ id: 1, handle: "demo-mug" }] }));
+  }
+  res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PRODUCT_PAGE);
+};
+
+/** Runs the command with settings in a scratch settings file; resolves { code, out }. */
+async function runDoctor(shopUrl, settings) {
+  const dir = mkdtempSync(path.join(tmpdir(), "doctor-test-"));
+  const envFile = path.join(dir, "deploy.env");
+  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
+  try {
+    const { stdout } = await promisify(execFile)("node", ["scripts/doctor.mjs", shopUrl], {
+      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile }, timeout: 60_000,
+    });
+    return { code: 0, out: stdout };
+  } catch (e) {
+    if (typeof e.code !== "number") throw e;
+    return { code: e.code, out: e.stdout + e.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const operatorSettings = (shopify) => ({
+  SHOPIFY_STORE: "demo.myshopify.com", SHOPIFY_ADMIN_TOKEN: SHOPIFY_TOKEN, SHOPIFY_ADMIN_API_BASE: shopify.url, ADMIN_TOKEN,
+});
+
+test("a healthy shop: every check passes, exit code 0", async () => {
+  const env = await startShop({ origin: storefront });
+  const uri = `${env.worker.url}/tt/webhooks/shopify`;
+  const shopify = await startShopifyAdmin({ subscriptions: WEBHOOK_TOPICS.map((topic) => ({ topic, uri })) });
+  try {
+    const { code, out } = await runDoctor(env.worker.url, operatorSettings(shopify));
+    assert.equal(code, 0, out);
+    assert.match(out, /✓ health: ok, mode live/);
+    assert.match(out, /✓ \/products\/demo-mug: <script src="\/tt\/pixel\.js"> is on the page/);
+    assert.match(out, /✓ _ttp set first-party by 127\.0\.0\.1 \(host-only, Secure, SameSite=Lax, \d+ days\)/);
+    assert.match(out, new RegExp(`✓ webhooks: all 8 topics deliver to ${uri} as JSON`));
+    assert.match(out, /✓ recent events: 0 sent in 24 h, none failed/);
+    assert.match(out, /All checks passed/);
+    // The Admin API was asked with the token, at the current version; admin.json with the bearer token.
+    assert.equal(shopify.requests[0].headers["x-shopify-access-token"], SHOPIFY_TOKEN);
+    assert.equal(shopify.requests[0].url, "/admin/api/2026-10/graphql.json");
+  } finally {
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("a shop with problems: each named with its fix, exit code 1", async () => {
+  // No injected tag, consent required before any cookie, a refused event, two topics missing
+  // and one still delivering to an earlier host.
+  const env = await startShop({
+    origin: storefront,
+    bindings: { INJECT_PIXEL: "false", CONSENT_DEFAULT: "denied" },
+    tiktok: (req, res) => res.writeHead(200).end(req.body.includes("vc:refused")
+      ? tiktokAnswer(40002, "Invalid value for field: event_id") : tiktokAnswer(0)),
+  });
+  const uri = `${env.worker.url}/tt/webhooks/shopify`;
+  const shopify = await startShopifyAdmin({
+    subscriptions: [
+      ...WEBHOOK_TOPICS.filter((t) => !["CARTS_CREATE", "CARTS_UPDATE", "ORDERS_EDITED"].includes(t)).map((topic) => ({ topic, uri })),
+      { topic: "ORDERS_EDITED", uri: "https://old-shop.example.com/tt/webhooks/shopify" },
+    ],
+  });
+  try {
+    const collect = await env.worker.fetch("/tt/collect", {
+      method: "POST", headers: { "content-type": "application/json", cookie: "_tt_consent=granted" },
+      body: JSON.stringify({ event: "ViewContent", event_id: "vc:refused" }),
+    });
+    assert.equal(collect.status, 202, await collect.text());
+    await waitFor("the refused event", async () => (await adminJson(env.worker)).queue.last_failures.length === 1);
+
+    const { code, out } = await runDoctor(env.worker.url, operatorSettings(shopify));
+    assert.equal(code, 1, out);
+    assert.match(out, /✓ health: ok, mode live/);
+    assert.match(out, /✗ \/products\/demo-mug \(HTTP 200\) has no <script src="\/tt\/pixel\.js">\n {2}fix: set INJECT_PIXEL=true/);
+    assert.match(out, /✓ _ttp set first-party .* \(only after consent: CONSENT_DEFAULT is denied/);
+    assert.match(out, /✗ webhooks missing for .*: CARTS_CREATE, CARTS_UPDATE, ORDERS_EDITED \(delivers to https:\/\/old-shop\.example\.com\/tt\/webhooks\/shopify, JSON\)\n {2}fix: run `npm run deploy`/);
+    assert.match(out, /✗ 1 event\(s\) refused by TikTok recently: ViewContent vc:refused: .*40002.*Invalid value for field/);
+    assert.match(out, /3 problem\(s\) found/);
+  } finally {
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("dry run, a wrong Shopify token, a wrong admin token, and an address without the Worker", async () => {
+  const env = await startShop({ origin: storefront, bindings: { TIKTOK_ACCESS_TOKEN: "" } });
+  const shopify = await startShopifyAdmin();
+  try {
+    const { code, out } = await runDoctor(env.worker.url, {
+      ...operatorSettings(shopify), SHOPIFY_ADMIN_TOKEN: "shpat_revoked", ADMIN_TOKEN: "not-the-admin-token",
+    });
+    assert.equal(code, 1, out);
+    assert.match(out, /✗ mode dry_run: events are recorded but not sent to TikTok\n {2}fix: set TIKTOK_ACCESS_TOKEN/);
+    assert.match(out, /✗ Shopify refused the Admin API token for demo\.myshopify\.com \(401: \[API\] Invalid API key or access token \(unrecognized login or wrong password\)\)\n {2}fix: set SHOPIFY_ADMIN_TOKEN/);
+    assert.match(out, /✗ .*\/tt\/admin\.json refused ADMIN_TOKEN \(401\)/);
+    assert.match(out, /✓ \/products\/demo-mug: <script src="\/tt\/pixel\.js"> is on the page/, "the other checks still ran");
+
+    // The storefront itself, not through the Worker.
+    const bare = await runDoctor(env.origin.url, {});
+    assert.equal(bare.code, 1);
+    assert.match(bare.out, /✗ .*\/tt\/health is not the Worker's \(HTTP 200, text\/html; charset=utf-8\)\n {2}fix: the hostname does not reach the Worker/);
+  } finally {
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("a Worker whose sending is paused (TikTok refused the token): doctor names the reason", async () => {
+  // /tt/health as a Worker reports a pause (status "paused", 503, queue_paused): played here,
+  // in the Health shape of crates/core, since only a live TikTok refusal makes a real one.
+  const paused = {
+    status: "paused", version: "0.1.0", mode: "live", tiktok_configured: true, webhook_secret_configured: true,
+    config: {}, problems: [], queue_depth: 3,
+    queue_paused: { reason: "TikTok code 40105: Access token is invalid; set a new one", since_ms: 1, next_check_ms: 2, checks: 1 },
+  };
+  const worker = await startServer((req, res) => (req.url === "/tt/health"
+    ? res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(paused))
+    : storefront(req, res)));
+  try {
+    const { code, out } = await runDoctor(worker.url, {});
+    assert.equal(code, 1, out);
+    assert.match(out, /✗ sending to TikTok is paused: TikTok code 40105: Access token is invalid; set a new one\n {2}fix: correct the TikTok setting it names/);
+  } finally {
+    await worker.close();
+  }
+});
