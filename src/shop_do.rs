@@ -137,11 +137,7 @@ impl ShopState {
         }
         let config =
             settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let mapping_config = MappingConfig {
-            purchase_event_name: config.purchase_event_name.clone(),
-            send_test_orders: config.send_test_orders,
-            default_country: config.default_country.clone(),
-        };
+        let mapping_config = MappingConfig::from(&config);
         let store = Store::new(&self.env)?;
         let now = now_secs();
         let mut skipped = None;

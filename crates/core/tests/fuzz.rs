@@ -659,9 +659,13 @@ fn fixture() -> impl Strategy<Value = Value> {
 
 fn mapping_config() -> MappingConfig {
     MappingConfig {
-        purchase_event_name: "CompletePayment".to_string(),
+        purchase_event_name: "Purchase".to_string(),
         send_test_orders: false,
         default_country: Some("US".to_string()),
+        excluded_sources: mapping::DEFAULT_EXCLUDED_SOURCES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     }
 }
 
