@@ -1202,4 +1202,185 @@ mod tests {
             (Some("1.1.1.1"), Some("E.C.P.z"))
         );
     }
+
+    fn line(json: serde_json::Value) -> LineItem {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn content_rule_table() {
+        // (line, content_id, content_type): the catalog key TikTok's Shopify catalog uses.
+        let cases: &[(serde_json::Value, Option<(&str, &str)>)] = &[
+            (
+                serde_json::json!({"variant_id": 42001234567890123u64, "product_id": 7, "sku": "S"}),
+                Some(("42001234567890123", "product")),
+            ),
+            (
+                serde_json::json!({"variant_id": null, "product_id": "788032119674292922", "sku": "S"}),
+                Some(("788032119674292922", "product_group")),
+            ),
+            (
+                serde_json::json!({"variant_id": null, "product_id": null, "sku": " LENS-2YR "}),
+                Some(("LENS-2YR", "product")),
+            ),
+            (serde_json::json!({"sku": ""}), None),
+            (serde_json::json!({"variant_id": 1.5e18}), None),
+        ];
+        for (json, want) in cases {
+            let got = content(&line(json.clone()), 1, None, None);
+            assert_eq!(
+                got.as_ref()
+                    .map(|c| (c.content_id.as_str(), c.content_type.as_str())),
+                *want,
+                "{json}"
+            );
+        }
+        let same = Properties::for_contents(
+            vec![
+                content(&line(serde_json::json!({"variant_id": 1})), 1, None, None).unwrap(),
+                content(&line(serde_json::json!({"variant_id": 2})), 1, None, None).unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(same.content_type.as_deref(), Some("product"));
+    }
+
+    #[test]
+    fn money_rule_table() {
+        let set = |p: &str, pc: &str, s: &str, sc: &str| serde_json::json!({"presentment_money": {"amount": p, "currency_code": pc}, "shop_money": {"amount": s, "currency_code": sc}});
+        // (price_set, price, shop currency) → (amount, currency): the buyer's money with the
+        // buyer's currency, else the shop's with the shop's; never one with the other's label.
+        let cases: &[(
+            serde_json::Value,
+            serde_json::Value,
+            Option<&str>,
+            Option<(&str, Option<&str>)>,
+        )] = &[
+            (
+                set("24.00", "EUR", "26.00", "USD"),
+                serde_json::json!("26.00"),
+                Some("USD"),
+                Some(("24.00", Some("EUR"))),
+            ),
+            (
+                serde_json::json!({"shop_money": {"amount": "26.00", "currency_code": "usd"}}),
+                serde_json::json!(null),
+                None,
+                Some(("26.00", Some("USD"))),
+            ),
+            (
+                serde_json::json!(null),
+                serde_json::json!("409.94"),
+                Some("USD"),
+                Some(("409.94", Some("USD"))),
+            ),
+            (
+                serde_json::json!(null),
+                serde_json::json!(600),
+                Some("USD"),
+                Some(("600", Some("USD"))),
+            ),
+            (
+                serde_json::json!(null),
+                serde_json::json!("1.00"),
+                None,
+                Some(("1.00", None)),
+            ),
+            (
+                serde_json::json!(null),
+                serde_json::json!("1e3"),
+                Some("USD"),
+                None,
+            ),
+            (
+                serde_json::json!([]),
+                serde_json::json!(null),
+                Some("USD"),
+                None,
+            ),
+        ];
+        for (price_set, price, shop, want) in cases {
+            let l = line(serde_json::json!({"price_set": price_set, "price": price}));
+            let got = line_price(&l, *shop);
+            assert_eq!(
+                got.as_ref()
+                    .map(|m| (m.amount.to_string(), m.currency.as_deref())),
+                want.map(|(a, c)| (a.to_string(), c)),
+                "{price_set} {price} {shop:?}"
+            );
+        }
+        // Carts: the discounted price is what the buyer pays, as the storefront's final_price.
+        let cart_line = line(
+            serde_json::json!({"price": "19.99", "discounted_price": "15.00",
+            "discounted_price_set": set("15.00", "EUR", "16.00", "USD")}),
+        );
+        assert_eq!(
+            line_price(&cart_line, None).unwrap().amount.to_string(),
+            "15.00"
+        );
+
+        // The event's money: an order without `total_price_set` is valued in the shop's
+        // currency, and its lines priced in the buyer's currency are left unpriced.
+        let o = order(serde_json::json!({"total_price_set": null, "total_price": "45.00"}));
+        let e = purchase(&o, &Session::default(), &config(), NOW).unwrap();
+        assert_eq!(e.properties.value.unwrap().to_string(), "45.00");
+        assert_eq!(e.properties.currency.as_deref(), Some("USD"));
+        assert_eq!(e.properties.contents[0].price, None, "its price is in EUR");
+
+        // A currency TikTok does not accept: no value, no currency, no prices; items stay.
+        for unsupported in ["XOF", "BTC"] {
+            let o = order(
+                serde_json::json!({"total_price_set": set("1000", unsupported, "1.50", "USD")}),
+            );
+            let p = purchase(&o, &Session::default(), &config(), NOW)
+                .unwrap()
+                .properties;
+            assert_eq!(
+                (p.value, p.currency.as_deref()),
+                (None, None),
+                "{unsupported}"
+            );
+            assert!(p.contents.iter().all(|c| c.price.is_none()) && !p.contents.is_empty());
+        }
+    }
+
+    #[test]
+    fn event_time_table() {
+        // Expected seconds from `date -d <timestamp> +%s`.
+        let cases: &[(&str, Option<i64>)] = &[
+            ("2021-12-31T19:00:00-05:00", Some(1_640_995_200)),
+            ("2022-01-01T00:00:00.000Z", Some(1_640_995_200)),
+            ("2024-09-17T08:15:13.280Z", Some(1_726_560_913)),
+            ("2026-02-06T16:13:33+11:00", Some(1_770_354_813)),
+            ("2024-02-29T23:59:59+00:00", Some(1_709_251_199)),
+            ("2012-02-13T14:39:37-05:00", Some(1_329_161_977)),
+            ("2024-09-16T03:50:1500:00", None),
+            ("2024-13-01T00:00:00Z", None),
+            ("2024-01-01", None),
+            ("", None),
+        ];
+        for (ts, want) in cases {
+            assert_eq!(unix_seconds(ts), *want, "{ts:?}");
+        }
+        let now = 1_800_000_000;
+        let five_days = 5 * 24 * 3600;
+        assert_eq!(
+            event_time(&[Some("2027-01-15T05:20:00Z")], now),
+            1_799_990_400
+        );
+        assert_eq!(
+            event_time(&[None, Some("bad"), Some("2027-01-15T05:20:00Z")], now),
+            1_799_990_400
+        );
+        assert_eq!(
+            event_time(&[Some("2030-01-01T00:00:00Z")], now),
+            now,
+            "never in the future"
+        );
+        assert_eq!(
+            event_time(&[Some("2021-12-31T19:00:00-05:00")], now),
+            now - five_days
+        );
+        assert_eq!(event_time(&[None], now), now);
+    }
 }

@@ -274,4 +274,37 @@ mod tests {
         let edit: OrderEdited = serde_json::from_str(r#"{"order_edit": {"id": 5, "order_id": 7, "line_items": {"additions": [{"id": 9, "delta": 2}], "removals": []}}}"#).unwrap();
         assert_eq!(edit.order_edit.line_items.additions[0].delta, Some(2));
     }
+
+    #[test]
+    fn lenient_where_shopify_is_inconsistent_strict_for_ids_and_money() {
+        let c: Checkout = serde_json::from_str(
+            r#"{"token": "t", "shipping_address": [], "billing_address": "", "customer": {"id": "5", "default_address": []}}"#,
+        )
+        .unwrap();
+        assert!(c.shipping_address.is_none() && c.billing_address.is_none());
+        assert_eq!(c.customer.unwrap().id, Some(5));
+        let o: Order = serde_json::from_str(
+            r#"{"id": 1, "total_price": 600, "total_price_set": [], "client_details": [],
+                "line_items": [{"id": 2, "price": 600, "product_id": "7234590408817", "variant_id": 1.5e18,
+                                "price_set": {"presentment_money": {"amount": 19.99, "currency_code": "EUR"}, "shop_money": []}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(o.total_price.as_deref(), Some("600"));
+        assert!(o.total_price_set.is_none() && o.client_details.is_none());
+        let line = &o.line_items[0];
+        assert_eq!(line.price.as_deref(), Some("600"));
+        assert_eq!(line.product_id, Some(7_234_590_408_817));
+        assert_eq!(line.variant_id, None, "a float id cannot be exact: no id");
+        let set = line.price_set.as_ref().unwrap();
+        assert_eq!(
+            set.presentment_money.as_ref().unwrap().amount.as_deref(),
+            Some("19.99")
+        );
+        assert!(set.shop_money.is_none());
+        // Amount text that is not a decimal stays text here and is refused by `Amount::parse`.
+        let bad: LineItem =
+            serde_json::from_str(r#"{"price": "12,50", "discounted_price": true}"#).unwrap();
+        assert_eq!(bad.price.as_deref(), Some("12,50"));
+        assert!(crate::money::Amount::parse("12,50").is_none() && bad.discounted_price.is_none());
+    }
 }
