@@ -1250,12 +1250,13 @@ mod tests {
         let set = |p: &str, pc: &str, s: &str, sc: &str| serde_json::json!({"presentment_money": {"amount": p, "currency_code": pc}, "shop_money": {"amount": s, "currency_code": sc}});
         // (price_set, price, shop currency) → (amount, currency): the buyer's money with the
         // buyer's currency, else the shop's with the shop's; never one with the other's label.
-        let cases: &[(
+        type Case = (
             serde_json::Value,
             serde_json::Value,
-            Option<&str>,
-            Option<(&str, Option<&str>)>,
-        )] = &[
+            Option<&'static str>,
+            Option<(&'static str, Option<&'static str>)>,
+        );
+        let cases: &[Case] = &[
             (
                 set("24.00", "EUR", "26.00", "USD"),
                 serde_json::json!("26.00"),
