@@ -154,7 +154,7 @@ test("the demo checkout's webhooks reach TikTok joined to the browsing session",
   const checkoutToken = await page.getAttribute("#order", "data-checkout-token");
   assert.match(orderId, /^\d{19}$/);
 
-  const purchase = await receivedOnce("CompletePayment", orderId);
+  const purchase = await receivedOnce("Purchase", orderId);
   assert.equal(purchase.user.ttp, ttp);
   assert.equal(purchase.properties.order_id, orderId);
   assert.equal(purchase.properties.contents[0].content_id, MUG);
@@ -280,10 +280,10 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   assert.equal(String(started.properties.market_id), String(DEMO_MARKET.id));
   assert.equal(started.properties.contents[0].content_id, MUG);
   await receivedOnce("AddPaymentInfo", "api:chk-custom-1");
-  const purchase = await receivedOnce("CompletePayment", "5900000000000000999");
+  const purchase = await receivedOnce("Purchase", "5900000000000000999");
   assert.equal(purchase.properties.order_id, "5900000000000000999");
   assert.equal(purchase.user.ttp, ttp);
-  await tracked(page, "CompletePayment", "5900000000000000999"); // ttq in the sandbox too, same id
+  await tracked(page, "Purchase", "5900000000000000999"); // ttq in the sandbox too, same id
   await assertCollectsAccepted(requests);
   const collect = requests.find((r) => r.url() === `${worker.url}/tt/collect`);
   assert.equal((await collect.allHeaders()).origin, "null", "sent from an opaque origin, as in Shopify's sandbox");
