@@ -74,10 +74,10 @@ test("a scripted journey's numbers on the JSON twin and the page, rendered in Ch
     assert.equal(admin.queue.hourly.reduce((n, h) => n + h.count, 0), 5, "events per hour add up");
     // Browser events carry ttp, ttclid, ip and UA; the order carries those too (its cart
     // attributes, landing URL and client details) plus the buyer's email, phone, id, name,
-    // zip and country.
+    // zip, country and locale (its Accept-Language).
     assert.deepEqual(admin.queue.match_keys, {
       ttp: 5, ttclid: 5, ip: 5, user_agent: 5, email: 1, phone: 1, external_id: 1,
-      first_name: 1, last_name: 1, zip_code: 1, country: 1,
+      first_name: 1, last_name: 1, zip_code: 1, country: 1, locale: 1,
     });
     assert.equal(admin.queue.last_failures.length, 1);
     assert.equal(admin.queue.last_failures[0].event_id, "vc:refused");
