@@ -38,6 +38,11 @@ fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
     })
 }
 
+/// A list that may also come as `null` (an empty list then).
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A nested object, or `None` when the field holds anything but a usable object.
 fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
     Ok(match Option::<serde_json::Value>::deserialize(d)? {
@@ -128,9 +133,9 @@ pub struct ClientDetails {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Cart {
     pub token: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub line_items: Vec<LineItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub note_attributes: Vec<NoteAttribute>,
     pub updated_at: Option<String>,
 }
@@ -152,11 +157,11 @@ pub struct Checkout {
     pub total_tax: Option<String>,
     #[serde(default, deserialize_with = "decimal")]
     pub total_duties: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub line_items: Vec<LineItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub shipping_lines: Vec<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub note_attributes: Vec<NoteAttribute>,
     #[serde(default, deserialize_with = "object")]
     pub customer: Option<Customer>,
@@ -188,9 +193,9 @@ pub struct Order {
     pub total_price: Option<String>,
     #[serde(default, deserialize_with = "object")]
     pub total_price_set: Option<MoneySet>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub line_items: Vec<LineItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub note_attributes: Vec<NoteAttribute>,
     #[serde(default, deserialize_with = "object")]
     pub customer: Option<Customer>,
@@ -291,6 +296,11 @@ mod tests {
         .unwrap();
         assert_eq!(o.total_price.as_deref(), Some("600"));
         assert!(o.total_price_set.is_none() && o.client_details.is_none());
+        let nulls: Checkout = serde_json::from_str(
+            r#"{"line_items": null, "shipping_lines": null, "note_attributes": null}"#,
+        )
+        .unwrap();
+        assert!(nulls.line_items.is_empty() && nulls.shipping_lines.is_empty());
         let line = &o.line_items[0];
         assert_eq!(line.price.as_deref(), Some("600"));
         assert_eq!(line.product_id, Some(7_234_590_408_817));
