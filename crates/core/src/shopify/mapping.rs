@@ -283,22 +283,17 @@ impl Identity<'_> {
             .unwrap_or_default();
         let country_code = person.field(|a| a.country_code.as_deref());
         let phone_country = country_code.or(default_country);
-        let first_hash = |values: [Option<&str>; 3], hash: &dyn Fn(&str) -> Option<String>| {
-            values.into_iter().flatten().find_map(hash)
+        // The first of the candidates that normalises to a usable key.
+        let first_usable = |candidates: &[Option<&str>], hash: &dyn Fn(&str) -> Option<String>| {
+            candidates.iter().flatten().find_map(|v| hash(v))
         };
+        let customer_email = customer.and_then(|c| c.email.as_deref());
+        let customer_phone = customer.and_then(|c| c.phone.as_deref());
         User {
-            email: first_hash(
-                [self.email, customer.and_then(|c| c.email.as_deref()), None],
-                &hash::hash_email,
-            ),
-            phone: first_hash(
-                [
-                    self.phone,
-                    customer.and_then(|c| c.phone.as_deref()),
-                    person.phone,
-                ],
-                &|p| hash::hash_phone(p, phone_country),
-            ),
+            email: first_usable(&[self.email, customer_email], &hash::hash_email),
+            phone: first_usable(&[self.phone, customer_phone, person.phone], &|p| {
+                hash::hash_phone(p, phone_country)
+            }),
             external_id: customer
                 .and_then(|c| c.id)
                 .and_then(|id| hash::hash_external_id(&id.to_string())),
@@ -1383,5 +1378,42 @@ mod tests {
             now - five_days
         );
         assert_eq!(event_time(&[None], now), now);
+    }
+
+    #[test]
+    fn match_keys_come_from_one_person_billing_then_shipping_then_customer() {
+        let person = |o: &Order| {
+            let u = order_user(o, &Session::default(), &config());
+            (u.first_name, u.zip_code, u.country, u.city)
+        };
+        // Expected digests: `printf '%s' VALUE | sha256sum`.
+        const ANA: &str = "24d4b96f58da6d4a8512313bbd02a28ebf0ca95dec6e4c86ef78ce7f01e788ac"; // ana
+        const BEN: &str = "6700869c8ff7480e34a70a708b028700dbaa3a033b5652b903afe89f49a31456"; // ben
+        const CARL: &str = "69bfe1e6e44821df7f8a0927bd7e61ef208fdb25deaa4353450bc3fb904abd52"; // carl
+        const Z1: &str = "7a5df5ffa0dec2228d90b8d0a0f1b0767b748b0a41314c123075b8289e4e053f"; // 1010
+        let addr = |name: &str, zip: &str, country: &str, city: &str| serde_json::json!({"first_name": name, "zip": zip, "country_code": country, "city": city});
+        let both = order(serde_json::json!({
+            "billing_address": addr("Ana", "1010", "AT", "Wien"),
+            "shipping_address": addr("Ben", "80331", "DE", "München"),
+            "customer": {"id": 1, "first_name": "Carl", "default_address": addr("Carl", "75001", "FR", "Paris")}
+        }));
+        assert_eq!(
+            person(&both),
+            (
+                Some(ANA.into()),
+                Some(Z1.into()),
+                Some("at".into()),
+                Some("wien".into())
+            )
+        );
+        let mut shipping_only = both.clone();
+        shipping_only.billing_address =
+            serde_json::from_value(serde_json::json!({"first_name": " ", "zip": null})).ok();
+        assert_eq!(person(&shipping_only).0.as_deref(), Some(BEN));
+        assert_eq!(person(&shipping_only).3.as_deref(), Some("münchen"));
+        let mut customer_only = shipping_only.clone();
+        customer_only.shipping_address = None;
+        assert_eq!(person(&customer_only).0.as_deref(), Some(CARL));
+        assert_eq!(person(&customer_only).2.as_deref(), Some("fr"));
     }
 }
