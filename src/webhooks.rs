@@ -60,7 +60,17 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             }
         }
         _ => match route(env, topic, &topic_name, &webhook_id, &body).await? {
-            Ok(result) => serde_json::to_value(result)?,
+            Ok(result) => {
+                if let Some(reason) = &result.skipped {
+                    // Why a signed webhook sent nothing (excluded channel, test order, …).
+                    console_log!(
+                        "{{\"event\":\"webhook_skipped\",\"topic\":{:?},\"reason\":{:?}}}",
+                        topic_name,
+                        reason
+                    );
+                }
+                serde_json::to_value(result)?
+            }
             Err(reason) => park(env, &topic_name, &webhook_id, reason, &body).await?,
         },
     };

@@ -69,12 +69,16 @@ test("a scripted journey's numbers on the JSON twin and the page, rendered in Ch
     assert.equal(countOf(admin, "ViewContent", "sent"), 2);
     assert.equal(countOf(admin, "ViewContent", "failed"), 1);
     assert.equal(countOf(admin, "AddToCart", "sent"), 1);
-    assert.equal(countOf(admin, "CompletePayment", "sent"), 1);
+    assert.equal(countOf(admin, "Purchase", "sent"), 1);
     assert.equal(admin.queue.events_in_window, 5);
     assert.equal(admin.queue.hourly.reduce((n, h) => n + h.count, 0), 5, "events per hour add up");
     // Browser events carry ttp, ttclid, ip and UA; the order carries those too (its cart
-    // attributes, landing URL and client details) plus the customer's email, phone and id.
-    assert.deepEqual(admin.queue.match_keys, { ttp: 5, ttclid: 5, ip: 5, user_agent: 5, email: 1, phone: 1, external_id: 1 });
+    // attributes, landing URL and client details) plus the buyer's email, phone, id, name,
+    // zip, country and locale (its Accept-Language).
+    assert.deepEqual(admin.queue.match_keys, {
+      ttp: 5, ttclid: 5, ip: 5, user_agent: 5, email: 1, phone: 1, external_id: 1,
+      first_name: 1, last_name: 1, zip_code: 1, country: 1, locale: 1,
+    });
     assert.equal(admin.queue.last_failures.length, 1);
     assert.equal(admin.queue.last_failures[0].event_id, "vc:refused");
     assert.match(admin.queue.last_failures[0].error, /40002.*Invalid value for field/);
@@ -95,7 +99,7 @@ test("a scripted journey's numbers on the JSON twin and the page, rendered in Ch
       assert.equal(res.status(), 200);
       assert.equal(requested.length, 1, `the page loads nothing else: ${requested.join(", ")}`);
       const text = await page.locator("body").innerText();
-      for (const expected of ["ViewContent", "AddToCart", "CompletePayment", "vc:refused", "Invalid value for field", "orders/create"]) {
+      for (const expected of ["ViewContent", "AddToCart", "Purchase", "vc:refused", "Invalid value for field", "orders/create"]) {
         assert.ok(text.includes(expected), `the page shows ${expected}`);
       }
       assert.equal(await page.locator("svg rect title, svg title").count() > 0, true, "the hourly chart is drawn");

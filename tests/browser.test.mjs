@@ -158,7 +158,7 @@ test("the demo checkout's webhooks reach TikTok joined to the browsing session",
   const checkoutToken = await page.getAttribute("#order", "data-checkout-token");
   assert.match(orderId, /^\d{19}$/);
 
-  const purchase = await receivedOnce("CompletePayment", orderId);
+  const purchase = await receivedOnce("Purchase", orderId);
   assert.equal(purchase.user.ttp, ttp);
   assert.equal(purchase.properties.order_id, orderId);
   assert.equal(purchase.properties.contents[0].content_id, MUG);
@@ -290,11 +290,11 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   await waitFor("the pixel's purchase collected", () => requests.find((r) => r.postData()?.includes('"5900000000000000999"')));
   await assertCollectsAccepted(requests);
   assert.equal((await deliverWebhook(worker, "orders/create", order)).body.queued, 1);
-  const purchase = await receivedOnce("CompletePayment", "5900000000000000999");
+  const purchase = await receivedOnce("Purchase", "5900000000000000999");
   assert.equal(purchase.properties.order_id, "5900000000000000999");
   assert.equal(purchase.user.ttp, ttp);
   assert.match(purchase.user.email, /^[0-9a-f]{64}$/);
-  await tracked(page, "CompletePayment", "5900000000000000999"); // ttq in the sandbox too, same id
+  await tracked(page, "Purchase", "5900000000000000999"); // ttq in the sandbox too, same id
   await assertCollectsAccepted(requests);
   const collect = requests.find((r) => r.url() === `${worker.url}/tt/collect`);
   assert.equal((await collect.allHeaders()).origin, "null", "sent from an opaque origin, as in Shopify's sandbox");

@@ -185,7 +185,7 @@ test("every funnel step: the browser's collect and the webhook share the event_i
       AddToCart: `atc:${cart.token}:42001234567890123:2`,
       InitiateCheckout: `ic:${checkout.token}`,
       AddPaymentInfo: `api:${checkout.token}`,
-      CompletePayment: "5900000000000000123",
+      Purchase: "5900000000000000123",
     };
     // Browser first: once TikTok has the browser's copy, the webhook's changes nothing.
     assert.equal((await collect({ event: "AddToCart", event_id: ids.AddToCart, properties: { contents: [{ content_id: "42001234567890123", quantity: 2, price: "17.00" }], currency: "EUR" } })).queued, true);
@@ -198,7 +198,7 @@ test("every funnel step: the browser's collect and the webhook share the event_i
     assert.equal((await collect({ event: "InitiateCheckout", event_id: ids.InitiateCheckout, checkout_token: checkout.token })).queued, false);
     assert.equal((await collect({ event: "AddPaymentInfo", event_id: ids.AddPaymentInfo })).queued, false);
     // Purchase: browser first again; it waits for the signed order, which merges into it.
-    assert.equal((await collect({ event: "CompletePayment", event_id: ids.CompletePayment, properties: { order_id: ids.CompletePayment } })).queued, true);
+    assert.equal((await collect({ event: "Purchase", event_id: ids.Purchase, properties: { order_id: ids.Purchase } })).queued, true);
     assert.equal((await deliverWebhook(env.worker, "orders/create", order)).body.queued, 1);
 
     const sent = await waitFor("four events at TikTok", () => {

@@ -80,7 +80,7 @@ test("a visitor who declines: no tracking cookies, no browser events kept, and t
     await waitFor("the control event at TikTok", () => env.sentEvents().some((e) => e.event_id === "vc:control"));
     assert.deepEqual(env.sentEvents().map((e) => e.event_id), ["vc:control"]);
     const admin = await adminJson(env.worker);
-    assert.equal(countOf(admin, "CompletePayment", "sent") + countOf(admin, "CompletePayment", "queued"), 0);
+    assert.equal(countOf(admin, "Purchase", "sent") + countOf(admin, "Purchase", "queued"), 0);
     assertNothingLeaked(env.worker.logs, ["declinedsecret"]);
   } finally {
     await env.close();
@@ -122,7 +122,7 @@ test("customers/redact deletes the order's state, its cart and checkout, their s
     const placed = await deliverWebhook(env.worker, "orders/create", order, { webhookId: "wh-order-redact" });
     assert.equal(placed.body.queued, 1);
     const before = await adminJson(env.worker);
-    assert.equal(before.queue.recent.length, 5, "ViewContent, AddToCart, InitiateCheckout, AddPaymentInfo, CompletePayment");
+    assert.equal(before.queue.recent.length, 5, "ViewContent, AddToCart, InitiateCheckout, AddPaymentInfo, Purchase");
     const keysBefore = await env.kvKeys();
     for (const key of [`session:${ttp}`, "cart:c1-redact", "checkout:chk-redact", "resource:order:5900000000000000555", "resource:cart:c1-redact", "resource:checkout:chk-redact"]) {
       assert.ok(keysBefore.includes(key), `${key} exists before`);

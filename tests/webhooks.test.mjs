@@ -49,7 +49,7 @@ test("browse → cart → checkout → order: one event per step with the sessio
     // The same order from a second subscription (another webhook id) changes nothing either.
     await deliver(env.worker, "orders/create", order, { webhookId: "w-order-second-subscription" });
 
-    const steps = ["AddToCart", "InitiateCheckout", "AddPaymentInfo", "CompletePayment"];
+    const steps = ["AddToCart", "InitiateCheckout", "AddPaymentInfo", "Purchase"];
     await waitFor("all four steps sent", async () => {
       const admin = await adminJson(env.worker);
       return steps.every((s) => countOf(admin, s, "sent") === 1) && admin.queue.depth === 0;
@@ -66,7 +66,7 @@ test("browse → cart → checkout → order: one event per step with the sessio
     assert.equal(byName.AddToCart.event_id, "atc:c1-journey:42001234567890123:2");
     assert.equal(byName.InitiateCheckout.event_id, "ic:chk-journey");
     assert.equal(byName.AddPaymentInfo.event_id, "api:chk-journey");
-    const purchase = byName.CompletePayment;
+    const purchase = byName.Purchase;
     assert.equal(purchase.event_id, "5900000000000000777");
     assert.equal(purchase.properties.order_id, "5900000000000000777");
     assert.equal(purchase.user.email, sha256("buyer.person@example.com"));
@@ -87,7 +87,7 @@ test("POS and draft orders send nothing", async () => {
       const { status, body } = await deliver(env.worker, "orders/create", order);
       assert.equal(status, 200);
       assert.equal(body.queued, 0);
-      assert.equal(body.skipped, "point-of-sale or draft order");
+      assert.equal(body.skipped, `source_name \`${source}\` is not an ad conversion (EXCLUDED_SOURCES)`);
     }
     const admin = await adminJson(env.worker);
     assert.deepEqual(admin.queue.counts, []);
@@ -102,13 +102,14 @@ test("an upsell sends only the added products, priced from the order, in either 
   try {
     const order = fixture("order_create.json");
     const updated = structuredClone(order);
-    updated.line_items.push({ id: big("14000000000000000002"), variant_id: big("42001234567890124"), product_id: 7001234567891, title: "Demo Tee", quantity: 1, price: "24.00" });
+    updated.line_items.push({ id: big("14000000000000000002"), variant_id: big("42001234567890124"), product_id: 7001234567891, title: "Demo Tee", quantity: 1, price: "26.00",
+      price_set: { shop_money: { amount: "26.00", currency_code: "USD" }, presentment_money: { amount: "24.00", currency_code: "EUR" } } });
     assert.equal((await deliver(env.worker, "orders/create", order)).status, 200);
     const edited = await deliver(env.worker, "orders/edited", fixture("order_edited.json"));
     assert.equal(edited.body.queued, 0, "not priced yet");
     const priced = await deliver(env.worker, "orders/updated", updated);
     assert.equal(priced.body.queued, 1);
-    await waitFor("purchase and upsell sent", async () => countOf(await adminJson(env.worker), "CompletePayment", "sent") === 2);
+    await waitFor("purchase and upsell sent", async () => countOf(await adminJson(env.worker), "Purchase", "sent") === 2);
     const upsell = env.sentEvents().find((e) => e.event_id === "upsell:77000000000000001");
     assert.deepEqual(upsell.properties.contents, [{ content_id: "42001234567890124", content_type: "product", content_name: "Demo Tee", quantity: 1, price: 24 }]);
     assert.equal(upsell.properties.value, 24);

@@ -144,8 +144,8 @@ export const tiktokAnswer = (code, message = code === 0 ? "OK" : "error") =>
 // Worker receives them exactly as Shopify sends them. `big("…")` makes such an id in a test.
 const BIG = /"__BIG__(\d+)"/g;
 export const big = (digits) => `__BIG__${digits}`;
-export function loadFixture(name) {
-  const text = readFileSync(path.join(ROOT, "tests/fixtures/shopify", name), "utf8");
+export function loadFixture(name, dir = path.join(ROOT, "tests/fixtures/shopify")) {
+  const text = readFileSync(path.join(dir, name), "utf8");
   return JSON.parse(text.replace(/(:\s*|\[\s*|,\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"__BIG__$2"'));
 }
 export const toJson = (value) => JSON.stringify(value).replace(BIG, "$1");

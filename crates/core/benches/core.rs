@@ -100,9 +100,13 @@ fn report(name: &str, m: &Measured) {
 
 fn main() {
     let config = MappingConfig {
-        purchase_event_name: "CompletePayment".to_string(),
+        purchase_event_name: "Purchase".to_string(),
         send_test_orders: false,
         default_country: Some("US".to_string()),
+        excluded_sources: mapping::DEFAULT_EXCLUDED_SOURCES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     let joined = Session {
         ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".to_string()),

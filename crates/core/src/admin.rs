@@ -34,7 +34,7 @@ pub struct AdminReport {
 }
 
 /// The match keys an event can carry (see `tiktok::Event::match_keys`), in the order shown.
-const MATCH_KEYS: [&str; 7] = [
+const MATCH_KEYS: [&str; 14] = [
     "ttp",
     "ttclid",
     "email",
@@ -42,6 +42,13 @@ const MATCH_KEYS: [&str; 7] = [
     "external_id",
     "ip",
     "user_agent",
+    "first_name",
+    "last_name",
+    "zip_code",
+    "city",
+    "state",
+    "country",
+    "locale",
 ];
 
 const STYLE: &str = "<style>\

@@ -24,6 +24,7 @@ pub const NAMES: &[&str] = &[
     "INJECT_PIXEL",
     "DEFAULT_COUNTRY",
     "SEND_TEST_ORDERS",
+    "EXCLUDED_SOURCES",
     "RETRY_BASE_MS",
     "TIKTOK_TIMEOUT_MS",
     "WEBHOOK_WAIT_MS",
@@ -33,7 +34,9 @@ pub const NAMES: &[&str] = &[
 pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
 pub const DEFAULT_SDK_URL: &str = "https://analytics.tiktok.com/i18n/pixel/events.js";
 pub const DEFAULT_ROUTE_PREFIX: &str = "/tt";
-pub const DEFAULT_PURCHASE_EVENT: &str = "CompletePayment";
+/// TikTok's purchase event since its 2025 renaming; the legacy `CompletePayment` (which TikTok
+/// still accepts and maps) stays available through `PURCHASE_EVENT_NAME`.
+pub const DEFAULT_PURCHASE_EVENT: &str = "Purchase";
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// Shopify usually delivers checkout and order webhooks within seconds; the copies must reach
 /// TikTok within 5 minutes of the pixel's to be merged there, so the wait stays well below.
@@ -105,6 +108,9 @@ pub struct Config {
     /// ISO 3166-1 alpha-2, used to complete national phone numbers without a country.
     pub default_country: Option<String>,
     pub send_test_orders: bool,
+    /// Lowercase `source_name` patterns of orders that are not ad conversions (a trailing `*`
+    /// matches a prefix); default `shopify::mapping::DEFAULT_EXCLUDED_SOURCES`.
+    pub excluded_sources: Vec<String>,
     /// First retry delay; doubles per attempt (tests shorten it).
     pub retry_base_ms: u64,
     /// How long one Events API call may take before it counts as a timeout.
@@ -239,6 +245,14 @@ impl Config {
                 }
             }),
             send_test_orders: r.parse("SEND_TEST_ORDERS", parse_bool).unwrap_or(false),
+            excluded_sources: r
+                .parse("EXCLUDED_SOURCES", parse_sources)
+                .unwrap_or_else(|| {
+                    crate::shopify::mapping::DEFAULT_EXCLUDED_SOURCES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
             retry_base_ms: r
                 .parse("RETRY_BASE_MS", |v| parse_millis(v, 10, 3_600_000))
                 .unwrap_or(10_000),
@@ -358,8 +372,38 @@ fn parse_event_name(v: &str) -> Result<String, String> {
     if v.len() <= 50 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(v.to_string())
     } else {
-        Err("must be a TikTok event name such as CompletePayment or Purchase".to_string())
+        Err("must be a TikTok event name such as Purchase or (legacy) CompletePayment".to_string())
     }
+}
+
+/// `EXCLUDED_SOURCES`: comma-separated `source_name` values, each optionally ending in `*`
+/// (a prefix); `none` excludes no channel.
+fn parse_sources(v: &str) -> Result<Vec<String>, String> {
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let name = s.strip_suffix('*').unwrap_or(&s);
+            let valid = !name.is_empty()
+                && name.len() <= 100
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if valid {
+                Ok(s)
+            } else {
+                Err(
+                    "must be comma-separated Shopify source_name values such as \
+                     pos,shopify_draft_order,subscription_contract* (a trailing * matches a \
+                     prefix), or none"
+                        .to_string(),
+                )
+            }
+        })
+        .collect()
 }
 
 fn parse_cookie_domain(v: &str) -> Result<String, String> {
@@ -405,7 +449,11 @@ mod tests {
         assert_eq!(c.api_base.as_str(), DEFAULT_API_BASE);
         assert_eq!(c.sdk_url, DEFAULT_SDK_URL);
         assert_eq!(c.route_prefix, "/tt");
-        assert_eq!(c.purchase_event_name, "CompletePayment");
+        assert_eq!(c.purchase_event_name, "Purchase");
+        assert_eq!(
+            c.excluded_sources,
+            ["pos", "shopify_draft_order", "subscription_contract*"]
+        );
         assert_eq!(c.consent_default, ConsentDefault::Allowed);
         assert!(c.dry_run());
         assert!(c.inject_pixel);
@@ -459,6 +507,7 @@ mod tests {
             ("COOKIE_DOMAIN", "localhost"),
             ("TIKTOK_SDK_URL", "not a url"),
             ("RETRY_BASE_MS", "5"),
+            ("EXCLUDED_SOURCES", "pos, web store"),
         ])
         .unwrap_err();
         let names: Vec<&str> = err.problems.iter().map(|p| p.name).collect();
@@ -475,6 +524,7 @@ mod tests {
                 "COOKIE_DOMAIN",
                 "INJECT_PIXEL",
                 "DEFAULT_COUNTRY",
+                "EXCLUDED_SOURCES",
                 "RETRY_BASE_MS",
             ]
         );
@@ -484,6 +534,25 @@ mod tests {
             text.contains("ADMIN_TOKEN: must be at least 16 characters"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn legacy_event_name_and_excluded_sources_are_configurable() {
+        let c = load(&[
+            ("PURCHASE_EVENT_NAME", "CompletePayment"),
+            ("EXCLUDED_SOURCES", " POS , 580111,subscription_contract* ,"),
+        ])
+        .unwrap();
+        assert_eq!(c.purchase_event_name, "CompletePayment");
+        assert_eq!(
+            c.excluded_sources,
+            ["pos", "580111", "subscription_contract*"]
+        );
+        let none = load(&[("EXCLUDED_SOURCES", "none")]).unwrap();
+        assert!(none.excluded_sources.is_empty());
+        for bad in ["*", "pos;draft", "a b"] {
+            assert!(parse_sources(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

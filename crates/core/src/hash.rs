@@ -4,14 +4,25 @@
 //! both sides normalised the raw value the same way. This module is the one place those rules
 //! live; every caller (Shopify webhooks, the browser snippet's server side) goes through it.
 //!
-//! Rules, applied after trimming surrounding whitespace:
+//! Rules, applied after trimming surrounding whitespace (sources:
+//! shared/research/tiktok-events-api.md §1.3; TikTok's developer portal could not be read, so
+//! what rests on partner implementations alone is marked *unverified*):
 //! - A value that already is 64 hex characters was hashed by the caller: it passes through,
-//!   lowercased, and is not hashed again.
+//!   lowercased, and is not hashed again (Segment, Stape).
 //! - A value that is empty, or normalises to nothing, is omitted (`None`): hashing an empty
 //!   string would send a key that matches nobody.
-//! - email, external_id, first and last name: lowercase.
-//! - zip_code: lowercase, spaces and dashes removed.
-//! - phone: E.164 with the leading `+` (see [`normalize_phone`]).
+//! - email: lowercase (TikTok). phone: E.164 with the leading `+` (TikTok, see
+//!   [`normalize_phone`]). external_id: lowercase (Segment, Zaraz; TikTok gives no rule).
+//! - first_name, last_name: lowercase, punctuation and whitespace removed, letters of any
+//!   script kept (Segment: "lowercase without any punctuation. Special characters are
+//!   allowed", and it strips whitespace): `"O'Brien"` → `obrien`, `"Mary Ann"` → `maryann`.
+//! - zip_code: lowercase, spaces and dashes removed (RudderStack, Segment); a US ZIP+4 keeps
+//!   its four digits (*unverified*).
+//! - city: lowercase letters and digits only (`"Mount Waverley"` → `mountwaverley`); state:
+//!   the province code lowercased (`VIC` → `vic`), else the province name like a city;
+//!   country: ISO 3166-1 alpha-2 lowercased (Segment, PostHog). Whether TikTok wants these
+//!   three hashed is *unverified*: [`LOCATION_HASHED`] is that one decision.
+//! - locale: BCP 47 `language-REGION` (`en_au` → `en-AU`), never hashed (Segment).
 //!
 //! The output is SHA-256 as 64 lowercase hex characters.
 
@@ -46,9 +57,76 @@ pub fn hash_external_id(raw: &str) -> Option<String> {
     hash_normalised(raw, str::to_lowercase)
 }
 
-/// First or last name: trimmed and lowercased, then hashed (inner spaces are kept).
+/// Whether `city`, `state` and `country` are sent hashed. *Unverified*: Segment, RudderStack,
+/// Stape and PostHog all send them normalised but in clear, so that is what is sent; flip this
+/// if TikTok's documentation says otherwise.
+pub const LOCATION_HASHED: bool = false;
+
+/// Lowercase letters and digits of any script, nothing else.
+fn letters_and_digits(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// First or last name: lowercased without punctuation or whitespace, then hashed.
 pub fn hash_name(raw: &str) -> Option<String> {
-    hash_normalised(raw, str::to_lowercase)
+    hash_normalised(raw, letters_and_digits)
+}
+
+/// A location key (city, state, country): normalised, then hashed only if [`LOCATION_HASHED`].
+fn location(raw: &str, normalise: impl Fn(&str) -> String) -> Option<String> {
+    if LOCATION_HASHED {
+        return hash_normalised(raw, normalise);
+    }
+    Some(normalise(raw.trim())).filter(|v| !v.is_empty())
+}
+
+/// City: lowercase letters and digits only.
+pub fn city(raw: &str) -> Option<String> {
+    location(raw, letters_and_digits)
+}
+
+/// State or province: its code when Shopify gives one (`KY`, `VIC`), else its name, lowercased
+/// letters and digits only.
+pub fn state(code: Option<&str>, name: Option<&str>) -> Option<String> {
+    code.and_then(|c| location(c, letters_and_digits))
+        .or_else(|| name.and_then(|n| location(n, letters_and_digits)))
+}
+
+/// Country: a two-letter ISO code, lowercased; anything else is omitted.
+pub fn country(raw: &str) -> Option<String> {
+    location(raw, |s| {
+        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+            s.to_ascii_lowercase()
+        } else {
+            String::new()
+        }
+    })
+}
+
+/// Locale as BCP 47 `language[-REGION]` (`en_au` → `en-AU`, `fr` → `fr`); anything else,
+/// such as an Accept-Language list, is omitted. Sent in clear.
+pub fn locale(raw: &str) -> Option<String> {
+    let mut parts = raw.trim().split(['-', '_']);
+    let language = parts.next()?;
+    let region = parts.next();
+    let alpha = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic())
+    };
+    if parts.next().is_some() || !alpha(language, 2..=3) {
+        return None;
+    }
+    match region {
+        None => Some(language.to_ascii_lowercase()),
+        Some(r) if alpha(r, 2..=2) => Some(format!(
+            "{}-{}",
+            language.to_ascii_lowercase(),
+            r.to_ascii_uppercase()
+        )),
+        Some(_) => None,
+    }
 }
 
 /// Zip or postal code: lowercased with spaces and dashes removed, then hashed
@@ -253,7 +331,9 @@ mod tests {
     const PHONE_DE: &str = "a909469fabf3f43d0b7b6c42a85a6e7e8ceb36c7a2f0f1b9c15b80dc16384cb7"; // +4930123456
     const PHONE_IT: &str = "37b702607839d6dc5fc81d95b52e550e336413bf7ae2e04cafeca79f066ea44b"; // +390612345678
     const EXTERNAL_ID: &str = "8a3c5a67cad508582b5edf6b8352cea3ffbad7f44812c1a736b4444c0f5746aa"; // cust-42
-    const NAME_MARY_ANN: &str = "343b97011010c3549fe7fcd6c226ed9431ea37b0b77ed78f6300a0098925faf1"; // mary ann
+    const NAME_MARYANN: &str = "16b3f07f0ec2f9dd127b71dc2e6c791b7d93116a1c3bc99d057eaa7a8a077e73"; // maryann
+    const NAME_OBRIEN: &str = "b4cb6cb33fe4b865868de825023a1e2790dc12ac01ecc8d7c5afe8254071c8ba"; // obrien
+    const NAME_JOSE: &str = "d994e1d001886fe5b45b1267bd1fa2b752ac50742579bd3dad7b2a2aa0ed6866"; // josé (UTF-8)
     const NAME_SMITH: &str = "6627835f988e2c5e50533d491163072d3f4f41f5c8b04630150debb3722ca2dd"; // smith
     const ZIP_UK: &str = "830e1d4b9838bab1f5c2acdb23e0b502ff13a9832c4632e8d67a1d43d3b7f614"; // sw1a1aa
     const ZIP_US: &str = "9b843a9feed64c8b8fbf6da342c4b65f8b98e995e54b2314d1f8f2932c4b7308"; // 902101234
@@ -360,8 +440,13 @@ mod tests {
     #[test]
     fn names_external_id_and_zip_vectors() {
         let cases: &[(HashFn, &str, &str)] = &[
-            (hash_name, "Mary Ann", NAME_MARY_ANN),
-            (hash_name, "  MARY ANN\t", NAME_MARY_ANN),
+            (hash_name, "Mary Ann", NAME_MARYANN),
+            (hash_name, "  MARY  ANN\t", NAME_MARYANN),
+            (hash_name, "Mary-Ann", NAME_MARYANN),
+            (hash_name, "O'Brien", NAME_OBRIEN),
+            (hash_name, "o’brien.", NAME_OBRIEN),
+            (hash_name, "José", NAME_JOSE),
+            (hash_name, "JOSÉ", NAME_JOSE),
             (hash_name, "Smith", NAME_SMITH),
             (hash_name, " sMiTh ", NAME_SMITH),
             (hash_external_id, "cust-42", EXTERNAL_ID),
@@ -404,5 +489,55 @@ mod tests {
         // Values that normalise to nothing.
         assert_eq!(hash_zip(" - - "), None);
         assert_eq!(hash_phone("()-.", Some("US")), None);
+    }
+
+    #[test]
+    fn location_and_locale_table() {
+        // Sent in clear while LOCATION_HASHED is false; expected values written out by hand.
+        const { assert!(!LOCATION_HASHED) };
+        let cities: &[(&str, Option<&str>)] = &[
+            ("Mount Waverley", Some("mountwaverley")),
+            ("  SAINT-ÉTIENNE ", Some("saintétienne")),
+            ("St. John's", Some("stjohns")),
+            ("Yuma Proving Ground", Some("yumaprovingground")),
+            (" .- ", None),
+            ("", None),
+        ];
+        for (raw, want) in cities {
+            assert_eq!(city(raw).as_deref(), *want, "{raw:?}");
+        }
+        let states: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            (Some("VIC"), Some("Victoria"), Some("vic")),
+            (Some(" ky "), None, Some("ky")),
+            (None, Some("Tamil Nadu"), Some("tamilnadu")),
+            (Some(""), Some("Ontario"), Some("ontario")),
+            (None, None, None),
+        ];
+        for (code, name, want) in states {
+            assert_eq!(state(*code, *name).as_deref(), *want, "{code:?} {name:?}");
+        }
+        let countries: &[(&str, Option<&str>)] = &[
+            ("AU", Some("au")),
+            (" us ", Some("us")),
+            ("United States", None),
+            ("U1", None),
+            ("", None),
+        ];
+        for (raw, want) in countries {
+            assert_eq!(country(raw).as_deref(), *want, "{raw:?}");
+        }
+        let locales: &[(&str, Option<&str>)] = &[
+            ("en-AU", Some("en-AU")),
+            ("en_au", Some("en-AU")),
+            ("EN", Some("en")),
+            (" fil-PH ", Some("fil-PH")),
+            ("en-US,en;q=0.9", None),
+            ("zh-Hant-TW", None),
+            ("e", None),
+            ("", None),
+        ];
+        for (raw, want) in locales {
+            assert_eq!(locale(raw).as_deref(), *want, "{raw:?}");
+        }
     }
 }

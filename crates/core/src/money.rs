@@ -93,6 +93,13 @@ impl PartialEq for Amount {
     }
 }
 
+impl PartialOrd for Amount {
+    fn partial_cmp(&self, other: &Amount) -> Option<std::cmp::Ordering> {
+        let scale = self.scale.max(other.scale);
+        self.rescaled(scale).partial_cmp(&other.rescaled(scale))
+    }
+}
+
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.units < 0 { "-" } else { "" };
@@ -159,6 +166,8 @@ mod tests {
         assert_eq!((a("-2.50") + a("1")).to_string(), "-1.50");
         assert_eq!(a("18.50"), a("18.5"));
         assert!(a("0.00").is_zero());
+        assert!(a("736.85") > a("729.95") && a("421.88") <= a("398") + a("23.88"));
+        assert!(a("-1") < a("0.001") && a("10") > a("9.999"));
     }
 
     #[test]

@@ -11,6 +11,21 @@ pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
 pub const MAX_BATCH: usize = 1000;
 pub const DEFAULT_MARKET_HANDLE: &str = "unassigned_market";
 
+/// Currencies TikTok accepts for `currency` (its SDK's `PixelProperties.md`, written for the
+/// Pixel API; assumed to hold for Events API 2.0). Money in any other currency is not sent.
+pub const SUPPORTED_CURRENCIES: &[&str] = &[
+    "AED", "ARS", "AUD", "BDT", "BHD", "BIF", "BOB", "BRL", "CAD", "CHF", "CLP", "CNY", "COP",
+    "CRC", "CZK", "DKK", "DZD", "EGP", "EUR", "GBP", "GTQ", "HKD", "HNL", "HUF", "IDR", "ILS",
+    "INR", "ISK", "JPY", "KES", "KHR", "KRW", "KWD", "KZT", "MAD", "MOP", "MXN", "MYR", "NGN",
+    "NIO", "NOK", "NZD", "OMR", "PEN", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RUB", "SAR",
+    "SEK", "SGD", "THB", "TRY", "TWD", "UAH", "USD", "VES", "VND", "ZAR",
+];
+
+/// The oldest `event_time` TikTok is assumed to accept. *Unverified*: no TikTok source gives a
+/// limit for web events (Amperity's TikTok docs say 28 days); the shorter window of other ad
+/// platforms' conversion APIs (7 days) is assumed.
+pub const MAX_EVENT_AGE_SECS: i64 = 7 * 24 * 3600;
+
 /// The request body. Events are stored serialised while they wait in the queue, so the batch
 /// carries them as raw JSON, each one built from [`Event`].
 #[derive(Debug, Serialize)]
@@ -67,6 +82,13 @@ impl Event {
             ("ip", &u.ip),
             ("user_agent", &u.user_agent),
             ("external_id", &u.external_id),
+            ("first_name", &u.first_name),
+            ("last_name", &u.last_name),
+            ("zip_code", &u.zip_code),
+            ("city", &u.city),
+            ("state", &u.state),
+            ("country", &u.country),
+            ("locale", &u.locale),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.is_some().then_some(name))
@@ -115,7 +137,8 @@ impl Event {
 }
 
 /// Match keys. `email`, `phone`, `external_id`, names and zip are SHA-256 (see `hash`);
-/// `ttp`, `ttclid`, `ip` and `user_agent` are sent raw, as TikTok asks.
+/// `ttp`, `ttclid`, `ip` and `user_agent` are sent raw, as TikTok asks; `city`, `state`,
+/// `country` normalised (hashed only if `hash::LOCATION_HASHED`), `locale` as BCP 47.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +161,10 @@ pub struct User {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,23 +203,47 @@ impl Default for Properties {
 }
 
 impl Properties {
-    /// Products with their total value: `content_type` "product", `value` = Σ price × quantity.
+    /// Items with their total value: `value` = Σ price × quantity; the top-level
+    /// `content_type` is the items' type when they all share one, else left out.
     pub fn for_contents(contents: Vec<Content>, currency: Option<String>) -> Properties {
         let value = contents
             .iter()
             .map(|c| c.price.unwrap_or(Amount::ZERO).times(c.quantity))
             .sum();
+        let content_type = contents
+            .first()
+            .map(|c| &c.content_type)
+            .filter(|t| contents.iter().all(|c| &c.content_type == *t))
+            .cloned();
         Properties {
-            content_type: (!contents.is_empty()).then(|| "product".to_string()),
+            content_type,
             value: Some(value),
             currency,
             contents,
             ..Properties::default()
         }
     }
+
+    /// The one rule for money TikTok cannot take: without a currency, or in one TikTok does not
+    /// accept, `value`, `currency` and every item's `price` are left out (TikTok would reject or
+    /// misread them, and there is no exchange rate to convert with); items keep ids and counts.
+    pub fn drop_money_without_supported_currency(&mut self) {
+        let supported = self
+            .currency
+            .as_deref()
+            .is_some_and(|c| SUPPORTED_CURRENCIES.contains(&c));
+        if !supported {
+            self.currency = None;
+            self.value = None;
+            for c in &mut self.contents {
+                c.price = None;
+            }
+        }
+    }
 }
 
-/// One product line. `content_id` is the Shopify variant id as a string (TikTok rejects numbers).
+/// One line. `content_id` is a string (TikTok rejects numbers): a Shopify variant id with
+/// `content_type` "product", or a product id with "product_group" (see `shopify::mapping`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Content {
     pub content_id: String,

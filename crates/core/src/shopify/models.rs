@@ -1,8 +1,16 @@
 //! The parts of Shopify's webhook payloads the Worker uses. Every field is optional (real
 //! payloads vary by API version, channel and the app's data-access level) and unknown fields are
-//! ignored. Ids are `u64` (they exceed 2^53, so never `f64`) and accept JSON numbers or strings;
-//! money stays a decimal string until `money::Amount` turns it into a number.
+//! ignored.
+//!
+//! Lenient where Shopify is inconsistent, strict where a wrong value would be sent on:
+//! - Ids are `u64` (they exceed 2^53, so never `f64`) from a JSON integer or a numeric string;
+//!   anything else (a float, which cannot be exact, or text) is no id.
+//! - Money stays a decimal string until `money::Amount` turns it into a number; a JSON number
+//!   (seen in the wild for `price`) is taken as its decimal text, never through arithmetic.
+//! - An object that arrives as something else (`"shipping_address": []` on fresh checkouts) or
+//!   with fields of the wrong type is absent rather than a reason to drop the whole webhook.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 /// A Shopify id given as a JSON number or a numeric string.
@@ -21,15 +29,40 @@ pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Erro
     })
 }
 
+/// A decimal amount given as a JSON string or number, kept as its text. Other JSON is no amount.
+fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// A list that may also come as `null` (an empty list then).
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A nested object, or `None` when the field holds anything but a usable object.
+fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v).ok(),
+        _ => None,
+    })
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Money {
+    #[serde(default, deserialize_with = "decimal")]
     pub amount: Option<String>,
     pub currency_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MoneySet {
+    #[serde(default, deserialize_with = "object")]
     pub shop_money: Option<Money>,
+    #[serde(default, deserialize_with = "object")]
     pub presentment_money: Option<Money>,
 }
 
@@ -45,8 +78,15 @@ pub struct LineItem {
     pub name: Option<String>,
     pub sku: Option<String>,
     pub quantity: Option<u64>,
+    #[serde(default, deserialize_with = "decimal")]
     pub price: Option<String>,
+    #[serde(default, deserialize_with = "object")]
     pub price_set: Option<MoneySet>,
+    /// Carts: the unit price after the line's own discounts (the storefront's `final_price`).
+    #[serde(default, deserialize_with = "decimal")]
+    pub discounted_price: Option<String>,
+    #[serde(default, deserialize_with = "object")]
+    pub discounted_price_set: Option<MoneySet>,
     pub requires_shipping: Option<bool>,
 }
 
@@ -63,6 +103,9 @@ pub struct Address {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub phone: Option<String>,
+    pub city: Option<String>,
+    pub province: Option<String>,
+    pub province_code: Option<String>,
     pub zip: Option<String>,
     pub country_code: Option<String>,
 }
@@ -75,6 +118,7 @@ pub struct Customer {
     pub phone: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    #[serde(default, deserialize_with = "object")]
     pub default_address: Option<Address>,
 }
 
@@ -89,9 +133,9 @@ pub struct ClientDetails {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Cart {
     pub token: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub line_items: Vec<LineItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub note_attributes: Vec<NoteAttribute>,
     pub updated_at: Option<String>,
 }
@@ -105,18 +149,30 @@ pub struct Checkout {
     pub phone: Option<String>,
     pub currency: Option<String>,
     pub presentment_currency: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
     pub total_price: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "decimal")]
+    pub subtotal_price: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    pub total_tax: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
+    pub total_duties: Option<String>,
+    #[serde(default, deserialize_with = "list")]
     pub line_items: Vec<LineItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub shipping_lines: Vec<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub note_attributes: Vec<NoteAttribute>,
+    #[serde(default, deserialize_with = "object")]
     pub customer: Option<Customer>,
+    #[serde(default, deserialize_with = "object")]
     pub billing_address: Option<Address>,
+    #[serde(default, deserialize_with = "object")]
     pub shipping_address: Option<Address>,
     pub landing_site: Option<String>,
     pub source_name: Option<String>,
+    pub customer_locale: Option<String>,
+    pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
@@ -130,23 +186,31 @@ pub struct Order {
     pub phone: Option<String>,
     pub cart_token: Option<String>,
     pub checkout_token: Option<String>,
+    /// The shop's currency: the currency of the plain amount strings.
     pub currency: Option<String>,
     pub presentment_currency: Option<String>,
+    #[serde(default, deserialize_with = "decimal")]
     pub total_price: Option<String>,
+    #[serde(default, deserialize_with = "object")]
     pub total_price_set: Option<MoneySet>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub line_items: Vec<LineItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub note_attributes: Vec<NoteAttribute>,
+    #[serde(default, deserialize_with = "object")]
     pub customer: Option<Customer>,
+    #[serde(default, deserialize_with = "object")]
     pub billing_address: Option<Address>,
+    #[serde(default, deserialize_with = "object")]
     pub shipping_address: Option<Address>,
     pub browser_ip: Option<String>,
+    #[serde(default, deserialize_with = "object")]
     pub client_details: Option<ClientDetails>,
     pub landing_site: Option<String>,
     pub source_name: Option<String>,
     pub test: Option<bool>,
     pub cancelled_at: Option<String>,
+    pub processed_at: Option<String>,
     pub created_at: Option<String>,
     pub customer_locale: Option<String>,
 }
@@ -173,6 +237,8 @@ pub struct OrderEdit {
     pub order_id: Option<u64>,
     #[serde(default)]
     pub line_items: EditLines,
+    pub committed_at: Option<String>,
+    pub created_at: Option<String>,
 }
 
 /// `orders/edited`: `{"order_edit": {...}}`.
@@ -212,5 +278,43 @@ mod tests {
         assert!(o.customer.is_none() && o.client_details.is_none());
         let edit: OrderEdited = serde_json::from_str(r#"{"order_edit": {"id": 5, "order_id": 7, "line_items": {"additions": [{"id": 9, "delta": 2}], "removals": []}}}"#).unwrap();
         assert_eq!(edit.order_edit.line_items.additions[0].delta, Some(2));
+    }
+
+    #[test]
+    fn lenient_where_shopify_is_inconsistent_strict_for_ids_and_money() {
+        let c: Checkout = serde_json::from_str(
+            r#"{"token": "t", "shipping_address": [], "billing_address": "", "customer": {"id": "5", "default_address": []}}"#,
+        )
+        .unwrap();
+        assert!(c.shipping_address.is_none() && c.billing_address.is_none());
+        assert_eq!(c.customer.unwrap().id, Some(5));
+        let o: Order = serde_json::from_str(
+            r#"{"id": 1, "total_price": 600, "total_price_set": [], "client_details": [],
+                "line_items": [{"id": 2, "price": 600, "product_id": "7234590408817", "variant_id": 1.5e18,
+                                "price_set": {"presentment_money": {"amount": 19.99, "currency_code": "EUR"}, "shop_money": []}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(o.total_price.as_deref(), Some("600"));
+        assert!(o.total_price_set.is_none() && o.client_details.is_none());
+        let nulls: Checkout = serde_json::from_str(
+            r#"{"line_items": null, "shipping_lines": null, "note_attributes": null}"#,
+        )
+        .unwrap();
+        assert!(nulls.line_items.is_empty() && nulls.shipping_lines.is_empty());
+        let line = &o.line_items[0];
+        assert_eq!(line.price.as_deref(), Some("600"));
+        assert_eq!(line.product_id, Some(7_234_590_408_817));
+        assert_eq!(line.variant_id, None, "a float id cannot be exact: no id");
+        let set = line.price_set.as_ref().unwrap();
+        assert_eq!(
+            set.presentment_money.as_ref().unwrap().amount.as_deref(),
+            Some("19.99")
+        );
+        assert!(set.shop_money.is_none());
+        // Amount text that is not a decimal stays text here and is refused by `Amount::parse`.
+        let bad: LineItem =
+            serde_json::from_str(r#"{"price": "12,50", "discounted_price": true}"#).unwrap();
+        assert_eq!(bad.price.as_deref(), Some("12,50"));
+        assert!(crate::money::Amount::parse("12,50").is_none() && bad.discounted_price.is_none());
     }
 }

@@ -33,11 +33,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_config(config: &Config) -> Settings {
         Settings {
-            mapping: MappingConfig {
-                purchase_event_name: config.purchase_event_name.clone(),
-                send_test_orders: config.send_test_orders,
-                default_country: config.default_country.clone(),
-            },
+            mapping: MappingConfig::from(config),
             consent_default: config.consent_default,
         }
     }
@@ -487,6 +483,9 @@ mod tests {
             "allowed",
         );
         assert!(ids[0].is_empty());
-        assert_eq!(skipped[0].as_deref(), Some("point-of-sale or draft order"));
+        assert_eq!(
+            skipped[0].as_deref(),
+            Some("source_name `pos` is not an ad conversion (EXCLUDED_SOURCES)")
+        );
     }
 }
