@@ -94,7 +94,8 @@ impl DurableObject for EventQueue {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/enqueue") => {
-                let events: Vec<Event> = req.json().await?;
+                // Parsed by serde_json, not the runtime's JSON.parse: ids above 2^53 stay exact.
+                let events: Vec<Event> = serde_json::from_str(&req.text().await?)?;
                 let summary = self.enqueue(&events)?;
                 if summary.accepted > 0 {
                     self.schedule().await?;
@@ -144,7 +145,7 @@ impl EventQueue {
         let now = now_ms();
         let mut summary = EnqueueSummary::default();
         for event in events {
-            let payload = serde_json::to_string(event)?;
+            let payload = event.tiktok_json()?;
             let written = sql
                 .exec(
                     "INSERT OR IGNORE INTO events (event_name, event_id, payload, match_keys, state, created_at, next_attempt_at, updated_at)

@@ -18,5 +18,6 @@ pub mod queue;
 pub mod routes;
 pub mod shopify;
 pub mod snippet;
+pub mod text;
 pub mod tiktok;
 pub mod urls;
