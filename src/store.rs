@@ -11,6 +11,7 @@ pub const BINDING: &str = "SESSIONS";
 /// the cookie. Orders that arrive later still join through their note attributes.
 const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 const PARKED_TTL_SECS: u64 = 7 * 24 * 3600;
+const SDK_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// A join key pointing at a session: a cart token or a checkout token.
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +72,12 @@ impl Store {
         Ok(self.kv.get(&link.key(token)).text().await?)
     }
 
-    /// Keeps the last good copy of TikTok's SDK (no TTL: it is the fallback for outages).
+    /// Keeps the last good copy of TikTok's SDK, the fallback for outages. Each fetch renews it,
+    /// so it expires only when TikTok is unreachable for a week, or the settings change.
     pub async fn save_sdk(&self, upstream: &str, body: &[u8]) -> Result<()> {
         self.kv
             .put_bytes(&format!("sdk:{upstream}"), body)?
+            .expiration_ttl(SDK_TTL_SECS)
             .execute()
             .await?;
         Ok(())

@@ -14,6 +14,8 @@ pub enum Route {
     Preflight,
     ShopifyWebhook,
     Admin,
+    /// `POST` of the admin sign-in form.
+    AdminSignIn,
     AdminJson,
     /// Under the prefix, but no such endpoint (or the wrong method): answered 404/405 by us,
     /// never passed to the shop.
@@ -41,6 +43,7 @@ pub fn route(prefix: &str, method: &str, path: &str) -> Route {
         "/collect" => (Route::Collect, &["POST"]),
         "/consent" => (Route::Consent, &["POST"]),
         "/webhooks/shopify" => (Route::ShopifyWebhook, &["POST"]),
+        "/admin" if method == "POST" => (Route::AdminSignIn, &["POST"]),
         "/admin" => (Route::Admin, &["GET", "HEAD"]),
         "/admin.json" => (Route::AdminJson, &["GET", "HEAD"]),
         _ => {
@@ -76,6 +79,7 @@ mod tests {
             ("/tt", "OPTIONS", "/tt/consent", Route::Preflight),
             ("/tt", "POST", "/tt/webhooks/shopify", Route::ShopifyWebhook),
             ("/tt", "GET", "/tt/admin", Route::Admin),
+            ("/tt", "POST", "/tt/admin", Route::AdminSignIn),
             ("/tt", "GET", "/tt/admin.json", Route::AdminJson),
             ("/tt", "GET", "/", Route::Passthrough),
             ("/tt", "POST", "/cart/add.js", Route::Passthrough),
