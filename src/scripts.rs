@@ -42,9 +42,11 @@ pub fn custom_pixel_js(req: &Request, config: &Config) -> Result<Response> {
 /// `GET /tt/sdk.js`: TikTok's events.js, first-party.
 pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
     let sdkid = tiktok_edge_core::urls::query_param(&req.inner().url(), "sdkid");
-    let Some(upstream) =
-        snippet::sdk_upstream(&config.sdk_url, config.pixel_id.as_deref(), sdkid.as_deref())
-    else {
+    let Some(upstream) = snippet::sdk_upstream(
+        &config.sdk_url,
+        config.pixel_id.as_deref(),
+        sdkid.as_deref(),
+    ) else {
         let resp = script(
             "/* tiktok-edge: this shop serves the SDK of its own pixel (TIKTOK_PIXEL_ID) only */\n",
             "no-store",

@@ -6,8 +6,8 @@
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::shopify::shape;
-use tiktok_edge_core::text;
 use tiktok_edge_core::shopify::{self, hmac, Topic, MAX_WEBHOOK_BYTES};
+use tiktok_edge_core::text;
 use worker::{console_log, Date, Env, Method, Request, RequestInit, Response, Result};
 
 use crate::shop_do::{WebhookCall, WebhookResult};
@@ -37,9 +37,10 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         );
     }
     let Some(shop_domain) = config.shop_domain.as_deref() else {
-        let problem = config
-            .degraded("SHOPIFY_SHOP_DOMAIN")
-            .map_or_else(|| "SHOPIFY_SHOP_DOMAIN is not set".to_string(), |p| p.to_string());
+        let problem = config.degraded("SHOPIFY_SHOP_DOMAIN").map_or_else(
+            || "SHOPIFY_SHOP_DOMAIN is not set".to_string(),
+            |p| p.to_string(),
+        );
         return respond::error(503, "config_invalid", &problem);
     };
     let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();

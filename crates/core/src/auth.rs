@@ -94,17 +94,29 @@ mod tests {
         assert!(session_valid(&v, token, 1_000));
         assert!(session_valid(&v, token, 1_000 + SESSION_SECS - 1));
         assert!(!session_valid(&v, token, 1_000 + SESSION_SECS), "expired");
-        assert!(!session_valid(&v, "admin-token-654321", 1_000), "token changed");
+        assert!(
+            !session_valid(&v, "admin-token-654321", 1_000),
+            "token changed"
+        );
         let (expires, mac) = v.split_once('.').unwrap();
         let longer = format!("{}.{mac}", expires.parse::<i64>().unwrap() + 1);
         assert!(!session_valid(&longer, token, 1_000), "expiry is signed");
         let far = session_value(token, 1_000_000);
-        assert!(!session_valid(&far, token, 1_000), "no sessions from the future");
+        assert!(
+            !session_valid(&far, token, 1_000),
+            "no sessions from the future"
+        );
         for junk in ["", ".", "1.", "x.y", "99999999999999999999.AA"] {
             assert!(!session_valid(junk, token, 1_000), "{junk:?}");
         }
         let cookie = session_cookie(&v, "/tt");
-        for part in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/tt", "Max-Age=3600"] {
+        for part in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Strict",
+            "Path=/tt",
+            "Max-Age=3600",
+        ] {
             assert!(cookie.contains(part), "{cookie}");
         }
         assert_eq!(form_token(b"token=a%2Bb+c&x=1").as_deref(), Some("a+b c"));

@@ -203,7 +203,9 @@ pub fn parse(
                 return Err(invalid(format!("price must be from 0 to {MAX_AMOUNT}")));
             }
             if !(1..=MAX_QUANTITY).contains(&c.quantity) {
-                return Err(invalid(format!("quantity must be from 1 to {MAX_QUANTITY}")));
+                return Err(invalid(format!(
+                    "quantity must be from 1 to {MAX_QUANTITY}"
+                )));
             }
             Ok(Content {
                 content_id: c.content_id,
@@ -244,7 +246,9 @@ pub fn parse(
     }
     properties.market_id = match props.market_id {
         Some(id) if id > MAX_MARKET_ID => {
-            return Err(invalid(format!("market_id must be at most {MAX_MARKET_ID}")))
+            return Err(invalid(format!(
+                "market_id must be at most {MAX_MARKET_ID}"
+            )))
         }
         id => id.unwrap_or(0),
     };
@@ -467,7 +471,9 @@ mod tests {
         let body = format!(
             r#"{{"event":"AddToCart","event_id":"x","properties":{{"contents":[{{"content_id":"1","quantity":{MAX_QUANTITY},"price":"100000000"}}],"market_id":{MAX_MARKET_ID}}}}}"#
         );
-        let e = parse(body.as_bytes(), "CompletePayment", &facts()).unwrap().event;
+        let e = parse(body.as_bytes(), "CompletePayment", &facts())
+            .unwrap()
+            .event;
         assert_eq!(e.properties.value.unwrap().to_string(), "1000000000000");
         assert_eq!(e.properties.market_id, MAX_MARKET_ID);
     }

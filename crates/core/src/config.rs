@@ -549,7 +549,9 @@ mod tests {
         let admin = c.degraded("ADMIN_TOKEN").unwrap();
         assert_eq!(admin.disables, Some(ADMIN_FEATURE));
         assert!(!admin.to_string().contains("short-secret"));
-        assert!(admin.to_string().ends_with("(the admin page off until this is fixed)"));
+        assert!(admin
+            .to_string()
+            .ends_with("(the admin page off until this is fixed)"));
         assert_eq!(
             c.degraded("SHOPIFY_SHOP_DOMAIN").unwrap().disables,
             Some(WEBHOOKS_FEATURE)
@@ -560,7 +562,10 @@ mod tests {
     fn shop_domain_is_required_with_webhooks_and_normalised() {
         let unset = load(&[("SHOPIFY_WEBHOOK_SECRET", "whsec")]).unwrap();
         assert!(unset.degraded("SHOPIFY_SHOP_DOMAIN").is_some());
-        assert!(load(&[]).unwrap().degraded.is_empty(), "no webhooks, no need");
+        assert!(
+            load(&[]).unwrap().degraded.is_empty(),
+            "no webhooks, no need"
+        );
         let set = load(&[
             ("SHOPIFY_WEBHOOK_SECRET", "whsec"),
             ("SHOPIFY_SHOP_DOMAIN", " Demo-Shop.myshopify.com "),

@@ -109,7 +109,10 @@ mod tests {
     fn a_bad_admin_token_degrades_without_stopping_tracking() {
         let lookup = |k: &str| (k == "ADMIN_TOKEN").then(|| "short".to_string());
         let h = Health::new(&lookup, &Config::from_lookup(&lookup));
-        assert_eq!((h.status, h.mode, h.http_status()), ("degraded", "dry_run", 200));
+        assert_eq!(
+            (h.status, h.mode, h.http_status()),
+            ("degraded", "dry_run", 200)
+        );
         assert_eq!(h.problems[0].name, "ADMIN_TOKEN");
         assert_eq!(h.problems[0].disables, Some(config::ADMIN_FEATURE));
         assert!(!serde_json::to_string(&h).unwrap().contains("\"short\""));

@@ -102,7 +102,8 @@ mod tests {
     fn sdk_url_is_the_configured_pixels_only() {
         let base = "https://analytics.tiktok.com/i18n/pixel/events.js";
         let ours = Some("C9Q2MJ3C77U4P674RPG0");
-        let url = "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=C9Q2MJ3C77U4P674RPG0&lib=ttq";
+        let url =
+            "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=C9Q2MJ3C77U4P674RPG0&lib=ttq";
         assert_eq!(sdk_upstream(base, ours, ours).as_deref(), Some(url));
         assert_eq!(sdk_upstream(base, ours, None).as_deref(), Some(url));
         assert_eq!(sdk_upstream(base, ours, Some("OTHERPIXEL")), None);

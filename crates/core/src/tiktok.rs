@@ -72,7 +72,9 @@ impl Event {
         let mut json = serde_json::to_value(&event)?;
         if let Some(properties) = json.get_mut("properties") {
             as_number(properties.get_mut("value"));
-            let contents = properties.get_mut("contents").and_then(|c| c.as_array_mut());
+            let contents = properties
+                .get_mut("contents")
+                .and_then(|c| c.as_array_mut());
             for content in contents.into_iter().flatten() {
                 as_number(content.get_mut("price"));
             }
@@ -490,7 +492,10 @@ mod tests {
         let len = |v: &serde_json::Value| v.as_str().unwrap().chars().count();
         assert_eq!(len(&sent["user"]["user_agent"]), MAX_USER_AGENT);
         assert_eq!(len(&sent["page"]["url"]), MAX_URL);
-        assert_eq!(len(&sent["properties"]["contents"][0]["content_name"]), MAX_TEXT);
+        assert_eq!(
+            len(&sent["properties"]["contents"][0]["content_name"]),
+            MAX_TEXT
+        );
         assert!(sent["properties"].get("value").is_none());
     }
 }

@@ -519,7 +519,11 @@ fn assert_sane(c: &Collected, facts: &RequestFacts) -> Result<(), TestCaseError>
     if let Some(token) = &c.checkout_token {
         prop_assert!(collect::is_event_id(token));
     }
-    prop_assert!(p.value.is_some_and(|v| v.within(MAX_AMOUNT)), "{:?}", p.value);
+    prop_assert!(
+        p.value.is_some_and(|v| v.within(MAX_AMOUNT)),
+        "{:?}",
+        p.value
+    );
     prop_assert!(p.market_id <= MAX_MARKET_ID);
     for item in &p.contents {
         prop_assert!(item.price.is_none_or(|v| v.within(MAX_AMOUNT)));
@@ -799,6 +803,8 @@ fn mapping_config() -> MappingConfig {
 /// does not compile until its key is covered here.
 fn assert_resource_key(topic: Topic, key: &Result<String, String>) -> Result<(), TestCaseError> {
     let Ok(key) = key else { return Ok(()) };
+    // `resource:<key>` is a KV key: KV refuses keys over 512 bytes.
+    prop_assert!(key.len() <= 300, "{} bytes", key.len());
     match topic {
         Topic::CartsCreate | Topic::CartsUpdate => {
             let token = key.strip_prefix("cart:").expect("cart: prefix");
@@ -981,7 +987,9 @@ fn assert_no_value_in(reason: &str, body: &[u8]) -> Result<(), TestCaseError> {
     for value in values {
         let raw = value.trim_matches('"');
         // Words a reason is made of ("expected", field names) can be values too.
-        let wordlike = raw.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b' ');
+        let wordlike = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b' ');
         if raw.chars().count() >= 6 && !wordlike {
             prop_assert!(!reason.contains(raw), "{:?} quotes {:?}", reason, raw);
         }
@@ -998,7 +1006,10 @@ fn check_webhook(body: &[u8]) -> Result<(), TestCaseError> {
         let parsed = Payload::parse(topic, &text);
         assert_payload_fits(topic, &parsed)?;
         let shape = shopify::shape::check(topic, body, "demo.myshopify.com");
-        for reason in [key.err(), parsed.as_ref().err().cloned(), shape.err()].iter().flatten() {
+        for reason in [key.err(), parsed.as_ref().err().cloned(), shape.err()]
+            .iter()
+            .flatten()
+        {
             assert_no_value_in(reason, body)?;
         }
         if let Ok(payload) = &parsed {

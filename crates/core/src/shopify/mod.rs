@@ -132,6 +132,9 @@ impl Payload {
     }
 }
 
+/// Longest cart or checkout token taken as a resource name.
+const MAX_TOKEN_BYTES: usize = 256;
+
 /// The Durable Object (by name) that keeps one resource's state and serialises its webhooks.
 /// `Err` says why the payload cannot be used (it is then parked for the operator).
 pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
@@ -150,6 +153,16 @@ pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
         order_id: Option<u64>,
     }
     let keys: Keys = parse_json(body)?;
+    // Resource names become KV keys (at most 512 bytes); Shopify's tokens are 32-64 characters.
+    if keys
+        .token
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_TOKEN_BYTES)
+    {
+        return Err(format!(
+            "token: expected a string of at most {MAX_TOKEN_BYTES} bytes"
+        ));
+    }
     let missing = |what: &str| format!("{what} is missing");
     match topic {
         Topic::CartsCreate | Topic::CartsUpdate => keys
@@ -220,6 +233,11 @@ mod key_tests {
         );
         assert!(resource_key(Topic::OrdersCreate, br#"{"id":null}"#).is_err());
         assert!(resource_key(Topic::CartsCreate, br#"{"token":"?key=x"}"#).is_err());
+        let long = format!(r#"{{"token":"{}"}}"#, "t".repeat(257));
+        assert_eq!(
+            resource_key(Topic::CheckoutsCreate, long.as_bytes()).unwrap_err(),
+            "token: expected a string of at most 256 bytes"
+        );
         assert!(resource_key(Topic::OrdersCreate, b"not json").is_err());
         assert!(resource_key(Topic::OrdersCreate, br#"[1,2]"#).is_err());
     }
@@ -252,7 +270,10 @@ mod key_tests {
         let err = parse_json::<Vec<u8>>(br#"["secret-value"]"#).unwrap_err();
         assert_eq!(err, "[0]: expected u8");
         let err = parse_json::<serde_json::Value>(b"{\"a\": secret}").unwrap_err();
-        assert!(err.starts_with("body is not JSON: expected value (line 1") && !err.contains("secret"), "{err}");
+        assert!(
+            err.starts_with("body is not JSON: expected value (line 1") && !err.contains("secret"),
+            "{err}"
+        );
         let err = parse_json::<serde_json::Value>(b"{} trailing").unwrap_err();
         assert!(err.starts_with("body is not JSON"), "{err}");
     }
