@@ -189,6 +189,7 @@ async function webhookWorker(sink) {
       TIKTOK_API_BASE: sink.url,
       TIKTOK_TIMEOUT_MS: "15000",
       SHOPIFY_WEBHOOK_SECRET: SECRET,
+      SHOPIFY_SHOP_DOMAIN: "bench.myshopify.com",
     },
   });
   const kv = await worker.mf.getKVNamespace("SESSIONS");

@@ -15,7 +15,8 @@ export const PRODUCTS = {
   "demo-tee": { id: 7001234567891n, variant: 42001234567890124n, title: "Demo Tee", cents: 2400, addWith: "form" },
 };
 export const DEMO_MARKET = { handle: "us", id: 23505895537 };
-const SHOP_DOMAIN = "demo-shop.myshopify.com";
+/** The demo shop's permanent domain: its webhooks say so (SHOPIFY_SHOP_DOMAIN in .dev.vars). */
+export const SHOP_DOMAIN = "demo-shop.myshopify.com";
 
 /** JSON text with BigInt ids written as bare digits. */
 const shopifyJson = (value) =>

@@ -1,10 +1,13 @@
 //! `/tt/admin` (HTML) and `/tt/admin.json` (the same report for scripts): the operator's view,
-//! behind `ADMIN_TOKEN`. The report is assembled here; its rendering is
-//! `tiktok_edge_core::admin`.
+//! behind `ADMIN_TOKEN`. Scripts send the token as `Authorization: Bearer`; a browser signs in
+//! once through a small form (`POST /tt/admin`) and then carries a short-lived `HttpOnly`
+//! session cookie, so the token never appears in a URL (where traces and histories keep it).
+//! The report is assembled here; its rendering is `tiktok_edge_core::admin`.
 
-use tiktok_edge_core::admin::{render_html, AdminReport};
+use tiktok_edge_core::admin::{render_html, render_sign_in, AdminReport};
 use tiktok_edge_core::auth;
-use tiktok_edge_core::config::Config;
+use tiktok_edge_core::config::{Config, Secret};
+use tiktok_edge_core::cookies;
 use tiktok_edge_core::health::Health;
 use tiktok_edge_core::queue::{Resend, ShardHealth};
 use worker::{Date, Env, Request, Response, Result};
@@ -14,32 +17,51 @@ use crate::{queue, respond, settings};
 
 const WINDOW_HOURS: u32 = 24;
 const MAX_PARKED: usize = 20;
+/// A sign-in form body is one short field.
+const MAX_SIGN_IN_BYTES: usize = 1024;
+/// The pages we render have no scripts and load nothing: say so to the browser too.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'";
 
-/// Checks the token (constant time). Without `ADMIN_TOKEN` the admin endpoints do not exist.
-fn authorised(req: &Request, config: &Config) -> Result<Option<Response>> {
-    let Some(expected) = config.admin_token.as_ref() else {
-        return respond::error(
+fn now_secs() -> i64 {
+    (Date::now().as_millis() / 1000) as i64
+}
+
+/// The admin token, or the answer when the admin is off: 404 without `ADMIN_TOKEN`, 503
+/// naming the problem when it is invalid (the rest of the Worker works on).
+fn admin_token(config: &Config) -> Result<std::result::Result<&Secret, Response>> {
+    if let Some(token) = &config.admin_token {
+        return Ok(Ok(token));
+    }
+    let off = match config.degraded("ADMIN_TOKEN") {
+        Some(problem) => respond::error(503, "config_invalid", &problem.to_string())?,
+        None => respond::error(
             404,
             "not_found",
             "admin is disabled: set the ADMIN_TOKEN secret",
-        )
-        .map(Some);
+        )?,
     };
+    Ok(Err(off))
+}
+
+/// Whether the request carries the token (scripts) or a valid session cookie (browsers).
+/// `?token=` counts for nothing.
+fn signed_in(req: &Request, token: &Secret) -> Result<bool> {
     let header = req.headers().get("Authorization")?;
-    let query_token = tiktok_edge_core::urls::query_param(&req.inner().url(), "token");
-    let given = auth::bearer(header.as_deref())
-        .or(query_token.as_deref())
-        .unwrap_or("");
-    if auth::token_matches(given, expected.expose()) {
-        Ok(None)
-    } else {
-        respond::error(
-            401,
-            "unauthorized",
-            "send the ADMIN_TOKEN as `Authorization: Bearer …` or `?token=`",
-        )
-        .map(Some)
+    if let Some(given) = auth::bearer(header.as_deref()) {
+        return Ok(auth::token_matches(given, token.expose()));
     }
+    let jar = req.headers().get("Cookie")?.unwrap_or_default();
+    Ok(cookies::get(&jar, auth::SESSION_COOKIE)
+        .is_some_and(|v| auth::session_valid(&v, token.expose(), now_secs())))
+}
+
+fn html(body: String, status: u16) -> Result<Response> {
+    let resp = Response::from_html(body)?.with_status(status);
+    resp.headers().set("Cache-Control", "no-store")?;
+    resp.headers().set("Content-Security-Policy", CSP)?;
+    resp.headers().set("X-Robots-Tag", "noindex")?;
+    resp.headers().set("Referrer-Policy", "no-referrer")?;
+    Ok(resp)
 }
 
 async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
@@ -63,25 +85,60 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
 }
 
 pub async fn json(req: &Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(denied) = authorised(req, config)? {
-        return Ok(denied);
+    let token = match admin_token(config)? {
+        Ok(token) => token,
+        Err(off) => return Ok(off),
+    };
+    if !signed_in(req, token)? {
+        return respond::error(
+            401,
+            "unauthorized",
+            "send the ADMIN_TOKEN as `Authorization: Bearer …`",
+        );
     }
     respond::json(200, &report(env, config).await?)
 }
 
 pub async fn page(req: &Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(denied) = authorised(req, config)? {
-        return Ok(denied);
+    let token = match admin_token(config)? {
+        Ok(token) => token,
+        Err(off) => return Ok(off),
+    };
+    if !signed_in(req, token)? {
+        return html(render_sign_in(&config.route_prefix, false), 401);
     }
-    let html = render_html(&report(env, config).await?, &config.route_prefix);
-    let resp = Response::from_html(html)?;
-    resp.headers().set("Cache-Control", "no-store")?;
-    // The page has no scripts and loads nothing: say so to the browser too.
+    html(
+        render_html(&report(env, config).await?, &config.route_prefix),
+        200,
+    )
+}
+
+/// `POST /tt/admin`: the sign-in form. The right token gets a session cookie and a redirect to
+/// the page (so a reload does not post the token again); a wrong one gets the form again. No
+/// origin check: a forged post needs the token to achieve anything (and `no-referrer` pages
+/// send `Origin: null`).
+pub async fn sign_in(mut req: Request, config: &Config) -> Result<Response> {
+    let token = match admin_token(config)? {
+        Ok(token) => token,
+        Err(off) => return Ok(off),
+    };
+    let body = match respond::body_within(&mut req, MAX_SIGN_IN_BYTES).await? {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
+    };
+    let given = auth::form_token(&body).unwrap_or_default();
+    if !auth::token_matches(&given, token.expose()) {
+        return html(render_sign_in(&config.route_prefix, true), 401);
+    }
+    let value = auth::session_value(token.expose(), now_secs());
+    let resp = Response::empty()?.with_status(303);
+    resp.headers()
+        .set("Location", &format!("{}/admin", config.route_prefix))?;
     resp.headers().set(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+        "Set-Cookie",
+        &auth::session_cookie(&value, &config.route_prefix),
     )?;
-    resp.headers().set("X-Robots-Tag", "noindex")?;
+    resp.headers().set("Cache-Control", "no-store")?;
     Ok(resp)
 }
 
@@ -89,15 +146,19 @@ pub async fn page(req: &Request, env: &Env, config: &Config) -> Result<Response>
 /// failed (or unconfirmed) events go back to the queue. The token must come in the
 /// `Authorization` header, so no link or cross-site form can trigger it.
 pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if req.headers().get("Authorization")?.is_none() {
+    let token = match admin_token(config)? {
+        Ok(token) => token,
+        Err(off) => return Ok(off),
+    };
+    let header = req.headers().get("Authorization")?;
+    if !auth::bearer(header.as_deref())
+        .is_some_and(|given| auth::token_matches(given, token.expose()))
+    {
         return respond::error(
             401,
             "unauthorized",
             "send the ADMIN_TOKEN as `Authorization: Bearer …`",
         );
-    }
-    if let Some(denied) = authorised(&req, config)? {
-        return Ok(denied);
     }
     let body = match respond::body_within(&mut req, 4096).await? {
         Ok(body) => body,

@@ -3,6 +3,7 @@
 use tiktok_edge_core::collect::{self, RequestFacts, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::Choice;
+use tiktok_edge_core::cors::SANDBOX_ORIGIN;
 use tiktok_edge_core::edge::Visit;
 use tiktok_edge_core::queue::Source;
 use worker::{console_error, Context, Date, Env, Request, Response, Result};
@@ -21,7 +22,8 @@ pub async fn handle(
         Err(too_large) => return Ok(too_large),
     };
     let visit = edge::visit_of(&req)?;
-    let facts = request_facts(&visit);
+    let sandboxed = req.headers().get("Origin")?.as_deref() == Some(SANDBOX_ORIGIN);
+    let facts = request_facts(&visit, sandboxed);
     let collected = match collect::parse(&body, &config.purchase_event_name, &facts) {
         Ok(collected) => collected,
         Err(e) if e.code == "too_large" => return respond::error(413, e.code, &e.message),
@@ -78,7 +80,7 @@ fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(Link, String, St
 }
 
 /// Identity and context taken from the request itself (as the edge reads it).
-fn request_facts(visit: &Visit) -> RequestFacts {
+fn request_facts(visit: &Visit, sandboxed: bool) -> RequestFacts {
     RequestFacts {
         ttp: visit.ttp_cookie.clone(),
         ttclid: visit.ttclid_cookie.clone(),
@@ -87,5 +89,6 @@ fn request_facts(visit: &Visit) -> RequestFacts {
         now_secs: (Date::now().as_millis() / 1000) as i64,
         limited_data_use: visit.gpc,
         consent: Choice::from_cookie(visit.consent_cookie.as_deref()),
+        sandboxed,
     }
 }

@@ -5,6 +5,7 @@ use tiktok_edge_core::config::{Config, Origin};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::edge::{self, Plan, Visit, CART_MARKER, CONSENT_COOKIE, SESSION_MARKER};
 use tiktok_edge_core::snippet;
+use tiktok_edge_core::text;
 use worker::{
     console_error, web_sys, Context, Date, Env, Fetch, Headers, Request, Response, Result,
 };
@@ -99,7 +100,8 @@ pub fn visit_of(req: &Request) -> Result<Visit> {
         cart_cookie: cookies::get(&jar, "cart"),
         cart_marker: cookies::get(&jar, CART_MARKER),
         ip: headers.get("CF-Connecting-IP")?,
-        user_agent: headers.get("User-Agent")?,
+        // Stored with the session and sent to TikTok: capped here, where it comes in.
+        user_agent: text::capped(headers.get("User-Agent")?, text::MAX_USER_AGENT),
         gpc: headers.get("Sec-GPC")?.as_deref() == Some("1"),
     })
 }

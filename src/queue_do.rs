@@ -19,7 +19,7 @@ use tiktok_edge_core::queue::{
     QueueStats, RecentEvent, Resend, ResendValue, RowState, ShardHealth, Source, Stored, HOUR_MS,
     MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
 };
-use tiktok_edge_core::tiktok::{self, RetryPolicy, Step, TrackRequest};
+use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
     Fetch, Headers, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
@@ -151,7 +151,8 @@ impl DurableObject for EventQueue {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/enqueue") => {
-                let call: Enqueue = req.json().await?;
+                // Parsed by serde_json, not the runtime's JSON.parse: ids above 2^53 stay exact.
+                let call: Enqueue = serde_json::from_str(&req.text().await?)?;
                 self.rows.set((0, 0));
                 let Some(mut summary) = self.enqueue(&call)? else {
                     return Response::error(
@@ -639,9 +640,13 @@ impl EventQueue {
         };
         let url = config.api_base.join(tiktok::TRACK_PATH);
         while let Some(batch) = work.pop() {
+            // Stored with exact decimal amounts; TikTok's numbers are written at the last step.
             let raws = batch
                 .iter()
-                .map(|r| RawValue::from_string(r.payload.clone()))
+                .map(|r| {
+                    let event: Event = serde_json::from_str(&r.payload)?;
+                    RawValue::from_string(event.tiktok_json()?)
+                })
                 .collect::<serde_json::Result<Vec<_>>>()?;
             let body = serde_json::to_string(&TrackRequest::web(
                 pixel,

@@ -1,5 +1,6 @@
 //! Small helpers for the answers the Worker itself writes (never for proxied responses).
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use tiktok_edge_core::cors::{self, Cors};
 use worker::{Request, Response, Result};
@@ -19,7 +20,9 @@ pub fn error(status: u16, code: &str, message: &str) -> Result<Response> {
     )
 }
 
-/// The request body, or a 413 answer when it is (or declares itself) over `max` bytes.
+/// The request body, or a 413 answer when it is (or declares itself) over `max` bytes. The
+/// limit holds while the body streams in: reading stops at the first chunk past it, whether
+/// or not the request said how long it was.
 pub async fn body_within(
     req: &mut Request,
     max: usize,
@@ -38,9 +41,20 @@ pub async fn body_within(
     if declared.is_some_and(|len| len > max) {
         return too_large().map(Err);
     }
-    let body = req.bytes().await?;
-    if body.len() > max {
-        return too_large().map(Err);
+    if req.inner().body().is_none() {
+        return Ok(Ok(Vec::new()));
+    }
+    let mut body = Vec::new();
+    let mut chunks = req.stream()?;
+    while let Some(chunk) = chunks.next().await {
+        let Ok(chunk) = chunk else {
+            // The client went away mid-body: its answer, for the record, is a 4xx.
+            return error(400, "body_unreadable", "the request body ended abruptly").map(Err);
+        };
+        if body.len() + chunk.len() > max {
+            return too_large().map(Err);
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(Ok(body))
 }

@@ -48,6 +48,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
             browser_call(req, &env, &ctx, config, route).await
         }
         Route::Admin => admin::page(&req, &env, config).await,
+        Route::AdminSignIn => admin::sign_in(req, config).await,
         Route::AdminJson => admin::json(&req, &env, config).await,
         Route::AdminResend => admin::resend(req, &env, config).await,
         Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
@@ -81,12 +82,12 @@ async fn browser_call(
     }
     let resp = if route == Route::Preflight {
         Response::empty().map(|r| r.with_status(204))?
-    } else if !limits::allowed(env, &req).await? {
-        let resp = respond::error(
-            429,
-            "rate_limited",
-            "too many calls from this address; retry in a minute",
-        )?;
+    } else if let Some(over) = limits::check(env, &req).await? {
+        let message = match over {
+            limits::Over::Client => "too many calls from this address; retry in a minute",
+            limits::Over::Shop => "the shop's budget of browser calls is spent; retry in a minute",
+        };
+        let resp = respond::error(429, "rate_limited", message)?;
         resp.headers().set("Retry-After", "60")?;
         resp
     } else if route == Route::Consent {

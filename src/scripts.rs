@@ -1,6 +1,7 @@
 //! Scripts served from the shop's own origin: the pixel bootstrap, the Shopify custom pixel,
-//! and TikTok's SDK (fetched from `TIKTOK_SDK_URL`, kept in the edge cache for an hour, with the
-//! last good copy in KV for when TikTok cannot be reached).
+//! and TikTok's SDK for the configured pixel (fetched from `TIKTOK_SDK_URL`, kept in the edge
+//! cache for an hour, with the last good copy in KV for a week, for when TikTok cannot be
+//! reached).
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::snippet::{self, SCRIPT_CACHE_CONTROL, SDK_CACHE_CONTROL};
@@ -41,7 +42,17 @@ pub fn custom_pixel_js(req: &Request, config: &Config) -> Result<Response> {
 /// `GET /tt/sdk.js`: TikTok's events.js, first-party.
 pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
     let sdkid = tiktok_edge_core::urls::query_param(&req.inner().url(), "sdkid");
-    let upstream = snippet::sdk_upstream(&config.sdk_url, sdkid.as_deref());
+    let Some(upstream) = snippet::sdk_upstream(
+        &config.sdk_url,
+        config.pixel_id.as_deref(),
+        sdkid.as_deref(),
+    ) else {
+        let resp = script(
+            "/* tiktok-edge: this shop serves the SDK of its own pixel (TIKTOK_PIXEL_ID) only */\n",
+            "no-store",
+        )?;
+        return Ok(resp.with_status(404));
+    };
     let cache = Cache::default();
     if let Some(hit) = cache.get(upstream.as_str(), false).await? {
         return Ok(hit);

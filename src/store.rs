@@ -11,6 +11,14 @@ pub const BINDING: &str = "SESSIONS";
 /// the cookie. Orders that arrive later still join through their note attributes.
 const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 const PARKED_TTL_SECS: u64 = 7 * 24 * 3600;
+const SDK_TTL_SECS: u64 = 7 * 24 * 3600;
+/// KV refuses longer keys. Keys are built from cookie values and tokens a visitor controls:
+/// a key that cannot exist is simply not there (never a failed request).
+const MAX_KEY_BYTES: usize = 512;
+
+fn fits(key: &str) -> bool {
+    key.len() <= MAX_KEY_BYTES
+}
 
 /// A join key pointing at a session: a cart token or a checkout token.
 #[derive(Debug, Clone, Copy)]
@@ -41,16 +49,20 @@ impl Store {
 
     /// The session of session id `sid` (the visitor's `_ttp`).
     pub async fn session(&self, sid: &str) -> Result<Option<Session>> {
-        Ok(self
-            .kv
-            .get(&format!("session:{sid}"))
-            .json::<Session>()
-            .await?)
+        let key = format!("session:{sid}");
+        if !fits(&key) {
+            return Ok(None);
+        }
+        Ok(self.kv.get(&key).json::<Session>().await?)
     }
 
     pub async fn save_session(&self, sid: &str, session: &Session) -> Result<()> {
+        let key = format!("session:{sid}");
+        if !fits(&key) {
+            return Ok(());
+        }
         self.kv
-            .put(&format!("session:{sid}"), serde_json::to_string(session)?)?
+            .put(&key, serde_json::to_string(session)?)?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -58,6 +70,9 @@ impl Store {
     }
 
     pub async fn link(&self, link: Link, token: &str, sid: &str) -> Result<()> {
+        if !fits(&link.key(token)) {
+            return Ok(());
+        }
         self.kv
             .put(&link.key(token), sid)?
             .expiration_ttl(SESSION_TTL_SECS)
@@ -68,13 +83,18 @@ impl Store {
 
     /// The session id a cart or checkout token leads to.
     pub async fn linked(&self, link: Link, token: &str) -> Result<Option<String>> {
+        if !fits(&link.key(token)) {
+            return Ok(None);
+        }
         Ok(self.kv.get(&link.key(token)).text().await?)
     }
 
-    /// Keeps the last good copy of TikTok's SDK (no TTL: it is the fallback for outages).
+    /// Keeps the last good copy of TikTok's SDK, the fallback for outages. Each fetch renews it,
+    /// so it expires only when TikTok is unreachable for a week, or the settings change.
     pub async fn save_sdk(&self, upstream: &str, body: &[u8]) -> Result<()> {
         self.kv
             .put_bytes(&format!("sdk:{upstream}"), body)?
+            .expiration_ttl(SDK_TTL_SECS)
             .execute()
             .await?;
         Ok(())
@@ -123,6 +143,9 @@ impl Store {
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
+        if !fits(key) {
+            return Ok(());
+        }
         Ok(self.kv.delete(key).await?)
     }
 

@@ -1,9 +1,13 @@
 //! `POST /tt/webhooks/shopify`: verify, route to the resource's `ShopState`, answer fast.
-//! Bad or missing HMAC: 401 and nothing stored. Valid HMAC but unusable body: 200 (so Shopify
-//! keeps the subscription) and the payload's shape parked for the operator.
+//! Bad or missing HMAC: 401 and nothing stored. Another shop's (`X-Shopify-Shop-Domain` is
+//! not `SHOPIFY_SHOP_DOMAIN`): 403. Valid HMAC but a body that is not its topic's
+//! (`shopify::shape`) or unusable: 200 (so Shopify keeps the subscription), nothing changed,
+//! and the payload's shape parked for the operator.
 
 use tiktok_edge_core::config::Config;
+use tiktok_edge_core::shopify::shape;
 use tiktok_edge_core::shopify::{self, hmac, Topic, MAX_WEBHOOK_BYTES};
+use tiktok_edge_core::text;
 use worker::{console_log, Date, Env, Method, Request, RequestInit, Response, Result};
 
 use crate::shop_do::{WebhookCall, WebhookResult};
@@ -32,6 +36,13 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             "SHOPIFY_WEBHOOK_SECRET is not set, so no webhook can be verified",
         );
     }
+    let Some(shop_domain) = config.shop_domain.as_deref() else {
+        let problem = config.degraded("SHOPIFY_SHOP_DOMAIN").map_or_else(
+            || "SHOPIFY_SHOP_DOMAIN is not set".to_string(),
+            |p| p.to_string(),
+        );
+        return respond::error(503, "config_invalid", &problem);
+    };
     let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();
     if !hmac::verify(
         &secrets,
@@ -40,9 +51,23 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     ) {
         return respond::error(401, "unauthorized", "HMAC signature does not match");
     }
-    let topic_name = header(&req, "Shopify-Topic")?.unwrap_or_default();
-    let webhook_id = header(&req, "Shopify-Webhook-Id")?.unwrap_or_default();
+    let from = header(&req, "Shopify-Shop-Domain")?.unwrap_or_default();
+    if !from.trim().eq_ignore_ascii_case(shop_domain) {
+        return respond::error(
+            403,
+            "wrong_shop",
+            "X-Shopify-Shop-Domain is not this Worker's shop (SHOPIFY_SHOP_DOMAIN)",
+        );
+    }
+    // Unsigned headers that name keys and log lines: bounded (Shopify's are far shorter).
+    let topic_name = text::cap(&header(&req, "Shopify-Topic")?.unwrap_or_default(), 64).to_string();
+    let webhook_id =
+        text::cap(&header(&req, "Shopify-Webhook-Id")?.unwrap_or_default(), 64).to_string();
     let topic = Topic::parse(&topic_name);
+    if let Err(reason) = shape::check(topic, &body, shop_domain) {
+        let parked = park(env, &topic_name, &webhook_id, reason, &body).await?;
+        return respond::json(200, &parked);
+    }
     let outcome = match topic {
         Topic::Other => serde_json::json!({ "ignored": topic_name }),
         Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest => {

@@ -19,7 +19,7 @@ const setup = (bindings = {}) => startShop({
   tiktok: (req, res) => res.writeHead(200).end(req.body.includes("vc:refused") ? tiktokAnswer(40002, FAILURE) : tiktokAnswer(0)),
 });
 
-test("admin needs ADMIN_TOKEN: 404 when unset, 401 without or with a wrong token, no-store when right", async () => {
+test("admin needs ADMIN_TOKEN: 404 when unset, 401 without or with a wrong token (a URL token counts for nothing), no-store when right", async () => {
   const off = await setup({ ADMIN_TOKEN: "" });
   try {
     for (const p of ["/tt/admin", "/tt/admin.json"]) assert.equal((await off.worker.fetch(`${p}?token=${ADMIN_TOKEN}`)).status, 404, p);
@@ -28,7 +28,7 @@ test("admin needs ADMIN_TOKEN: 404 when unset, 401 without or with a wrong token
   }
   const env = await setup();
   try {
-    const attempts = [{}, { headers: { authorization: "Bearer wrong-token-0123456789" } }, { query: "?token=wrong" }, { query: `?token=${ADMIN_TOKEN}x` }];
+    const attempts = [{}, { headers: { authorization: "Bearer wrong-token-0123456789" } }, { query: "?token=wrong" }, { query: `?token=${ADMIN_TOKEN}` }];
     for (const p of ["/tt/admin", "/tt/admin.json"]) {
       for (const { headers, query = "" } of attempts) {
         const res = await env.worker.fetch(`${p}${query}`, { headers });
@@ -95,8 +95,19 @@ test("a scripted journey's numbers on the JSON twin and the page, rendered in Ch
       const page = await chromium.newPage({ viewport: { width: 1280, height: 900 } });
       const requested = [];
       page.on("request", (r) => requested.push(r.url()));
-      const res = await page.goto(`${env.worker.url}/tt/admin?token=${ADMIN_TOKEN}`);
+      // A browser signs in through the form once; the token never goes into a URL.
+      const signIn = await page.goto(`${env.worker.url}/tt/admin`);
+      assert.equal(signIn.status(), 401);
+      await page.fill("input[name=token]", ADMIN_TOKEN);
+      const [res] = await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
       assert.equal(res.status(), 200);
+      assert.equal(page.url(), `${env.worker.url}/tt/admin`);
+      assert.ok(requested.every((u) => !u.includes(ADMIN_TOKEN)), "no URL carries the token");
+      const [session] = await page.context().cookies();
+      assert.equal(session.name, "tt_admin");
+      assert.ok(session.httpOnly && session.secure && session.sameSite === "Strict", JSON.stringify(session));
+      requested.length = 0;
+      assert.equal((await page.reload()).status(), 200, "the session cookie keeps the browser signed in");
       assert.equal(requested.length, 1, `the page loads nothing else: ${requested.join(", ")}`);
       const text = await page.locator("body").innerText();
       for (const expected of ["ViewContent", "AddToCart", "Purchase", "vc:refused", "Invalid value for field", "orders/create"]) {

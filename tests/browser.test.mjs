@@ -9,7 +9,7 @@ import {
   deliverWebhook, loadFixture, big,
 } from "./support/harness.mjs";
 import { launchChromium } from "./support/browser.mjs";
-import { startDemoOrigin, PRODUCTS, DEMO_MARKET } from "../demo/origin.mjs";
+import { startDemoOrigin, PRODUCTS, DEMO_MARKET, SHOP_DOMAIN as DEMO_SHOP_DOMAIN } from "../demo/origin.mjs";
 
 const MUG = String(PRODUCTS["demo-mug"].variant);
 const CAP = String(PRODUCTS["demo-cap"].variant);
@@ -46,7 +46,7 @@ after(async () => {
 
 /** The Worker in front of the demo shop, with the played SDK and TikTok; `settings` added. */
 const storefrontWorker = (settings = {}) => startWorker({
-  bindings: { ...shopBindings(demo.url, tiktok.url), TIKTOK_SDK_URL: `${sdk.url}/events.js`, ...settings },
+  bindings: { ...shopBindings(demo.url, tiktok.url), SHOPIFY_SHOP_DOMAIN: DEMO_SHOP_DOMAIN, TIKTOK_SDK_URL: `${sdk.url}/events.js`, ...settings },
 });
 
 const sentEvents = () => eventsAt(tiktok);

@@ -133,9 +133,11 @@ test("/tt/sdk.js: TikTok's SDK fetched once into the edge cache; the last good c
       const second = await env.worker.fetch(sdkPath);
       assert.equal(await second.text(), SDK);
       assert.equal(env.sdkServer.requests.length, 1, "served from the edge cache");
-      // Only a plausible pixel code reaches TikTok's URL.
-      await (await env.worker.fetch("/tt/sdk.js?sdkid=x%26evil%3D1")).arrayBuffer();
-      assert.equal(env.sdkServer.requests.at(-1).url, "/events.js");
+      // Only the configured pixel's SDK is served: another sdkid is refused, never fetched.
+      const other = await env.worker.fetch("/tt/sdk.js?sdkid=x%26evil%3D1");
+      assert.equal(other.status, 404);
+      assert.match(await other.text(), /^\/\* tiktok-edge: .*\*\/\n$/);
+      assert.equal(env.sdkServer.requests.length, 1);
     } finally {
       await env.close();
     }
@@ -146,12 +148,18 @@ test("/tt/sdk.js: TikTok's SDK fetched once into the edge cache; the last good c
       assert.equal(stale.status, 200);
       assert.equal(stale.headers.get("x-tt-sdk"), "stale");
       assert.equal(await stale.text(), SDK);
-      const never = await down.worker.fetch("/tt/sdk.js?sdkid=OTHERPIXEL");
-      assert.equal(never.status, 503);
-      assert.match(never.headers.get("content-type"), /^application\/javascript/);
-      assert.match(await never.text(), /^\/\* tiktok-edge: .*\*\/\n$/, "a comment: nothing breaks on the page");
     } finally {
       await down.close();
+    }
+    // Unreachable, and no copy of this SDK URL yet.
+    const never = await setup({ persistDir: dir, bindings: { TIKTOK_SDK_URL: `${sdkUrl}?v=2` } });
+    try {
+      const res = await never.worker.fetch(sdkPath);
+      assert.equal(res.status, 503);
+      assert.match(res.headers.get("content-type"), /^application\/javascript/);
+      assert.match(await res.text(), /^\/\* tiktok-edge: .*\*\/\n$/, "a comment: nothing breaks on the page");
+    } finally {
+      await never.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -27,7 +27,7 @@ async function withWorker(bindings, fn) {
 }
 
 test("health reports version, mode and which settings are present, never their values", async () => {
-  await withWorker({ ...SECRETS, TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0" }, async (worker) => {
+  await withWorker({ ...SECRETS, TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0", SHOPIFY_SHOP_DOMAIN: "demo.myshopify.com" }, async (worker) => {
     const res = await worker.fetch("/tt/health");
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("cache-control"), "no-store");
@@ -40,6 +40,7 @@ test("health reports version, mode and which settings are present, never their v
     assert.match(body.version, /^\d+\.\d+\.\d+$/);
     assert.equal(body.tiktok_configured, true);
     assert.equal(body.webhook_secret_configured, true);
+    assert.equal(body.shop_domain_configured, true);
     assert.equal(body.config.TIKTOK_ACCESS_TOKEN, true);
     assert.equal(body.config.ADMIN_TOKEN, true);
     assert.equal(body.config.TIKTOK_TEST_EVENT_CODE, false);

@@ -152,7 +152,7 @@ test("shop/redact deletes everything the Worker keeps; customers/data_request is
     await visit.arrayBuffer();
     await deliverWebhook(env.worker, "orders/create", { ...fixture("order_create.json"), id: 77 });
     await waitFor("some state", async () => (await env.kvKeys()).length >= 3);
-    const request = await deliverWebhook(env.worker, "customers/data_request", `{"shop_id":1,"customer":{"id":2,"email":"${RAW_EMAIL}"},"orders_requested":[77]}`);
+    const request = await deliverWebhook(env.worker, "customers/data_request", `{"shop_id":1,"shop_domain":"demo.myshopify.com","customer":{"id":2,"email":"${RAW_EMAIL}"},"orders_requested":[77],"data_request":{"id":9}}`);
     assert.equal(request.status, 200);
     assert.ok(request.body.acknowledged);
     const gone = await deliverWebhook(env.worker, "shop/redact", '{"shop_id":1,"shop_domain":"demo.myshopify.com"}');

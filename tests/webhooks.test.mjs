@@ -157,7 +157,7 @@ test("a signed but unusable body is acknowledged and parked without personal dat
     const broken = JSON.stringify({ email: "leak.me@example.com", note: "no id here" });
     const { status, body } = await deliver(env.worker, "orders/create", broken);
     assert.equal(status, 200);
-    assert.equal(body.parked, "order id is missing");
+    assert.equal(body.parked, "id: missing, expected an id (a number or numeric string) in an order");
     const garbage = await deliver(env.worker, "carts/update", "\u0000not json at all");
     assert.equal(garbage.status, 200);
     const admin = await adminJson(env.worker);

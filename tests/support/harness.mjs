@@ -38,7 +38,7 @@ export async function startServer(handler) {
 }
 
 /** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
-export async function startWorker({ bindings = {}, persistDir, collectLimit = 120 } = {}) {
+export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000 } = {}) {
   const logs = []; // every line the Worker logged, for tests that check what logs may contain
   const mf = new Miniflare({
     handleStructuredLogs: ({ message, level }) => {
@@ -55,7 +55,10 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
       EVENT_QUEUE: { className: "EventQueue", useSQLite: true },
       SHOP_STATE: { className: "ShopState", useSQLite: true },
     },
-    ratelimits: { COLLECT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: collectLimit, period: 60 } } },
+    ratelimits: {
+      COLLECT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: collectLimit, period: 60 } },
+      SHOP_RATE_LIMITER: { namespace_id: "1002", simple: { limit: shopLimit, period: 60 } },
+    },
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,
@@ -90,6 +93,8 @@ export async function waitFor(what, check, timeoutMs = 20_000) {
 }
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
+/** The shop every test Worker serves (SHOPIFY_SHOP_DOMAIN) and whose webhooks it takes. */
+export const SHOP_DOMAIN = "demo.myshopify.com";
 export const PIXEL_ID = "C9Q2MJ3C77U4P674RPG0";
 const SHOP_PAGE = "<!doctype html><html><head><title>Shop</title></head><body>shop</body></html>";
 
@@ -100,6 +105,7 @@ export const shopBindings = (originUrl, tiktokUrl) => ({
   TIKTOK_ACCESS_TOKEN: "tok-test",
   TIKTOK_API_BASE: tiktokUrl,
   SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  SHOPIFY_SHOP_DOMAIN: SHOP_DOMAIN,
   RETRY_BASE_MS: "50",
   ADMIN_TOKEN,
 });
@@ -156,8 +162,8 @@ export const WEBHOOK_SECRET = "whsec-test-current";
 let webhookSeq = 0;
 export const signWebhook = (body, secret = WEBHOOK_SECRET) => createHmac("sha256", secret).update(body).digest("base64");
 
-/** Delivers `payload` (object or raw string) as webhook `topic`; `hmac: null` sends none. */
-export async function deliverWebhook(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = WEBHOOK_SECRET, hmac } = {}) {
+/** Delivers `payload` (object or raw string) as webhook `topic` from `shop`; `hmac: null` sends none. */
+export async function deliverWebhook(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = WEBHOOK_SECRET, hmac, shop = SHOP_DOMAIN } = {}) {
   const body = typeof payload === "string" || payload instanceof Uint8Array ? payload : toJson(payload);
   const res = await worker.fetch("/tt/webhooks/shopify", {
     method: "POST",
@@ -165,7 +171,7 @@ export async function deliverWebhook(worker, topic, payload, { webhookId = `wh-$
       "content-type": "application/json",
       "x-shopify-topic": topic,
       "x-shopify-webhook-id": webhookId,
-      "x-shopify-shop-domain": "demo.myshopify.com",
+      "x-shopify-shop-domain": shop,
       ...(hmac === null ? {} : { "x-shopify-hmac-sha256": hmac ?? signWebhook(body, secret) }),
     },
     body,

@@ -83,6 +83,28 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The sign-in form a browser gets instead of the page: it posts the token once, and the
+/// answer sets the session cookie (`auth`). `failed` after a wrong token.
+pub fn render_sign_in(prefix: &str, failed: bool) -> String {
+    let prefix = escape(prefix);
+    let note = if failed {
+        "<p class=\"bad\">That is not the ADMIN_TOKEN.</p>"
+    } else {
+        ""
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>tiktok-edge sign in</title>{STYLE}</head>\
+         <body><h1>tiktok-edge</h1>{note}\
+         <form method=\"post\" action=\"{prefix}/admin\">\
+         <p><label>Admin token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label> \
+         <button type=\"submit\">Sign in</button></p></form>\
+         <p class=\"note\">The <code>ADMIN_TOKEN</code> secret. You stay signed in for an hour.</p>\
+         </body></html>"
+    )
+}
+
 /// The status page for `report`; `prefix` is the route prefix (e.g. `/tt`) for the JSON link.
 pub fn render_html(report: &AdminReport, prefix: &str) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -631,6 +653,15 @@ mod tests {
         assert!(html.contains("<tr><th>ttp</th><td>3</td><td>75%"), "{html}");
         assert!(html.contains("<tr><th>ip</th><td>4</td><td>100%"));
         assert!(html.contains("<tr><th>email</th><td>0</td><td>0%"));
+    }
+
+    #[test]
+    fn sign_in_posts_the_token_to_the_admin_path() {
+        let page = render_sign_in("/edge", false);
+        assert!(page.contains(r#"<form method="post" action="/edge/admin">"#));
+        assert!(page.contains(r#"type="password" name="token""#));
+        assert!(!page.contains("<script") && !page.contains("not the ADMIN_TOKEN"));
+        assert!(render_sign_in("/tt", true).contains("not the ADMIN_TOKEN"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::config::ConsentDefault;
 use crate::consent::{self, Choice, Report};
 use crate::edge::plausible;
 use crate::money::Amount;
+use crate::text::{cap, MAX_TEXT, MAX_URL};
 use crate::tiktok::{Content, Event, Page, Properties, User};
 use serde::Deserialize;
 use std::fmt;
@@ -13,8 +14,13 @@ use std::fmt;
 /// Largest accepted body. A real event is well under 4 KB even with 50 products.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_CONTENTS: usize = 100;
-const MAX_TEXT: usize = 512;
-const MAX_URL: usize = 2048;
+const MAX_QUANTITY: u64 = 10_000;
+/// Largest price, line total or value a browser may report, in whole currency units: above
+/// any real cart in any currency, and far from where arithmetic or TikTok's numbers round.
+pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
+/// Largest `market_id`: Shopify's ids are 11-14 digits; TikTok reads the number as a double,
+/// exact up to 2^53.
+pub const MAX_MARKET_ID: u64 = (1 << 53) - 1;
 
 /// Funnel events a browser may report; the purchase event's name is configurable.
 const BROWSER_EVENTS: &[&str] = &[
@@ -36,6 +42,9 @@ pub struct RequestFacts {
     pub limited_data_use: bool,
     /// The `_tt_consent` cookie.
     pub consent: Option<Choice>,
+    /// Sent from Shopify's custom-pixel sandbox (`Origin: null`), which has no cookies of the
+    /// shop: only then are `ttp`/`ttclid` taken from the body.
+    pub sandboxed: bool,
 }
 
 /// A valid browser event: the server copy, plus what the shell needs for joins and consent.
@@ -83,6 +92,7 @@ struct Body {
     #[serde(default)]
     properties: BodyProperties,
     /// Identifiers the custom pixel read from cookies; its sandboxed requests carry none.
+    /// Used only for sandboxed requests ([`RequestFacts::sandboxed`]).
     #[serde(default)]
     user: BodyUser,
     #[serde(default)]
@@ -149,7 +159,7 @@ pub fn parse(
     if !(BROWSER_EVENTS.contains(&body.event.as_str()) || body.event == purchase_event) {
         return Err(invalid(format!(
             "event {:?} is not collected",
-            truncate(&body.event)
+            cap(&body.event, MAX_TEXT)
         )));
     }
     if !is_event_id(&body.event_id) {
@@ -177,18 +187,20 @@ pub fn parse(
             {
                 return Err(invalid("content_id must be a product or variant id"));
             }
-            if c.price.is_some_and(Amount::is_negative) {
-                return Err(invalid("price must not be negative"));
+            if c.price.is_some_and(|p| !p.within(MAX_AMOUNT)) {
+                return Err(invalid(format!("price must be from 0 to {MAX_AMOUNT}")));
             }
-            if !(1..=10_000).contains(&c.quantity) {
-                return Err(invalid("quantity must be from 1 to 10000"));
+            if !(1..=MAX_QUANTITY).contains(&c.quantity) {
+                return Err(invalid(format!(
+                    "quantity must be from 1 to {MAX_QUANTITY}"
+                )));
             }
             Ok(Content {
                 content_id: c.content_id,
                 content_type: "product".to_string(),
                 content_name: c
                     .content_name
-                    .map(|n| truncate(&n).to_string())
+                    .map(|n| cap(&n, MAX_TEXT).to_string())
                     .filter(|n| !n.is_empty()),
                 quantity: c.quantity,
                 price: c.price,
@@ -196,15 +208,22 @@ pub fn parse(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let currency = match props.currency {
-        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            Some(c.to_ascii_uppercase())
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c),
+        Some(_) => {
+            return Err(invalid(
+                "currency must be an ISO 4217 code: three capital letters such as USD",
+            ))
         }
-        Some(_) => return Err(invalid("currency must be an ISO 4217 code")),
         None => None,
     };
     let mut properties = Properties::for_contents(contents, currency);
-    if props.value.is_some_and(Amount::is_negative) {
-        return Err(invalid("value must not be negative"));
+    if properties.value.is_some_and(|v| !v.within(MAX_AMOUNT)) {
+        return Err(invalid(format!(
+            "price × quantity must add up to at most {MAX_AMOUNT}"
+        )));
+    }
+    if props.value.is_some_and(|v| !v.within(MAX_AMOUNT)) {
+        return Err(invalid(format!("value must be from 0 to {MAX_AMOUNT}")));
     }
     if props.value.is_some() {
         properties.value = props.value;
@@ -213,21 +232,34 @@ pub fn parse(
     if let Some(handle) = props.market_handle.filter(|h| is_market_handle(h)) {
         properties.market_handle = handle;
     }
-    properties.market_id = props.market_id.unwrap_or(0);
+    properties.market_id = match props.market_id {
+        Some(id) if id > MAX_MARKET_ID => {
+            return Err(invalid(format!(
+                "market_id must be at most {MAX_MARKET_ID}"
+            )))
+        }
+        id => id.unwrap_or(0),
+    };
 
     let consent = facts
         .consent
         .or_else(|| body.consent.and_then(Report::choice));
-    // Cookies and body alike: only plausible tokens are passed on.
+    // Cookies and body alike: only plausible tokens are passed on, and the body's only from
+    // the sandbox, so no page can attach someone else's identifiers to its events.
     let usable = |v: Option<String>| v.filter(|v| plausible(v));
+    let (body_ttp, body_ttclid) = if facts.sandboxed {
+        (body.user.ttp, body.user.ttclid)
+    } else {
+        (None, None)
+    };
     let event = Event {
         event: body.event,
         // The browser's clock is evidence of nothing: the event happened when it reached us.
         event_time: facts.now_secs,
         event_id: body.event_id,
         user: User {
-            ttp: usable(facts.ttp.clone()).or_else(|| usable(body.user.ttp)),
-            ttclid: usable(facts.ttclid.clone()).or_else(|| usable(body.user.ttclid)),
+            ttp: usable(facts.ttp.clone()).or_else(|| usable(body_ttp)),
+            ttclid: usable(facts.ttclid.clone()).or_else(|| usable(body_ttclid)),
             ip: facts.ip.clone(),
             user_agent: facts.user_agent.clone(),
             ..User::default()
@@ -265,13 +297,6 @@ fn is_http_url(s: &str) -> bool {
     s.len() <= MAX_URL && (s.starts_with("https://") || s.starts_with("http://"))
 }
 
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(MAX_TEXT) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,13 +310,14 @@ mod tests {
             now_secs: 1_800_000_000,
             limited_data_use: false,
             consent: None,
+            sandboxed: false,
         }
     }
 
     #[test]
     fn add_to_cart_is_enriched_from_the_request() {
         let body = br#"{"event":"AddToCart","event_id":"atc-1","page":{"url":"https://shop.example/products/mug","referrer":"javascript:alert(1)"},
-            "properties":{"currency":"usd","contents":[{"content_id":"42001234567890123","content_name":"Mug","quantity":2,"price":"18.50"}],"market_handle":"us","market_id":23505895537}}"#;
+            "properties":{"currency":"USD","contents":[{"content_id":"42001234567890123","content_name":"Mug","quantity":2,"price":"18.50"}],"market_handle":"us","market_id":23505895537}}"#;
         let e = parse(body, "CompletePayment", &facts()).unwrap().event;
         assert_eq!(e.event, "AddToCart");
         assert_eq!(e.event_id, "atc-1");
@@ -348,6 +374,17 @@ mod tests {
             (br#"{"event":"AddToCart","event_id":"x","properties":{"value":"1e999"}}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"value":"-5"}}"#, "invalid_event"),
             (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","price":-1}]}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"currency":"usd"}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"currency":"US1"}}"#, "invalid_event"),
+            // Crafted values that once reached the queue as numbers it could not read back (500s).
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","quantity":10000,"price":"99999999999999.99"}]}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"contents":[{"content_id":"1","quantity":10000,"price":"999999999"},{"content_id":"2","quantity":10000,"price":"999999999"}]}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"value":"1000000000000.01"}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"value":1e18}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"market_id":18446744073709551615}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"market_id":9007199254740992}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"market_id":-1}}"#, "invalid_event"),
+            (br#"{"event":"AddToCart","event_id":"x","properties":{"market_id":"23505895537"}}"#, "invalid_event"),
             (many.as_bytes(), "invalid_event"),
         ];
         for (body, code) in cases {
@@ -394,6 +431,7 @@ mod tests {
         let anonymous = RequestFacts {
             ttp: None,
             ttclid: None,
+            sandboxed: true,
             ..facts()
         };
         let c = parse(body, "CompletePayment", &anonymous).unwrap();
@@ -406,6 +444,26 @@ mod tests {
 
         let cookie_wins = parse(body, "CompletePayment", &facts()).unwrap();
         assert_eq!(cookie_wins.event.user.ttp, facts().ttp);
+
+        // The shop's own pages have cookies: a body's identifiers are not taken from them.
+        let storefront = RequestFacts {
+            sandboxed: false,
+            ..anonymous
+        };
+        let c = parse(body, "CompletePayment", &storefront).unwrap();
+        assert_eq!((c.event.user.ttp, c.event.user.ttclid), (None, None));
+    }
+
+    #[test]
+    fn amounts_at_the_bounds_are_accepted_exactly() {
+        let body = format!(
+            r#"{{"event":"AddToCart","event_id":"x","properties":{{"contents":[{{"content_id":"1","quantity":{MAX_QUANTITY},"price":"100000000"}}],"market_id":{MAX_MARKET_ID}}}}}"#
+        );
+        let e = parse(body.as_bytes(), "CompletePayment", &facts())
+            .unwrap()
+            .event;
+        assert_eq!(e.properties.value.unwrap().to_string(), "1000000000000");
+        assert_eq!(e.properties.market_id, MAX_MARKET_ID);
     }
 
     #[test]

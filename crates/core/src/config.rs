@@ -15,6 +15,7 @@ pub const NAMES: &[&str] = &[
     "TIKTOK_SDK_URL",
     "SHOPIFY_WEBHOOK_SECRET",
     "SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
+    "SHOPIFY_SHOP_DOMAIN",
     "ORIGIN_URL",
     "ROUTE_PREFIX",
     "ADMIN_TOKEN",
@@ -96,6 +97,8 @@ pub struct Config {
     pub sdk_url: String,
     /// The current secret first, then the previous one during a rotation.
     pub webhook_secrets: Vec<Secret>,
+    /// The shop's `*.myshopify.com` domain, lowercase: every webhook must come from it.
+    pub shop_domain: Option<String>,
     /// Where passthrough goes; `None` means the request's own URL (Orange-to-Orange).
     pub origin: Option<Origin>,
     pub route_prefix: String,
@@ -121,6 +124,9 @@ pub struct Config {
     /// Send browser-reported purchases that no signed order confirmed (shops without order
     /// webhooks only): otherwise they are kept as `unconfirmed`, never sent.
     pub send_unconfirmed_purchases: bool,
+    /// Problems of settings that only one feature depends on: that feature is off, the rest
+    /// works (each has [`Problem::disables`]).
+    pub degraded: Vec<Problem>,
 }
 
 /// One invalid setting: which variable, and what to do about it.
@@ -128,13 +134,24 @@ pub struct Config {
 pub struct Problem {
     pub name: &'static str,
     pub message: String,
+    /// The one feature this setting serves, off until it is fixed; `None`: all tracking is off.
+    pub disables: Option<&'static str>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.name, self.message)
+        write!(f, "{}: {}", self.name, self.message)?;
+        match self.disables {
+            Some(feature) => write!(f, " ({feature} off until this is fixed)"),
+            None => Ok(()),
+        }
     }
 }
+
+/// What an invalid `ADMIN_TOKEN` turns off.
+pub const ADMIN_FEATURE: &str = "the admin page";
+/// What a missing or invalid `SHOPIFY_SHOP_DOMAIN` turns off.
+pub const WEBHOOKS_FEATURE: &str = "webhooks";
 
 /// All the invalid settings found at once, so an operator fixes them in one go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,11 +193,25 @@ impl Reader<'_> {
         name: &'static str,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Option<T> {
+        self.parse_for(name, None, parse)
+    }
+
+    /// [`Reader::parse`] for a setting only `feature` depends on.
+    fn parse_for<T>(
+        &mut self,
+        name: &'static str,
+        disables: Option<&'static str>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let raw = self.get(name)?;
         match parse(&raw) {
             Ok(v) => Some(v),
             Err(message) => {
-                self.problems.push(Problem { name, message });
+                self.problems.push(Problem {
+                    name,
+                    message,
+                    disables,
+                });
                 None
             }
         }
@@ -194,7 +225,7 @@ impl Config {
             lookup,
             problems: Vec::new(),
         };
-        let config = Config {
+        let mut config = Config {
             pixel_id: r.parse("TIKTOK_PIXEL_ID", |v| {
                 token(v, 64, "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0")
             }),
@@ -212,11 +243,16 @@ impl Config {
                 .iter()
                 .filter_map(|name| r.get(name).map(Secret))
                 .collect(),
+            shop_domain: r.parse_for(
+                "SHOPIFY_SHOP_DOMAIN",
+                Some(WEBHOOKS_FEATURE),
+                parse_shop_domain,
+            ),
             origin: r.parse("ORIGIN_URL", parse_origin),
             route_prefix: r
                 .parse("ROUTE_PREFIX", parse_route_prefix)
                 .unwrap_or_else(|| DEFAULT_ROUTE_PREFIX.to_string()),
-            admin_token: r.parse("ADMIN_TOKEN", |v| {
+            admin_token: r.parse_for("ADMIN_TOKEN", Some(ADMIN_FEATURE), |v| {
                 if v.len() < MIN_ADMIN_TOKEN_LEN {
                     Err(format!(
                         "must be at least {MIN_ADMIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 24`"
@@ -265,14 +301,28 @@ impl Config {
             send_unconfirmed_purchases: r
                 .parse("SEND_UNCONFIRMED_PURCHASES", parse_bool)
                 .unwrap_or(false),
+            degraded: Vec::new(),
         };
-        if r.problems.is_empty() {
-            Ok(config)
-        } else {
+        if !config.webhook_secrets.is_empty() && r.get("SHOPIFY_SHOP_DOMAIN").is_none() {
+            r.problems.push(Problem {
+                name: "SHOPIFY_SHOP_DOMAIN",
+                message: format!("must be set: {SHOP_DOMAIN_HINT}"),
+                disables: Some(WEBHOOKS_FEATURE),
+            });
+        }
+        if r.problems.iter().any(|p| p.disables.is_none()) {
             Err(ConfigError {
                 problems: r.problems,
             })
+        } else {
+            config.degraded = r.problems;
+            Ok(config)
         }
+    }
+
+    /// The problem of setting `name`, when it has one that disables a feature.
+    pub fn degraded(&self, name: &str) -> Option<&Problem> {
+        self.degraded.iter().find(|p| p.name == name)
     }
 
     /// Dry run: no access token, so events are recorded but never sent to TikTok.
@@ -404,6 +454,25 @@ fn parse_sources(v: &str) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+const SHOP_DOMAIN_HINT: &str =
+    "the shop's permanent domain, like example.myshopify.com (Shopify admin → Settings → Domains), which Shopify sends as X-Shopify-Shop-Domain";
+
+fn parse_shop_domain(v: &str) -> Result<String, String> {
+    let v = v.to_ascii_lowercase();
+    let valid = v.strip_suffix(".myshopify.com").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    if valid {
+        Ok(v)
+    } else {
+        Err(format!("must be {SHOP_DOMAIN_HINT}"))
+    }
 }
 
 fn parse_cookie_domain(v: &str) -> Result<String, String> {
@@ -552,6 +621,53 @@ mod tests {
         assert!(none.excluded_sources.is_empty());
         for bad in ["*", "pos;draft", "a b"] {
             assert!(parse_sources(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_optional_setting_disables_only_its_feature() {
+        let c = load(&[
+            ("ADMIN_TOKEN", "short-secret"),
+            ("SHOPIFY_WEBHOOK_SECRET", "whsec"),
+            ("SHOPIFY_SHOP_DOMAIN", "https://shop.example.com"),
+        ])
+        .unwrap();
+        assert!(c.admin_token.is_none() && c.shop_domain.is_none());
+        let admin = c.degraded("ADMIN_TOKEN").unwrap();
+        assert_eq!(admin.disables, Some(ADMIN_FEATURE));
+        assert!(!admin.to_string().contains("short-secret"));
+        assert!(admin
+            .to_string()
+            .ends_with("(the admin page off until this is fixed)"));
+        assert_eq!(
+            c.degraded("SHOPIFY_SHOP_DOMAIN").unwrap().disables,
+            Some(WEBHOOKS_FEATURE)
+        );
+    }
+
+    #[test]
+    fn shop_domain_is_required_with_webhooks_and_normalised() {
+        let unset = load(&[("SHOPIFY_WEBHOOK_SECRET", "whsec")]).unwrap();
+        assert!(unset.degraded("SHOPIFY_SHOP_DOMAIN").is_some());
+        assert!(
+            load(&[]).unwrap().degraded.is_empty(),
+            "no webhooks, no need"
+        );
+        let set = load(&[
+            ("SHOPIFY_WEBHOOK_SECRET", "whsec"),
+            ("SHOPIFY_SHOP_DOMAIN", " Demo-Shop.myshopify.com "),
+        ])
+        .unwrap();
+        assert_eq!(set.shop_domain.as_deref(), Some("demo-shop.myshopify.com"));
+        assert!(set.degraded.is_empty());
+        for bad in [
+            "myshopify.com",
+            ".myshopify.com",
+            "shop.example.com",
+            "a.b.myshopify.com",
+            "shop.myshopify.com.evil.example",
+        ] {
+            assert!(parse_shop_domain(bad).is_err(), "{bad}");
         }
     }
 

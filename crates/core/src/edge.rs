@@ -131,7 +131,7 @@ pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) 
             ttclid: ttclid.clone(),
             ip: visit.ip.clone(),
             user_agent: visit.user_agent.clone(),
-            landing_url: Some(visit.url.clone()),
+            landing_url: Some(crate::text::cap(&visit.url, crate::text::MAX_URL).to_string()),
             marketing_allowed: consent,
             limited_data_use: visit.gpc || choice.is_some_and(Choice::limited_data_use),
             ..Session::default()

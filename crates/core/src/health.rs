@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// `ok`, or `misconfigured` when a setting is invalid (tracking is then off).
+    /// `ok`; `degraded` when a setting that serves one feature is invalid (that feature is off,
+    /// tracking works); `misconfigured` when any other setting is invalid (tracking is off).
     pub status: &'static str,
     pub version: &'static str,
     /// `live` (sends to TikTok), `dry_run` (no access token) or `off` (misconfigured).
     pub mode: &'static str,
     pub tiktok_configured: bool,
     pub webhook_secret_configured: bool,
+    pub shop_domain_configured: bool,
     pub config: BTreeMap<&'static str, bool>,
     pub problems: Vec<ProblemReport>,
     /// Events waiting to be sent (queued, waiting or retrying); `None` when the queue could
@@ -27,6 +29,20 @@ pub struct Health {
 pub struct ProblemReport {
     pub name: &'static str,
     pub message: String,
+    /// The one feature that is off because of it; absent when all tracking is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disables: Option<&'static str>,
+}
+
+fn reports(problems: &[config::Problem]) -> Vec<ProblemReport> {
+    problems
+        .iter()
+        .map(|p| ProblemReport {
+            name: p.name,
+            message: p.message.clone(),
+            disables: p.disables,
+        })
+        .collect()
 }
 
 impl Health {
@@ -36,21 +52,15 @@ impl Health {
     ) -> Health {
         let (status, mode, problems) = match loaded {
             Ok(c) => (
-                "ok",
+                if c.degraded.is_empty() {
+                    "ok"
+                } else {
+                    "degraded"
+                },
                 if c.dry_run() { "dry_run" } else { "live" },
-                Vec::new(),
+                reports(&c.degraded),
             ),
-            Err(e) => (
-                "misconfigured",
-                "off",
-                e.problems
-                    .iter()
-                    .map(|p| ProblemReport {
-                        name: p.name,
-                        message: p.message.clone(),
-                    })
-                    .collect(),
-            ),
+            Err(e) => ("misconfigured", "off", reports(&e.problems)),
         };
         let config: BTreeMap<_, _> = config::presence(lookup).into_iter().collect();
         Health {
@@ -59,6 +69,7 @@ impl Health {
             mode,
             tiktok_configured: config["TIKTOK_PIXEL_ID"] && config["TIKTOK_ACCESS_TOKEN"],
             webhook_secret_configured: config["SHOPIFY_WEBHOOK_SECRET"],
+            shop_domain_configured: loaded.as_ref().is_ok_and(|c| c.shop_domain.is_some()),
             config,
             problems,
             queue_depth: None,
@@ -70,18 +81,20 @@ impl Health {
     /// an uptime monitor tells the operator that TikTok refuses the configuration.
     pub fn with_queue(mut self, queue: crate::queue::ShardHealth) -> Health {
         self.queue_depth = Some(queue.depth);
-        if queue.paused.is_some() && self.status == "ok" {
+        if queue.paused.is_some() && self.status != "misconfigured" {
             self.status = "paused";
         }
         self.queue_paused = queue.paused;
         self
     }
 
+    /// 503 when tracking is off or TikTok refuses the configuration: a degraded Worker still
+    /// does its job.
     pub fn http_status(&self) -> u16 {
-        if self.status == "ok" {
-            200
-        } else {
+        if matches!(self.status, "misconfigured" | "paused") {
             503
+        } else {
+            200
         }
     }
 }
@@ -107,6 +120,19 @@ mod tests {
         assert!(json.contains(r#""TIKTOK_ACCESS_TOKEN":true"#), "{json}");
         assert!(json.contains(r#""name":"ROUTE_PREFIX""#), "{json}");
         assert_eq!(h.mode, "off");
+    }
+
+    #[test]
+    fn a_bad_admin_token_degrades_without_stopping_tracking() {
+        let lookup = |k: &str| (k == "ADMIN_TOKEN").then(|| "short".to_string());
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup));
+        assert_eq!(
+            (h.status, h.mode, h.http_status()),
+            ("degraded", "dry_run", 200)
+        );
+        assert_eq!(h.problems[0].name, "ADMIN_TOKEN");
+        assert_eq!(h.problems[0].disables, Some(config::ADMIN_FEATURE));
+        assert!(!serde_json::to_string(&h).unwrap().contains("\"short\""));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Money as exact decimals. Shopify sends amounts as decimal strings; TikTok wants JSON numbers.
-//! Sums and line totals are computed here in integer arithmetic, and converted to a number only
-//! when serialised, so `0.10 + 0.20` is `0.3`, never `0.30000000000000004`.
+//! Sums and line totals are computed here in integer arithmetic and travel (to the Durable
+//! Objects, in their storage) as decimal strings; only the payload for TikTok turns them into
+//! numbers (`tiktok::Event::tiktok_json`), so `0.10 + 0.20` is `0.3`, never
+//! `0.30000000000000004`, and no amount is rounded on its way through the Worker.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -62,6 +64,11 @@ impl Amount {
         self.units == 0
     }
 
+    /// Whether the amount lies in `0..=max` (whole currency units).
+    pub fn within(self, max: u64) -> bool {
+        self.units >= 0 && self.units <= i128::from(max).saturating_mul(10i128.pow(self.scale))
+    }
+
     /// The nearest `f64`, for the JSON number TikTok expects (the last step only).
     pub fn to_f64(self) -> f64 {
         self.to_string().parse().unwrap_or(0.0)
@@ -118,9 +125,10 @@ impl fmt::Display for Amount {
     }
 }
 
+/// As a decimal string: exact through JSON, JavaScript and storage alike.
 impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.to_f64())
+        s.collect_str(self)
     }
 }
 
@@ -137,8 +145,10 @@ impl<'de> Deserialize<'de> for Amount {
             Raw::Number(n) => n.to_string(),
             Raw::Text(t) => t,
         };
-        Amount::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a decimal amount: {text:?}")))
+        // The message never quotes the value: it may end up in a parked webhook's reason.
+        Amount::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom("expected a decimal amount (digits, at most 9 decimals)")
+        })
     }
 }
 
@@ -154,7 +164,7 @@ mod tests {
     fn sums_without_float_drift() {
         let total: Amount = ["0.10", "0.20"].iter().map(|s| a(s)).sum();
         assert_eq!(total.to_string(), "0.30");
-        assert_eq!(serde_json::to_string(&total).unwrap(), "0.3");
+        assert_eq!(total.to_f64(), 0.3);
         let many: Amount = std::iter::repeat_n(a("0.1"), 10).sum();
         assert_eq!(many.to_f64(), 1.0);
     }
@@ -204,5 +214,22 @@ mod tests {
         assert_eq!(v[0], v[1]);
         assert_eq!(v[2].to_string(), "3");
         assert!(serde_json::from_str::<Amount>(r#""1e9""#).is_err());
+    }
+
+    #[test]
+    fn serialises_exactly_as_a_string() {
+        let big = a("99999999999999999999.999999999");
+        let json = serde_json::to_string(&big).unwrap();
+        assert_eq!(json, r#""99999999999999999999.999999999""#);
+        assert_eq!(serde_json::from_str::<Amount>(&json).unwrap(), big);
+        let err = serde_json::from_str::<Amount>(r#""a@b.example""#).unwrap_err();
+        assert!(!err.to_string().contains("a@b"), "{err}");
+    }
+
+    #[test]
+    fn bounds() {
+        assert!(a("1000").within(1000) && a("999.999").within(1000) && a("0").within(0));
+        assert!(!a("1000.01").within(1000) && !a("-0.01").within(1000));
+        assert!(!a("99999999999999999999.999999999").within(u64::MAX / 10));
     }
 }

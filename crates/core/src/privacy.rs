@@ -53,8 +53,8 @@ pub struct CustomersRedact {
 
 impl CustomersRedact {
     pub fn parse(body: &[u8]) -> Result<CustomersRedact, String> {
-        serde_json::from_slice(body)
-            .map_err(|e| format!("customers/redact payload is not usable: {e}"))
+        crate::shopify::parse_json(body)
+            .map_err(|reason| format!("customers/redact payload is not usable: {reason}"))
     }
 
     /// Order ids, exact (numbers above 2^53 included) whether sent as numbers or strings.

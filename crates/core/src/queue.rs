@@ -125,7 +125,7 @@ pub enum Admission {
     Insert { state: RowState, due_ms: i64 },
     /// The stored copy was not sent yet: replace it with the merged `event` (now from a webhook).
     Merge {
-        event: crate::tiktok::Event,
+        event: Box<crate::tiktok::Event>,
         state: RowState,
         due_ms: i64,
     },
@@ -162,13 +162,13 @@ pub fn admit(
         };
     match (stored.source, source) {
         (Source::Browser, Source::Webhook) if unsent || refused => Admission::Merge {
-            event: merged(incoming, stored.event.as_ref()),
+            event: Box::new(merged(incoming, stored.event.as_ref())),
             state: RowState::Queued,
             due_ms: now_ms,
         },
         (Source::Webhook, Source::Browser) if unsent => match &stored.event {
             Some(webhook) => Admission::Merge {
-                event: merged(webhook, Some(incoming)),
+                event: Box::new(merged(webhook, Some(incoming))),
                 state: stored.state,
                 due_ms: now_ms,
             },
@@ -716,7 +716,7 @@ mod tests {
             assert_eq!(
                 admit(Some(&here), &webhook, Source::Webhook, &hold(), NOW),
                 Admission::Merge {
-                    event: merged.clone(),
+                    event: Box::new(merged.clone()),
                     state: RowState::Queued,
                     due_ms: NOW
                 },
@@ -727,7 +727,7 @@ mod tests {
         assert_eq!(
             admit(Some(&here), &browser, Source::Browser, &hold(), NOW),
             Admission::Merge {
-                event: merged,
+                event: Box::new(merged),
                 state: RowState::Queued,
                 due_ms: NOW
             },
@@ -793,7 +793,7 @@ mod tests {
         assert_eq!(
             admit(Some(&here), &webhook, Source::Webhook, &hold(), NOW),
             Admission::Merge {
-                event: webhook.clone(),
+                event: Box::new(webhook.clone()),
                 state: RowState::Queued,
                 due_ms: NOW
             }
@@ -812,7 +812,7 @@ mod tests {
         assert_eq!(
             admit(Some(&here), &real, Source::Webhook, &hold(), NOW),
             Admission::Merge {
-                event: real.clone(),
+                event: Box::new(real.clone()),
                 state: RowState::Queued,
                 due_ms: NOW
             }

@@ -14,6 +14,8 @@ pub enum Route {
     Preflight,
     ShopifyWebhook,
     Admin,
+    /// `POST` of the admin sign-in form.
+    AdminSignIn,
     AdminJson,
     /// `POST`: the operator re-queues failed or unconfirmed events.
     AdminResend,
@@ -43,6 +45,7 @@ pub fn route(prefix: &str, method: &str, path: &str) -> Route {
         "/collect" => (Route::Collect, &["POST"]),
         "/consent" => (Route::Consent, &["POST"]),
         "/webhooks/shopify" => (Route::ShopifyWebhook, &["POST"]),
+        "/admin" if method == "POST" => (Route::AdminSignIn, &["POST"]),
         "/admin" => (Route::Admin, &["GET", "HEAD"]),
         "/admin.json" => (Route::AdminJson, &["GET", "HEAD"]),
         "/admin/resend" => (Route::AdminResend, &["POST"]),
@@ -79,6 +82,7 @@ mod tests {
             ("/tt", "OPTIONS", "/tt/consent", Route::Preflight),
             ("/tt", "POST", "/tt/webhooks/shopify", Route::ShopifyWebhook),
             ("/tt", "GET", "/tt/admin", Route::Admin),
+            ("/tt", "POST", "/tt/admin", Route::AdminSignIn),
             ("/tt", "GET", "/tt/admin.json", Route::AdminJson),
             ("/tt", "POST", "/tt/admin/resend", Route::AdminResend),
             (

@@ -46,18 +46,19 @@ pub fn render(template: &str, config: &Config, shop_origin: &str) -> String {
 /// How long a fetched copy of TikTok's SDK is served before it is fetched again.
 pub const SDK_CACHE_CONTROL: &str = "public, max-age=3600";
 
-/// The URL to fetch TikTok's SDK from for a `/tt/sdk.js` request: `TIKTOK_SDK_URL` with the
-/// pixel's `sdkid` (only a plausible pixel code is passed on, so the cache cannot be flooded
-/// with arbitrary keys) and `lib=ttq`.
-pub fn sdk_upstream(sdk_url: &str, sdkid: Option<&str>) -> String {
-    let sdkid = sdkid.filter(|id| {
-        !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-    });
+/// The URL to fetch TikTok's SDK from for a `/tt/sdk.js?sdkid=…` request: `TIKTOK_SDK_URL`
+/// with the configured pixel's code and `lib=ttq`. `None` when the request asks for another
+/// pixel: only the shop's own SDK is served, so the edge cache and KV hold one copy whatever
+/// the query says, and no one can make the Worker fetch other pixels' code.
+pub fn sdk_upstream(sdk_url: &str, pixel_id: Option<&str>, asked: Option<&str>) -> Option<String> {
+    if asked.is_some() && asked != pixel_id {
+        return None;
+    }
     let sep = if sdk_url.contains('?') { '&' } else { '?' };
-    match sdkid {
+    Some(match pixel_id {
         Some(id) => format!("{sdk_url}{sep}sdkid={id}&lib=ttq"),
         None => sdk_url.to_string(),
-    }
+    })
 }
 
 /// The script tag injected into `<head>` of HTML pages.
@@ -98,17 +99,20 @@ mod tests {
     }
 
     #[test]
-    fn sdk_url_takes_only_a_plausible_pixel_code() {
+    fn sdk_url_is_the_configured_pixels_only() {
         let base = "https://analytics.tiktok.com/i18n/pixel/events.js";
+        let ours = Some("C9Q2MJ3C77U4P674RPG0");
+        let url =
+            "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=C9Q2MJ3C77U4P674RPG0&lib=ttq";
+        assert_eq!(sdk_upstream(base, ours, ours).as_deref(), Some(url));
+        assert_eq!(sdk_upstream(base, ours, None).as_deref(), Some(url));
+        assert_eq!(sdk_upstream(base, ours, Some("OTHERPIXEL")), None);
+        assert_eq!(sdk_upstream(base, ours, Some("x&evil=1")), None);
+        assert_eq!(sdk_upstream(base, None, Some("ANY")), None);
+        assert_eq!(sdk_upstream(base, None, None).as_deref(), Some(base));
         assert_eq!(
-            sdk_upstream(base, Some("C9Q2MJ3C77U4P674RPG0")),
-            "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=C9Q2MJ3C77U4P674RPG0&lib=ttq"
-        );
-        assert_eq!(sdk_upstream(base, Some("x&evil=1")), base);
-        assert_eq!(sdk_upstream(base, None), base);
-        assert_eq!(
-            sdk_upstream("http://127.0.0.1:9/e.js?v=2", Some("P1")),
-            "http://127.0.0.1:9/e.js?v=2&sdkid=P1&lib=ttq"
+            sdk_upstream("http://127.0.0.1:9/e.js?v=2", Some("P1"), None).as_deref(),
+            Some("http://127.0.0.1:9/e.js?v=2&sdkid=P1&lib=ttq")
         );
     }
 

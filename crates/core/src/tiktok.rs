@@ -3,6 +3,7 @@
 //! unverified there live in one constant or match arm here, so they change in one place.
 
 use crate::money::Amount;
+use crate::text::{capped, MAX_TEXT, MAX_URL, MAX_USER_AGENT};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -70,6 +71,32 @@ pub struct Event {
 }
 
 impl Event {
+    /// The event as it goes into `data[]`, the last step before TikTok: free text capped
+    /// (`text`), and amounts, exact decimal strings everywhere else, as the JSON numbers
+    /// TikTok takes.
+    pub fn tiktok_json(&self) -> serde_json::Result<String> {
+        let mut event = self.clone();
+        event.user.user_agent = capped(event.user.user_agent, MAX_USER_AGENT);
+        if let Some(page) = &mut event.page {
+            page.url = capped(page.url.take(), MAX_URL);
+            page.referrer = capped(page.referrer.take(), MAX_URL);
+        }
+        for content in &mut event.properties.contents {
+            content.content_name = capped(content.content_name.take(), MAX_TEXT);
+        }
+        let mut json = serde_json::to_value(&event)?;
+        if let Some(properties) = json.get_mut("properties") {
+            as_number(properties.get_mut("value"));
+            let contents = properties
+                .get_mut("contents")
+                .and_then(|c| c.as_array_mut());
+            for content in contents.into_iter().flatten() {
+                as_number(content.get_mut("price"));
+            }
+        }
+        serde_json::to_string(&json)
+    }
+
     /// Which match keys the event carries, for the operator's coverage figures (kept after the
     /// payload itself is dropped).
     pub fn match_keys(&self) -> Vec<&'static str> {
@@ -133,6 +160,15 @@ impl Event {
             self.limited_data_use = Some(true);
         }
         self
+    }
+}
+
+/// An amount's decimal string as the nearest JSON number.
+fn as_number(field: Option<&mut serde_json::Value>) {
+    if let Some(field) = field {
+        if let Some(amount) = field.as_str().and_then(Amount::parse) {
+            *field = serde_json::json!(amount.to_f64());
+        }
     }
 }
 
@@ -544,7 +580,8 @@ mod tests {
             page: None,
             limited_data_use: None,
         };
-        let raw = serde_json::value::to_raw_value(&event).unwrap();
+        let payload = event.tiktok_json().unwrap();
+        let raw = RawValue::from_string(payload).unwrap();
         let body =
             serde_json::to_value(TrackRequest::web("PIXEL", Some("TEST1"), vec![&raw])).unwrap();
         assert_eq!(
@@ -575,5 +612,50 @@ mod tests {
         );
         let without_code = serde_json::to_value(TrackRequest::web("PIXEL", None, vec![])).unwrap();
         assert!(without_code.get("test_event_code").is_none());
+        // Between the Worker's parts the amounts stay exact decimal strings.
+        let wire = serde_json::to_value(&event).unwrap();
+        assert_eq!(wire["properties"]["value"], "0.30");
+        assert_eq!(
+            serde_json::from_value::<Event>(wire).unwrap(),
+            event,
+            "round trip"
+        );
+    }
+
+    #[test]
+    fn sent_strings_are_capped() {
+        let event = Event {
+            event: "ViewContent".into(),
+            event_time: 1,
+            event_id: "vc-1".into(),
+            user: User {
+                user_agent: Some("U".repeat(128 * 1024)),
+                ..User::default()
+            },
+            properties: Properties {
+                contents: vec![Content {
+                    content_id: "1".into(),
+                    content_type: "product".into(),
+                    content_name: Some("n".repeat(10_000)),
+                    quantity: 1,
+                    price: None,
+                }],
+                ..Properties::default()
+            },
+            page: Some(Page {
+                url: Some(format!("https://shop.example/{}", "p".repeat(10_000))),
+                referrer: None,
+            }),
+            limited_data_use: None,
+        };
+        let sent: serde_json::Value = serde_json::from_str(&event.tiktok_json().unwrap()).unwrap();
+        let len = |v: &serde_json::Value| v.as_str().unwrap().chars().count();
+        assert_eq!(len(&sent["user"]["user_agent"]), MAX_USER_AGENT);
+        assert_eq!(len(&sent["page"]["url"]), MAX_URL);
+        assert_eq!(
+            len(&sent["properties"]["contents"][0]["content_name"]),
+            MAX_TEXT
+        );
+        assert!(sent["properties"].get("value").is_none());
     }
 }

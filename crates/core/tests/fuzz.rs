@@ -15,7 +15,9 @@ use proptest::sample::Index;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::fmt;
-use tiktok_edge_core::collect::{self, Collected, RequestFacts, MAX_BODY_BYTES};
+use tiktok_edge_core::collect::{
+    self, Collected, RequestFacts, MAX_AMOUNT, MAX_BODY_BYTES, MAX_MARKET_ID,
+};
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::{Choice, Report};
 use tiktok_edge_core::cookies;
@@ -350,9 +352,10 @@ fn facts() -> impl Strategy<Value = RequestFacts> {
         text(),
         any::<bool>(),
         prop::option::of(choice()),
+        any::<bool>(),
     )
         .prop_map(
-            |(ttp, ttclid, ip, user_agent, limited_data_use, consent)| RequestFacts {
+            |(ttp, ttclid, ip, user_agent, limited_data_use, consent, sandboxed)| RequestFacts {
                 ttp,
                 ttclid,
                 ip,
@@ -360,14 +363,16 @@ fn facts() -> impl Strategy<Value = RequestFacts> {
                 now_secs: NOW,
                 limited_data_use,
                 consent,
+                sandboxed,
             },
         )
 }
 
-/// A unit price as the browser sends it: a decimal string or a JSON number.
+/// A unit price as the browser sends it: a decimal string or a JSON number (small enough for
+/// any valid body's total to stay under `MAX_AMOUNT`).
 fn price() -> impl Strategy<Value = Value> {
     prop_oneof![
-        "[0-9]{1,20}(\\.[0-9]{1,9})?".prop_map(Value::from),
+        "[0-9]{1,7}(\\.[0-9]{1,9})?".prop_map(Value::from),
         (0u64..100_000_000).prop_map(|cents| json!(cents as f64 / 100.0)),
     ]
 }
@@ -390,11 +395,11 @@ fn valid_body() -> impl Strategy<Value = Value> {
     );
     let properties = (
         prop::collection::vec(content(), 0..6),
-        prop::option::of("[a-zA-Z]{3}"),
+        prop::option::of("[A-Z]{3}"),
         prop::option::of(price()),
         prop::option::of("[A-Za-z0-9_.:-]{1,128}"),
         prop::option::of("[A-Za-z0-9_-]{1,64}"),
-        prop::option::of(any::<u64>()),
+        prop::option::of(0..=MAX_MARKET_ID),
     );
     let extras = (
         prop::option::of("[0-9A-HJKMNP-TV-Z]{26}_\\.tt\\.1"),
@@ -498,7 +503,11 @@ fn assert_sane(c: &Collected, facts: &RequestFacts) -> Result<(), TestCaseError>
     for (from_request, sent) in [(&facts.ttp, &u.ttp), (&facts.ttclid, &u.ttclid)] {
         match from_request.as_ref().filter(|v| edge::plausible(v)) {
             Some(v) => prop_assert_eq!(Some(v), sent.as_ref()),
-            None => prop_assert!(sent.as_deref().is_none_or(edge::plausible), "{:?}", sent),
+            // The body's identifiers count only from the custom-pixel sandbox.
+            None if facts.sandboxed => {
+                prop_assert!(sent.as_deref().is_none_or(edge::plausible), "{:?}", sent)
+            }
+            None => prop_assert!(sent.is_none(), "{:?}", sent),
         }
     }
     prop_assert!(u.email.is_none() && u.phone.is_none() && u.external_id.is_none());
@@ -511,9 +520,31 @@ fn assert_sane(c: &Collected, facts: &RequestFacts) -> Result<(), TestCaseError>
         prop_assert!(collect::is_event_id(token));
     }
     prop_assert!(
-        serde_json::to_string(e).is_ok(),
-        "the queue stores events as JSON"
+        p.value.is_some_and(|v| v.within(MAX_AMOUNT)),
+        "{:?}",
+        p.value
     );
+    prop_assert!(p.market_id <= MAX_MARKET_ID);
+    for item in &p.contents {
+        prop_assert!(item.price.is_none_or(|v| v.within(MAX_AMOUNT)));
+    }
+    assert_carried_exactly(e)
+}
+
+/// What the edge accepts, the queue reads back exactly (the Durable Object boundary is JSON)
+/// and turns into a TikTok payload with finite numbers.
+fn assert_carried_exactly(e: &Event) -> Result<(), TestCaseError> {
+    let wire = serde_json::to_string(e).map_err(|err| TestCaseError::fail(err.to_string()))?;
+    let back: Event = serde_json::from_str(&wire)
+        .map_err(|err| TestCaseError::fail(format!("{err} reading back {wire}")))?;
+    prop_assert_eq!(&back, e);
+    let sent = e
+        .tiktok_json()
+        .map_err(|err| TestCaseError::fail(err.to_string()))?;
+    let sent: Value = serde_json::from_str(&sent).expect("TikTok payload is JSON");
+    if let Some(value) = sent["properties"].get("value") {
+        prop_assert!(value.as_f64().is_some_and(f64::is_finite), "{}", value);
+    }
     Ok(())
 }
 
@@ -562,7 +593,7 @@ proptest! {
         prop_assert_eq!(&e.properties.currency, &currency);
         let market_id = body["properties"]["market_id"].as_u64().unwrap_or(0);
         prop_assert_eq!(e.properties.market_id, market_id);
-        if !facts.ttp.as_deref().is_some_and(edge::plausible) {
+        if facts.sandboxed && !facts.ttp.as_deref().is_some_and(edge::plausible) {
             prop_assert_eq!(e.user.ttp.as_deref(), body["user"]["ttp"].as_str());
         }
         let report = serde_json::from_value::<Report>(body["consent"].clone()).ok();
@@ -603,15 +634,15 @@ proptest! {
         prop_assert_eq!(collected.event.event_time, NOW, "event_time {}", time);
     }
 
-    /// Up to 100 products at the largest price and quantity: accepted, and the total does not
-    /// overflow; one more is refused.
+    /// Up to 100 products at the largest accepted line total: accepted exactly up to
+    /// `MAX_AMOUNT` in all, refused beyond it; one product more than 100 is refused.
     #[test]
     fn collect_contents_limit_and_largest_totals(n in 0usize..=110, scaled in any::<[bool; 2]>()) {
-        // Mixing scales makes the sum rescale the largest whole amounts to 9 decimals.
-        let largest = ["99999999999999999999", "99999999999999999999.999999999"];
+        // Mixing scales makes the sum rescale to 9 decimals.
+        let per_line = ["1000000", "1000000.000000000"]; // × 10,000 = 10^10; 100 lines = 10^12
         let contents: Vec<Value> = (0..n)
             .map(|i| {
-                let price = largest[usize::from(scaled[i % 2])];
+                let price = per_line[usize::from(scaled[i % 2])];
                 json!({ "content_id": "1", "quantity": 10_000, "price": price })
             })
             .collect();
@@ -622,7 +653,110 @@ proptest! {
         let facts = RequestFacts { now_secs: NOW, ..RequestFacts::default() };
         let result = collect::parse(body.to_string().as_bytes(), PURCHASE, &facts);
         prop_assert_eq!(result.is_ok(), n <= 100);
+        if let Ok(c) = result {
+            let total = c.event.properties.value.expect("value").to_string();
+            let whole = (n as u64 * 10_000_000_000).to_string();
+            prop_assert_eq!(total.split('.').next(), Some(whole.as_str()));
+            assert_carried_exactly(&c.event)?;
+        }
     }
+
+    /// The crafted values that once answered 500 (a price × quantity near 10^18; `market_id`
+    /// = u64::MAX) and their family: any amount, quantity and id is either refused as
+    /// `invalid_event` (a 4xx) or accepted within the bounds and carried exactly.
+    #[test]
+    fn crafted_amounts_and_ids_are_refused_or_carried_exactly(
+        price in crafted_amount(),
+        quantity in crafted_quantity(),
+        lines in 1usize..=3,
+        value in prop::option::of(crafted_amount()),
+        market_id in crafted_id(),
+    ) {
+        let contents: Vec<Value> = (0..lines)
+            .map(|i| json!({ "content_id": i.to_string(), "quantity": quantity, "price": price }))
+            .collect();
+        let mut properties = json!({ "contents": contents, "market_id": market_id });
+        if let Some(value) = &value {
+            properties["value"] = value.clone();
+        }
+        let body = json!({ "event": "AddToCart", "event_id": "e1", "properties": properties });
+        let facts = RequestFacts { now_secs: NOW, ..RequestFacts::default() };
+        let result = collect::parse(body.to_string().as_bytes(), PURCHASE, &facts);
+        // An independent oracle for decimal strings and integers: nano-units in u128.
+        let nanos = |v: &Value| -> Option<u128> {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) if n.is_u64() => n.to_string(),
+                _ => return None,
+            };
+            let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+            if whole.is_empty() || whole.len() > 20 || frac.len() > 9
+                || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(whole.parse::<u128>().ok()? * 1_000_000_000 + format!("{frac:0<9}").parse::<u128>().ok()?)
+        };
+        let max = u128::from(MAX_AMOUNT) * 1_000_000_000;
+        let expected = match (nanos(&price), quantity.as_u64(), value.as_ref().map(nanos), market_id.as_u64()) {
+            (Some(p), Some(q), v, Some(m)) if v != Some(None) => Some(
+                (1..=10_000).contains(&q)
+                    && p <= max
+                    && p * u128::from(q) * lines as u128 <= max
+                    && v.flatten().is_none_or(|v| v <= max)
+                    && m <= MAX_MARKET_ID,
+            ),
+            _ => None, // floats, negatives, exponents: either answer, but a documented one
+        };
+        match result {
+            Ok(c) => {
+                prop_assert_ne!(expected, Some(false), "accepted {}", body);
+                assert_sane(&c, &facts)?;
+            }
+            Err(e) => {
+                prop_assert_ne!(expected, Some(true), "refused {}: {}", body, e);
+                prop_assert_eq!(e.code, "invalid_event");
+            }
+        }
+    }
+}
+
+/// Amounts an attacker would send: anything near the bounds, the overflow edges, exponents,
+/// floats, negatives, and plain decimals of every size.
+fn crafted_amount() -> impl Strategy<Value = Value> {
+    let max = MAX_AMOUNT;
+    prop_oneof![
+        2 => "[0-9]{1,20}(\\.[0-9]{1,9})?".prop_map(Value::from),
+        2 => (0..=max * 2).prop_map(|n| Value::from(n.to_string())),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => any::<f64>().prop_filter("JSON has no NaN or infinity", |f| f.is_finite()).prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => prop::sample::select(vec![
+            json!("1000000000000"), json!("1000000000000.000000001"), json!("999999999999.999999999"),
+            json!("99999999999999.99"), json!("1e18"), json!(1e18), json!("-0.01"), json!("0"),
+            json!(u64::MAX), json!("18446744073709551615"), json!("340282366920938463463374607431768211456"),
+        ]),
+    ]
+}
+
+fn crafted_quantity() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => (0u64..=10_001).prop_map(Value::from),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => prop::sample::select(vec![json!(u64::MAX), json!(1e4), json!("2")]),
+    ]
+}
+
+fn crafted_id() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        2 => (0..=MAX_MARKET_ID + 2).prop_map(Value::from),
+        2 => any::<u64>().prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => prop::sample::select(vec![
+            json!(u64::MAX), json!(MAX_MARKET_ID), json!(MAX_MARKET_ID + 1), json!(1.5),
+            json!("23505895537"), json!(null),
+        ]),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,6 +807,8 @@ fn mapping_config() -> MappingConfig {
 /// does not compile until its key is covered here.
 fn assert_resource_key(topic: Topic, key: &Result<String, String>) -> Result<(), TestCaseError> {
     let Ok(key) = key else { return Ok(()) };
+    // `resource:<key>` is a KV key: KV refuses keys over 512 bytes.
+    prop_assert!(key.len() <= 300, "{} bytes", key.len());
     match topic {
         Topic::CartsCreate | Topic::CartsUpdate => {
             let token = key.strip_prefix("cart:").expect("cart: prefix");
@@ -845,13 +981,41 @@ fn check_redact(body: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Parked reasons are logged, kept and shown: they may name fields and types, never a value.
+fn assert_no_value_in(reason: &str, body: &[u8]) -> Result<(), TestCaseError> {
+    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    let mut values = Vec::new();
+    values_of(&parsed, &mut values);
+    for value in values {
+        let raw = value.trim_matches('"');
+        // Words a reason is made of ("expected", field names) can be values too.
+        let wordlike = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b' ');
+        if raw.chars().count() >= 6 && !wordlike {
+            prop_assert!(!reason.contains(raw), "{:?} quotes {:?}", reason, raw);
+        }
+    }
+    Ok(())
+}
+
 fn check_webhook(body: &[u8]) -> Result<(), TestCaseError> {
     let text = String::from_utf8_lossy(body);
     for header in TOPIC_HEADERS {
         let topic = Topic::parse(header);
-        assert_resource_key(topic, &shopify::resource_key(topic, body))?;
+        let key = shopify::resource_key(topic, body);
+        assert_resource_key(topic, &key)?;
         let parsed = Payload::parse(topic, &text);
         assert_payload_fits(topic, &parsed)?;
+        let shape = shopify::shape::check(topic, body, "demo.myshopify.com");
+        for reason in [key.err(), parsed.as_ref().err().cloned(), shape.err()]
+            .iter()
+            .flatten()
+        {
+            assert_no_value_in(reason, body)?;
+        }
         if let Ok(payload) = &parsed {
             for event in map_payload(payload)? {
                 prop_assert!(serde_json::to_string(&event).is_ok());

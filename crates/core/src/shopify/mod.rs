@@ -4,6 +4,7 @@
 pub mod hmac;
 pub mod mapping;
 pub mod models;
+pub mod shape;
 pub mod transition;
 
 /// Largest webhook body accepted (Shopify orders with hundreds of lines stay well below).
@@ -68,6 +69,40 @@ mod tests {
     }
 }
 
+/// `body` as a `T`; `Err` names the field that does not fit (its JSON path) and what was
+/// expected there, never the value found (reasons are logged and shown to the operator).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    // Syntax errors name what the parser expected, never the text it found.
+    let not_json = |e: &serde_json::Error| {
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or_default();
+        format!(
+            "body is not JSON: {message} (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return not_json(&inner);
+        }
+        let message = inner.to_string();
+        let message = message.split(" at line ").next().unwrap_or_default();
+        // serde's messages quote the value before `expected`; only the expectation is kept.
+        let expected = match message.find("expected ") {
+            Some(at) => message[at..].to_string(),
+            None if message.starts_with("missing field") => message.to_string(),
+            None => "a value of another kind expected".to_string(),
+        };
+        format!("{path}: {expected}")
+    })?;
+    de.end().map_err(|e| not_json(&e))?;
+    Ok(parsed)
+}
+
 /// A webhook body parsed as its topic's payload.
 #[derive(Debug)]
 pub enum Payload {
@@ -83,7 +118,8 @@ impl Payload {
     /// `Err` says why the body does not fit the topic (the webhook is then parked).
     pub fn parse(topic: Topic, body: &str) -> Result<Payload, String> {
         fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
-            serde_json::from_str(body).map_err(|e| format!("payload does not match the topic: {e}"))
+            parse_json(body.as_bytes())
+                .map_err(|reason| format!("payload does not match the topic: {reason}"))
         }
         Ok(match topic {
             Topic::CartsCreate | Topic::CartsUpdate => Payload::Cart(json(body)?),
@@ -96,6 +132,9 @@ impl Payload {
         })
     }
 }
+
+/// Longest cart or checkout token taken as a resource name.
+const MAX_TOKEN_BYTES: usize = 256;
 
 /// The Durable Object (by name) that keeps one resource's state and serialises its webhooks.
 /// `Err` says why the payload cannot be used (it is then parked for the operator).
@@ -114,8 +153,17 @@ pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
         #[serde(default, deserialize_with = "models::id")]
         order_id: Option<u64>,
     }
-    let keys: Keys =
-        serde_json::from_slice(body).map_err(|e| format!("body is not a JSON object: {e}"))?;
+    let keys: Keys = parse_json(body)?;
+    // Resource names become KV keys (at most 512 bytes); Shopify's tokens are 32-64 characters.
+    if keys
+        .token
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_TOKEN_BYTES)
+    {
+        return Err(format!(
+            "token: expected a string of at most {MAX_TOKEN_BYTES} bytes"
+        ));
+    }
     let missing = |what: &str| format!("{what} is missing");
     match topic {
         Topic::CartsCreate | Topic::CartsUpdate => keys
@@ -186,6 +234,11 @@ mod key_tests {
         );
         assert!(resource_key(Topic::OrdersCreate, br#"{"id":null}"#).is_err());
         assert!(resource_key(Topic::CartsCreate, br#"{"token":"?key=x"}"#).is_err());
+        let long = format!(r#"{{"token":"{}"}}"#, "t".repeat(257));
+        assert_eq!(
+            resource_key(Topic::CheckoutsCreate, long.as_bytes()).unwrap_err(),
+            "token: expected a string of at most 256 bytes"
+        );
         assert!(resource_key(Topic::OrdersCreate, b"not json").is_err());
         assert!(resource_key(Topic::OrdersCreate, br#"[1,2]"#).is_err());
     }
@@ -207,6 +260,23 @@ mod key_tests {
         let err =
             Payload::parse(Topic::OrdersCreate, r#"{"id":1,"line_items":"nope"}"#).unwrap_err();
         assert!(err.starts_with("payload does not match the topic"), "{err}");
+    }
+
+    #[test]
+    fn reasons_name_the_path_and_the_expected_type_never_the_value() {
+        let body = r#"{"id":1,"line_items":[{"quantity":1},{"quantity":"buyer@example.com"}]}"#;
+        let err = Payload::parse(Topic::OrdersCreate, body).unwrap_err();
+        assert!(!err.contains("buyer@example.com"), "{err}");
+        assert!(err.contains("line_items[1].quantity: expected"), "{err}");
+        let err = parse_json::<Vec<u8>>(br#"["secret-value"]"#).unwrap_err();
+        assert_eq!(err, "[0]: expected u8");
+        let err = parse_json::<serde_json::Value>(b"{\"a\": secret}").unwrap_err();
+        assert!(
+            err.starts_with("body is not JSON: expected value (line 1") && !err.contains("secret"),
+            "{err}"
+        );
+        let err = parse_json::<serde_json::Value>(b"{} trailing").unwrap_err();
+        assert!(err.starts_with("body is not JSON"), "{err}");
     }
 
     #[test]
