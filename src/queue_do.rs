@@ -22,11 +22,11 @@ use tiktok_edge_core::queue::{
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
-    Fetch, Headers, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
+    Fetch, Headers, Method, Request, Response, Result, SqlStorage, SqlStorageValue,
     State,
 };
 
-use crate::settings;
+use crate::{outbound, settings};
 
 /// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -789,11 +789,7 @@ async fn post_with_timeout(
     let set = headers
         .set("Content-Type", "application/json")
         .and_then(|()| headers.set("Access-Token", token));
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = match (set, Request::new_with_init(url, &init)) {
+    let request = match (set, outbound::request(url, Some(body), Some(&headers))) {
         (Ok(()), Ok(request)) => request,
         (Err(e), _) | (_, Err(e)) => return (None, e.to_string()),
     };
