@@ -20,8 +20,12 @@ async fn ask(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<R
         .durable_object(BINDING)?
         .id_from_name(shard)?
         .get_stub()?;
-    stub.fetch_with_request(outbound::request(&format!("https://queue/{op}"), body, None)?)
-        .await
+    stub.fetch_with_request(outbound::request(
+        &format!("https://queue/{op}"),
+        body,
+        None,
+    )?)
+    .await
 }
 
 /// [`ask`], where any answer but 200 is an error naming the shard and its message.

@@ -22,10 +22,10 @@ use tiktok_edge_core::queue::{
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
-    Fetch, Headers, Method, Request, Response, Result, SqlStorage, SqlStorageValue,
-    State,
+    Fetch, Headers, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State,
 };
 
+use crate::store::Store;
 use crate::{outbound, settings};
 
 /// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
@@ -443,6 +443,22 @@ impl EventQueue {
             .and_then(|t| serde_json::from_str(t).ok()))
     }
 
+    /// Copies the pause to KV for `/tt/health`; a failure is logged, never fatal: the shard's
+    /// own row decides sending, the copy only what health says.
+    async fn mirror_pause(&self, pause: Option<&Pause>) {
+        let shard = self.state.id().to_string();
+        let done = match Store::new(&self.env) {
+            Ok(store) => store.mirror_pause(&shard, pause).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            console_error!(
+                "{{\"event\":\"pause_mirror_failed\",\"error\":{:?}}}",
+                e.to_string()
+            );
+        }
+    }
+
     fn set_pause(&self, pause: Option<&Pause>) -> Result<()> {
         match pause {
             Some(pause) => self.run(
@@ -692,11 +708,13 @@ impl EventQueue {
                     );
                     self.set_pause(Some(&pause))?;
                     self.postpone_due(pause.next_check_ms)?;
+                    self.mirror_pause(Some(&pause)).await;
                     return Ok(());
                 }
             }
             if token_works && self.pause()?.is_some() {
                 self.set_pause(None)?;
+                self.mirror_pause(None).await;
                 console_log!("{{\"event\":\"queue_resumed\"}}");
                 // The rest of what was due goes out on the next alarm, at once.
                 return Ok(());

@@ -4,8 +4,10 @@ use tiktok_edge_core::config::{self, Config, DEFAULT_ROUTE_PREFIX};
 use tiktok_edge_core::cors::Cors;
 use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
+use tiktok_edge_core::urls;
 use worker::{console_error, Context, Env, Request, Response, Result};
 
+use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -18,10 +20,20 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
     let config = match (&loaded, route) {
         (_, Route::Health) => {
-            let mut health = Health::new(&lookup, &loaded);
-            if let Ok(queue) = queue::health(&env).await {
-                health = health.with_queue(queue);
-            }
+            let health = Health::new(&lookup, &loaded);
+            // Depth costs a request to every shard: only when asked (admin, doctor); an uptime
+            // monitor's poll reads the pause from one KV key.
+            let health = if urls::query_param(&req.inner().url(), "queue").as_deref() == Some("1") {
+                match queue::health(&env).await {
+                    Ok(queue) => health.with_queue(queue),
+                    Err(_) => health,
+                }
+            } else {
+                match Store::new(&env)?.queue_pause().await {
+                    Ok(paused) => health.with_pause(paused),
+                    Err(_) => health,
+                }
+            };
             return respond::json(health.http_status(), &health);
         }
         (Ok(config), _) => config,

@@ -3,6 +3,7 @@
 
 pub use tiktok_edge_core::admin::Parked;
 use tiktok_edge_core::privacy::Held;
+use tiktok_edge_core::queue::{Pause, PauseMirror};
 use tiktok_edge_core::shopify::mapping::Session;
 use worker::{Env, KvStore, Result};
 
@@ -12,6 +13,8 @@ pub const BINDING: &str = "SESSIONS";
 const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 const PARKED_TTL_SECS: u64 = 7 * 24 * 3600;
 const SDK_TTL_SECS: u64 = 7 * 24 * 3600;
+/// The queue's pause, as a shard last reported it ([`PauseMirror`]).
+const PAUSE_KEY: &str = "queue:paused";
 /// KV refuses longer keys. Keys are built from cookie values and tokens a visitor controls:
 /// a key that cannot exist is simply not there (never a failed request).
 const MAX_KEY_BYTES: usize = 512;
@@ -45,6 +48,35 @@ impl Store {
         Ok(Store {
             kv: env.kv(BINDING)?,
         })
+    }
+
+    /// The queue's pause as the shards mirror it, for `/tt/health`.
+    pub async fn queue_pause(&self) -> Result<Option<Pause>> {
+        let mirror = self.kv.get(PAUSE_KEY).json::<PauseMirror>().await?;
+        Ok(mirror.map(|m| m.pause))
+    }
+
+    /// Records shard `shard`'s pause, or, with `None`, removes the one it recorded.
+    pub async fn mirror_pause(&self, shard: &str, pause: Option<&Pause>) -> Result<()> {
+        match pause {
+            Some(pause) => {
+                let mirror = PauseMirror {
+                    shard: shard.to_string(),
+                    pause: pause.clone(),
+                };
+                self.kv
+                    .put(PAUSE_KEY, serde_json::to_string(&mirror)?)?
+                    .execute()
+                    .await?
+            }
+            None => {
+                let mirror = self.kv.get(PAUSE_KEY).json::<PauseMirror>().await?;
+                if mirror.is_some_and(|m| m.shard == shard) {
+                    self.kv.delete(PAUSE_KEY).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The session of session id `sid` (the visitor's `_ttp`).

@@ -123,6 +123,12 @@ test("a token refused (40105) for a while pauses sending, health says why and wh
     });
     assert.equal(health.res.status, 503);
     assert.match(health.body.queue_paused.reason, /40105.*wrangler secret put TIKTOK_ACCESS_TOKEN/);
+    // The plain poll read the pause from KV; asking the shards says the same, with the depth.
+    const asked = await worker.fetch("/tt/health?queue=1");
+    const full = await asked.json();
+    assert.equal(asked.status, 503);
+    assert.equal(full.queue_paused.reason, health.body.queue_paused.reason);
+    assert.ok(full.queue_depth >= 6, "the events wait");
     for (const id of ids.slice(6)) assert.equal(await viewContent(worker, id), true);
     // The checks keep being refused for a while (each one small), nothing fails meanwhile.
     await waitFor("three refused checks", () => tiktok.requests.length >= 4);
@@ -135,6 +141,7 @@ test("a token refused (40105) for a while pauses sending, health says why and wh
     await drained(worker);
     assert.deepEqual([...tiktok.kept.keys()].sort(), [...ids].sort());
     assert.ok([...tiktok.kept.values()].every((copies) => copies === 1), "each sent once");
+    // Resuming removed the KV copy too.
     const res = await worker.fetch("/tt/health");
     assert.equal(res.status, 200);
     assert.equal((await res.json()).queue_paused, undefined);
