@@ -167,12 +167,12 @@ impl DurableObject for EventQueue {
                 Response::from_json(&summary)
             }
             (Method::Post, "/forget") => {
-                let request: Forget = req.json().await?;
+                let request: Forget = serde_json::from_str(&req.text().await?)?;
                 self.forget(&request)?;
                 Response::ok("")
             }
             (Method::Post, "/resend") => {
-                let request: Resend = req.json().await?;
+                let request: Resend = serde_json::from_str(&req.text().await?)?;
                 let count = match self.resend(&request)? {
                     Ok(count) => count,
                     Err(message) => return Response::error(message, 400),

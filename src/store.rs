@@ -50,9 +50,19 @@ impl Store {
         })
     }
 
+    /// The JSON record under `key`, parsed by serde_json as every other JSON the Worker
+    /// reads: KV's own `json()` goes through JSON.parse and serde_wasm_bindgen, a second
+    /// deserializer of each record type in the wasm.
+    async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.kv.get(key).text().await? {
+            Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The queue's pause as the shards mirror it, for `/tt/health`.
     pub async fn queue_pause(&self) -> Result<Option<Pause>> {
-        let mirror = self.kv.get(PAUSE_KEY).json::<PauseMirror>().await?;
+        let mirror = self.json::<PauseMirror>(PAUSE_KEY).await?;
         Ok(mirror.map(|m| m.pause))
     }
 
@@ -70,7 +80,7 @@ impl Store {
                     .await?
             }
             None => {
-                let mirror = self.kv.get(PAUSE_KEY).json::<PauseMirror>().await?;
+                let mirror = self.json::<PauseMirror>(PAUSE_KEY).await?;
                 if mirror.is_some_and(|m| m.shard == shard) {
                     self.kv.delete(PAUSE_KEY).await?;
                 }
@@ -85,7 +95,7 @@ impl Store {
         if !fits(&key) {
             return Ok(None);
         }
-        Ok(self.kv.get(&key).json::<Session>().await?)
+        self.json::<Session>(&key).await
     }
 
     pub async fn save_session(&self, sid: &str, session: &Session) -> Result<()> {
@@ -215,7 +225,7 @@ impl Store {
             .await?;
         let mut out = Vec::new();
         for key in listed.keys.iter().rev().take(limit) {
-            if let Some(p) = self.kv.get(&key.name).json::<Parked>().await? {
+            if let Some(p) = self.json::<Parked>(&key.name).await? {
                 out.push(p);
             }
         }
