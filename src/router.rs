@@ -12,7 +12,7 @@ use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, sett
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let lookup = |name: &str| settings::var(&env, name);
-    let loaded = Config::from_lookup(&lookup);
+    let loaded = settings::config(&env);
     let prefix = loaded
         .as_ref()
         .map_or(DEFAULT_ROUTE_PREFIX, |c| c.route_prefix.as_str());

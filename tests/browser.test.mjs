@@ -289,7 +289,7 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   const order = { ...loadFixture("order_create.json"), id: big("5900000000000000999"), note_attributes: [], cart_token: null };
   await waitFor("the pixel's purchase collected", () => requests.find((r) => r.postData()?.includes('"5900000000000000999"')));
   await assertCollectsAccepted(requests);
-  assert.equal((await deliverWebhook(worker, "orders/create", order)).body.queued, 1);
+  assert.equal((await deliverWebhook(worker, "orders/create", order, { shop: DEMO_SHOP_DOMAIN })).body.queued, 1);
   const purchase = await receivedOnce("Purchase", "5900000000000000999");
   assert.equal(purchase.properties.order_id, "5900000000000000999");
   assert.equal(purchase.user.ttp, ttp);
