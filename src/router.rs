@@ -29,10 +29,12 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
                     Err(_) => health,
                 }
             } else {
-                match Store::new(&env)?.queue_pause().await {
-                    Ok(paused) => health.with_pause(paused),
-                    Err(_) => health,
-                }
+                // Health answers even when KV cannot: no pause is known then.
+                let paused = match Store::new(&env) {
+                    Ok(store) => store.queue_pause().await.unwrap_or(None),
+                    Err(_) => None,
+                };
+                health.with_pause(paused)
             };
             return respond::json(health.http_status(), &health);
         }
