@@ -17,13 +17,20 @@ import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { startServer, startWorker, waitFor, loadFixture, toJson, big, tiktokAnswer, ROOT } from "../tests/support/harness.mjs";
 import { DEFAULT_WASM, profile, report as sizeReport, sections } from "./wasm-size.mjs";
+import { rowsBench } from "./rows.mjs";
 
+// Every timing budget is a ratio of two figures measured side by side in this run, so it
+// holds on a slower or busier machine: the Rust Worker against the plain JavaScript Worker
+// (the floor), the stalled-TikTok acknowledgement against the fast-TikTok control, the native
+// order against a reference computation in the same process. Bytes and rows are counts.
 const BUDGETS = {
-  wasmGzipBytes: 400_000, // decimal kilobytes: 400 KB = 400,000 bytes
-  assetRatio: 1.15,
-  htmlRatio: 1.3,
-  ackP99Ms: 50,
-  orderNativeUs: 20,
+  wasmGzipBytes: 250_000, // decimal kilobytes: 250 KB = 250,000 bytes
+  assetRatio: 1.1, // p50, Rust / JS floor
+  htmlRatio: 1.15, // p50, returning visitor, pixel tag injected
+  newVisitorRatio: 1.25, // p50, `_ttp` minted, session written to KV after the response
+  ackRatio: 1.2, // p99 ack, TikTok stalled / TikTok fast
+  orderRatio: 1.5, // native 10-line order / the same body through serde_json::Value and back
+  rowsFlat: 0.1, // rows per enqueue and per flushed event at 10k and 100k retained vs none
 };
 const PASSTHROUGH = { warmUp: 50, rounds: 400 };
 const WEBHOOKS = { warmUp: 10, perCase: 150, concurrency: 4, lineCounts: [1, 10, 100] };
@@ -62,7 +69,7 @@ function htmlPage(bytes) {
 }
 const HTML = htmlPage(100 * 1024);
 
-async function passthroughBench() {
+export async function passthroughBench() {
   const origin = await startServer((req, res) => {
     if (req.url.startsWith("/assets/")) {
       res.writeHead(200, { "content-type": "text/css", "cache-control": "public, max-age=31536000" }).end(ASSET);
@@ -84,7 +91,9 @@ async function passthroughBench() {
   const cases = [
     { name: "asset", label: `small asset (${ASSET.length} B CSS)`, path: "/assets/app.css", headers: returning, budget: BUDGETS.assetRatio },
     { name: "html", label: `HTML ${Math.round(HTML.length / 1024)} KB, returning visitor`, path: "/products/demo-mug", headers: returning, budget: BUDGETS.htmlRatio },
-    { name: "html-new", label: `HTML ${Math.round(HTML.length / 1024)} KB, new visitor (cookie minted, session written to KV)`, path: "/products/demo-mug?utm_source=bench", headers: browser },
+    { name: "html-new", label: `HTML ${Math.round(HTML.length / 1024)} KB, new visitor (_ttp minted; the session waits for the cookie to come back)`, path: "/products/demo-mug?utm_source=bench", headers: browser, budget: BUDGETS.newVisitorRatio },
+    // Profile of a first visit's parts: an ad click writes the session to KV at once.
+    { name: "html-click", label: `HTML ${Math.round(HTML.length / 1024)} KB, new visitor from an ad click (_ttp and ttclid minted, session written to KV)`, path: "/products/demo-mug?ttclid=E.C.P.bench", headers: browser },
   ];
   const results = [];
   try {
@@ -368,36 +377,56 @@ async function main() {
   const s = webhooks.slow;
   console.log(`  slow TikTok (${SLOW_SINK.delayMs / 1000} s per call, TIKTOK_TIMEOUT_MS=15000), ${s.n} sequential 10-line deliveries: ack p50 ${ms(s.p50)} p99 ${ms(s.p99)} max ${ms(s.max)};` +
     ` sink calls in flight throughout: ≥ ${s.minInFlight}, new calls during: ${s.callsDuring}, answered by then: ${s.answeredDuring}`);
+  console.log("\n== SQLite rows of one queue shard, by finished rows retained (bench/rows.mjs)");
+  const rows = await rowsBench();
+  for (const r of rows) {
+    console.log(`  ${r.retained.toLocaleString("en")} retained (seeded in ${r.seedSeconds.toFixed(1)} s): per enqueue ${r.enqueue.read} read / ${r.enqueue.written} written; ` +
+      `per flushed event ${r.flush.read.toFixed(2)} read / ${r.flush.written.toFixed(2)} written (${r.flush.flushes} flushes)`);
+  }
 
   const html = passthrough.find((p) => p.name === "html");
   const asset = passthrough.find((p) => p.name === "asset");
   const htmlNew = passthrough.find((p) => p.name === "html-new");
+  const htmlClick = passthrough.find((p) => p.name === "html-click");
   const order10 = native?.order_10_lines_parse_map_serialise;
-  const rows = [
+  const reference = native?.reference_10_line_order_as_json_value;
+  const ratioRow = (name, value, budget, digits = 3) => [name, value.toFixed(digits), `≤ ${budget}`, verdict(value <= budget)];
+  // Rows at each level against the empty shard: flat within BUDGETS.rowsFlat.
+  const [empty, ...fuller] = rows;
+  const drift = (pick) => Math.max(...fuller.map((r) => Math.abs(pick(r) / pick(empty) - 1)));
+  const rowsDrift = Math.max(drift((r) => r.enqueue.read), drift((r) => r.enqueue.written), drift((r) => r.flush.read), drift((r) => r.flush.written));
+  const table_ = [
     ["wasm raw", bytes(size.raw)],
     ["wasm gzip (zlib level 6, as wrangler reports)", bytes(size.gzip), `≤ ${bytes(BUDGETS.wasmGzipBytes)}`, verdict(size.gzip <= BUDGETS.wasmGzipBytes)],
     ["  name section, stripped at build (gzip saved)", bytes(named.gzip - size.gzip)],
     [`passthrough asset p50 Rust / JS`, `${ms(asset.rust.p50)} / ${ms(asset.js.p50)}`],
     [`passthrough asset p99 Rust / JS`, `${ms(asset.rust.p99)} / ${ms(asset.js.p99)}`],
-    [`passthrough asset p50 ratio`, asset.ratioP50.toFixed(3), `≤ ${BUDGETS.assetRatio}`, verdict(asset.ratioP50 <= BUDGETS.assetRatio)],
+    ratioRow("passthrough asset p50 ratio Rust / JS", asset.ratioP50, BUDGETS.assetRatio),
     [`passthrough HTML 100 KB p50 Rust / JS`, `${ms(html.rust.p50)} / ${ms(html.js.p50)}`],
     [`passthrough HTML 100 KB p99 Rust / JS`, `${ms(html.rust.p99)} / ${ms(html.js.p99)}`],
-    [`passthrough HTML p50 ratio (${html.injected ? "with" : "WITHOUT"} injection)`, html.ratioP50.toFixed(3), `≤ ${BUDGETS.htmlRatio}`, verdict(html.ratioP50 <= BUDGETS.htmlRatio)],
-    [`passthrough HTML new visitor p50 ratio`, htmlNew.ratioP50.toFixed(2)],
+    ratioRow(`passthrough HTML p50 ratio Rust / JS (${html.injected ? "with" : "WITHOUT"} injection)`, html.ratioP50, BUDGETS.htmlRatio),
+    [`passthrough HTML new visitor p50 Rust / JS`, `${ms(htmlNew.rust.p50)} / ${ms(htmlNew.js.p50)}`],
+    ratioRow("passthrough HTML new visitor p50 ratio Rust / JS", htmlNew.ratioP50, BUDGETS.newVisitorRatio),
+    ["  new visitor / returning visitor, Rust p50 (info)", (htmlNew.rust.p50 / html.rust.p50).toFixed(3)],
+    ["passthrough HTML ad-click visitor (session written) p50 ratio Rust / JS (info)", htmlClick.ratioP50.toFixed(3)],
     ...webhooks.throughput.map((t) => [`webhooks/s, ${t.lines}-line orders (c=${WEBHOOKS.concurrency})`, `${t.perSecond.toFixed(0)}/s (p99 ${ms(t.p99)})`]),
     ["webhook ack p50 / p99, TikTok fast, sequential", `${ms(c.p50)} / ${ms(c.p99)}`],
     ["webhook ack p50, TikTok slow (10 s/call), sequential", ms(s.p50)],
-    ["webhook ack p99, TikTok slow (10 s/call), sequential", ms(s.p99), `≤ ${BUDGETS.ackP99Ms} ms`, verdict(s.p99 <= BUDGETS.ackP99Ms)],
-    order10
-      ? ["native: 10-line order parse+map+serialise", us(order10.median_ns), `≤ ${BUDGETS.orderNativeUs} µs`, verdict(order10.median_ns / 1000 <= BUDGETS.orderNativeUs)]
-      : ["native: 10-line order parse+map+serialise", "not run (--native)", `≤ ${BUDGETS.orderNativeUs} µs`, "-"],
+    ["webhook ack p99, TikTok slow (10 s/call), sequential", ms(s.p99)],
+    ratioRow("webhook ack p99 ratio, TikTok slow / fast", s.p99 / c.p99, BUDGETS.ackRatio),
+    ...rows.map((r) => [`SQLite rows per enqueue / per flushed event, ${r.retained.toLocaleString("en")} retained`,
+      `${r.enqueue.read} r ${r.enqueue.written} w / ${r.flush.read.toFixed(2)} r ${r.flush.written.toFixed(2)} w`]),
+    ["SQLite rows, largest change from 0 retained", `${(100 * rowsDrift).toFixed(1)} %`, `≤ ${100 * BUDGETS.rowsFlat} %`, verdict(rowsDrift <= BUDGETS.rowsFlat)],
+    order10 && reference
+      ? ratioRow("native: 10-line order parse+map+serialise / reference", order10.median_ns / reference.median_ns, BUDGETS.orderRatio)
+      : ["native: 10-line order / reference", "not run (--native)", `≤ ${BUDGETS.orderRatio}`, "-"],
   ];
-  for (const [name, f] of Object.entries(native ?? {})) {
-    if (name !== "order_10_lines_parse_map_serialise") rows.push([`native: ${name}`, us(f.median_ns)]);
-  }
+  for (const [name, f] of Object.entries(native ?? {})) table_.push([`native: ${name}`, us(f.median_ns)]);
   if (nativeO3?.order_10_lines_parse_map_serialise) {
-    rows.push(["native opt-level 3: 10-line order (info)", us(nativeO3.order_10_lines_parse_map_serialise.median_ns)]);
-    rows.push(["native opt-level 3: hash_email_and_phone (info)", us(nativeO3.hash_email_and_phone.median_ns)]);
+    table_.push(["native opt-level 3: 10-line order / reference (info)",
+      (nativeO3.order_10_lines_parse_map_serialise.median_ns / nativeO3.reference_10_line_order_as_json_value.median_ns).toFixed(3)]);
+    table_.push(["native opt-level 3: 10-line order (info)", us(nativeO3.order_10_lines_parse_map_serialise.median_ns)]);
+    table_.push(["native opt-level 3: hash_email_and_phone (info)", us(nativeO3.hash_email_and_phone.median_ns)]);
   }
   if (buildFingerprint(wasmFile) !== buildAtStart) {
     console.log("\nWARNING: build/index_bg.wasm was replaced during the run (another build wrote build/): the Worker figures are invalid; rerun.");
@@ -411,7 +440,8 @@ async function main() {
     const note = `other processes used ${Math.max(0, others).toFixed(1)} CPU-s during the ${seconds.toFixed(0)} s run (${(100 * share).toFixed(0)}% of ${os.cpus().length} cores)`;
     console.log(`\n${share > 0.1 ? `WARNING: ${note}: latency and throughput figures are inflated; rerun on an idle machine.` : note}`);
   }
-  console.log(`\n== summary (budgets: ${Object.keys(BUDGETS).length}; native figures use the release profile, opt-level "z", as shipped)\n${table(rows)}`);
+  console.log(`\n== summary (budgets: ${Object.keys(BUDGETS).length}; native figures use the release profile, opt-level "z", as shipped)\n${table(table_)}`);
 }
 
-await main();
+// Run as a script (not when a profiling script imports passthroughBench).
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -11,8 +11,9 @@ import { adminAuth, listSubscriptions, subscriptionStatus, webhookUri } from "./
 const BROWSER = { accept: "text/html", "user-agent": "tiktok-edge-doctor", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" };
 
 async function checkHealth(base, prefix) {
+  // ?queue=1: the queue depth too (it asks every queue shard, so monitors leave it off).
   const url = `${base}${prefix}/health`;
-  const res = await request(url);
+  const res = await request(`${url}?queue=1`);
   const text = await res.text();
   let health;
   try { health = JSON.parse(text); } catch { /* not the Worker */ }

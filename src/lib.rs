@@ -12,6 +12,7 @@ mod consent;
 mod edge;
 mod inject;
 mod limits;
+mod outbound;
 mod privacy;
 mod queue;
 mod queue_do;

@@ -8,7 +8,9 @@ use tiktok_edge_core::queue::{
     QueueStats, Resend, ShardHealth, Source, SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
-use worker::{Env, Method, Request, RequestInit, Response, Result};
+use worker::{Env, Response, Result};
+
+use crate::outbound;
 
 pub const BINDING: &str = "EVENT_QUEUE";
 
@@ -18,12 +20,12 @@ async fn ask(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<R
         .durable_object(BINDING)?
         .id_from_name(shard)?
         .get_stub()?;
-    let mut init = RequestInit::new();
-    if let Some(body) = body {
-        init.with_method(Method::Post).with_body(Some(body.into()));
-    }
-    let request = Request::new_with_init(&format!("https://queue/{op}"), &init)?;
-    stub.fetch_with_request(request).await
+    stub.fetch_with_request(outbound::request(
+        &format!("https://queue/{op}"),
+        body,
+        None,
+    )?)
+    .await
 }
 
 /// [`ask`], where any answer but 200 is an error naming the shard and its message.

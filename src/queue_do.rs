@@ -22,11 +22,11 @@ use tiktok_edge_core::queue::{
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
-    Fetch, Headers, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
-    State,
+    Fetch, Headers, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State,
 };
 
-use crate::settings;
+use crate::store::Store;
+use crate::{outbound, settings};
 
 /// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -167,12 +167,12 @@ impl DurableObject for EventQueue {
                 Response::from_json(&summary)
             }
             (Method::Post, "/forget") => {
-                let request: Forget = req.json().await?;
+                let request: Forget = serde_json::from_str(&req.text().await?)?;
                 self.forget(&request)?;
                 Response::ok("")
             }
             (Method::Post, "/resend") => {
-                let request: Resend = req.json().await?;
+                let request: Resend = serde_json::from_str(&req.text().await?)?;
                 let count = match self.resend(&request)? {
                     Ok(count) => count,
                     Err(message) => return Response::error(message, 400),
@@ -443,6 +443,22 @@ impl EventQueue {
             .and_then(|t| serde_json::from_str(t).ok()))
     }
 
+    /// Copies the pause to KV for `/tt/health`; a failure is logged, never fatal: the shard's
+    /// own row decides sending, the copy only what health says.
+    async fn mirror_pause(&self, pause: Option<&Pause>) {
+        let shard = self.state.id().to_string();
+        let done = match Store::new(&self.env) {
+            Ok(store) => store.mirror_pause(&shard, pause).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            console_error!(
+                "{{\"event\":\"pause_mirror_failed\",\"error\":{:?}}}",
+                e.to_string()
+            );
+        }
+    }
+
     fn set_pause(&self, pause: Option<&Pause>) -> Result<()> {
         match pause {
             Some(pause) => self.run(
@@ -692,11 +708,13 @@ impl EventQueue {
                     );
                     self.set_pause(Some(&pause))?;
                     self.postpone_due(pause.next_check_ms)?;
+                    self.mirror_pause(Some(&pause)).await;
                     return Ok(());
                 }
             }
             if token_works && self.pause()?.is_some() {
                 self.set_pause(None)?;
+                self.mirror_pause(None).await;
                 console_log!("{{\"event\":\"queue_resumed\"}}");
                 // The rest of what was due goes out on the next alarm, at once.
                 return Ok(());
@@ -789,11 +807,7 @@ async fn post_with_timeout(
     let set = headers
         .set("Content-Type", "application/json")
         .and_then(|()| headers.set("Access-Token", token));
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = match (set, Request::new_with_init(url, &init)) {
+    let request = match (set, outbound::request(url, Some(body), Some(&headers))) {
         (Ok(()), Ok(request)) => request,
         (Err(e), _) | (_, Err(e)) => return (None, e.to_string()),
     };

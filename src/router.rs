@@ -4,13 +4,15 @@ use tiktok_edge_core::config::{self, Config, DEFAULT_ROUTE_PREFIX};
 use tiktok_edge_core::cors::Cors;
 use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
+use tiktok_edge_core::urls;
 use worker::{console_error, Context, Env, Request, Response, Result};
 
+use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let lookup = |name: &str| settings::var(&env, name);
-    let loaded = Config::from_lookup(&lookup);
+    let loaded = settings::config(&env);
     let prefix = loaded
         .as_ref()
         .map_or(DEFAULT_ROUTE_PREFIX, |c| c.route_prefix.as_str());
@@ -18,10 +20,22 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
     let config = match (&loaded, route) {
         (_, Route::Health) => {
-            let mut health = Health::new(&lookup, &loaded);
-            if let Ok(queue) = queue::health(&env).await {
-                health = health.with_queue(queue);
-            }
+            let health = Health::new(&lookup, &loaded);
+            // Depth costs a request to every shard: only when asked (admin, doctor); an uptime
+            // monitor's poll reads the pause from one KV key.
+            let health = if urls::query_param(&req.inner().url(), "queue").as_deref() == Some("1") {
+                match queue::health(&env).await {
+                    Ok(queue) => health.with_queue(queue),
+                    Err(_) => health,
+                }
+            } else {
+                // Health answers even when KV cannot: no pause is known then.
+                let paused = match Store::new(&env) {
+                    Ok(store) => store.queue_pause().await.unwrap_or(None),
+                    Err(_) => None,
+                };
+                health.with_pause(paused)
+            };
             return respond::json(health.http_status(), &health);
         }
         (Ok(config), _) => config,

@@ -54,7 +54,7 @@ impl DurableObject for ShopState {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/webhook") => {
-                let call: WebhookCall = req.json().await?;
+                let call: WebhookCall = serde_json::from_str(&req.text().await?)?;
                 match self.handle(call).await? {
                     Ok(result) => Response::from_json(&result),
                     Err(unusable) => Response::error(unusable, 422),

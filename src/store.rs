@@ -3,6 +3,7 @@
 
 pub use tiktok_edge_core::admin::Parked;
 use tiktok_edge_core::privacy::Held;
+use tiktok_edge_core::queue::{Pause, PauseMirror};
 use tiktok_edge_core::shopify::mapping::Session;
 use worker::{Env, KvStore, Result};
 
@@ -12,6 +13,8 @@ pub const BINDING: &str = "SESSIONS";
 const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 const PARKED_TTL_SECS: u64 = 7 * 24 * 3600;
 const SDK_TTL_SECS: u64 = 7 * 24 * 3600;
+/// The queue's pause, as a shard last reported it ([`PauseMirror`]).
+const PAUSE_KEY: &str = "queue:paused";
 /// KV refuses longer keys. Keys are built from cookie values and tokens a visitor controls:
 /// a key that cannot exist is simply not there (never a failed request).
 const MAX_KEY_BYTES: usize = 512;
@@ -47,13 +50,52 @@ impl Store {
         })
     }
 
+    /// The JSON record under `key`, parsed by serde_json as every other JSON the Worker
+    /// reads: KV's own `json()` goes through JSON.parse and serde_wasm_bindgen, a second
+    /// deserializer of each record type in the wasm.
+    async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.kv.get(key).text().await? {
+            Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The queue's pause as the shards mirror it, for `/tt/health`.
+    pub async fn queue_pause(&self) -> Result<Option<Pause>> {
+        let mirror = self.json::<PauseMirror>(PAUSE_KEY).await?;
+        Ok(mirror.map(|m| m.pause))
+    }
+
+    /// Records shard `shard`'s pause, or, with `None`, removes the one it recorded.
+    pub async fn mirror_pause(&self, shard: &str, pause: Option<&Pause>) -> Result<()> {
+        match pause {
+            Some(pause) => {
+                let mirror = PauseMirror {
+                    shard: shard.to_string(),
+                    pause: pause.clone(),
+                };
+                self.kv
+                    .put(PAUSE_KEY, serde_json::to_string(&mirror)?)?
+                    .execute()
+                    .await?
+            }
+            None => {
+                let mirror = self.json::<PauseMirror>(PAUSE_KEY).await?;
+                if mirror.is_some_and(|m| m.shard == shard) {
+                    self.kv.delete(PAUSE_KEY).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The session of session id `sid` (the visitor's `_ttp`).
     pub async fn session(&self, sid: &str) -> Result<Option<Session>> {
         let key = format!("session:{sid}");
         if !fits(&key) {
             return Ok(None);
         }
-        Ok(self.kv.get(&key).json::<Session>().await?)
+        self.json::<Session>(&key).await
     }
 
     pub async fn save_session(&self, sid: &str, session: &Session) -> Result<()> {
@@ -183,7 +225,7 @@ impl Store {
             .await?;
         let mut out = Vec::new();
         for key in listed.keys.iter().rev().take(limit) {
-            if let Some(p) = self.kv.get(&key.name).json::<Parked>().await? {
+            if let Some(p) = self.json::<Parked>(&key.name).await? {
                 out.push(p);
             }
         }

@@ -8,11 +8,11 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::shopify::shape;
 use tiktok_edge_core::shopify::{self, hmac, Topic, MAX_WEBHOOK_BYTES};
 use tiktok_edge_core::text;
-use worker::{console_log, Date, Env, Method, Request, RequestInit, Response, Result};
+use worker::{console_log, Date, Env, Request, Response, Result};
 
 use crate::shop_do::{WebhookCall, WebhookResult};
 use crate::store::{Parked, Store};
-use crate::{privacy, respond};
+use crate::{outbound, privacy, respond};
 
 pub const BINDING: &str = "SHOP_STATE";
 
@@ -163,11 +163,10 @@ pub async fn shop_state(env: &Env, resource: &str, op: &str, body: String) -> Re
         .durable_object(BINDING)?
         .id_from_name(resource)?
         .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    stub.fetch_with_request(Request::new_with_init(
+    stub.fetch_with_request(outbound::request(
         &format!("https://shop/{op}"),
-        &init,
+        Some(body),
+        None,
     )?)
     .await
 }

@@ -133,6 +133,12 @@ test("a token refused (40105) for a minute pauses sending, health says why and w
     });
     assert.equal(health.res.status, 503);
     assert.match(health.body.queue_paused.reason, /40105.*wrangler secret put TIKTOK_ACCESS_TOKEN/);
+    // The plain poll read the pause from KV; asking the shards says the same, with the depth.
+    const asked = await worker.fetch("/tt/health?queue=1");
+    const full = await asked.json();
+    assert.equal(asked.status, 503);
+    assert.equal(full.queue_paused.reason, health.body.queue_paused.reason);
+    assert.ok(full.queue_depth >= 1, "the event waits");
     for (const id of ids.slice(1)) {
       await new Promise((resolve) => setTimeout(resolve, 5000));
       assert.equal(await viewContent(worker, id), true);
@@ -150,6 +156,7 @@ test("a token refused (40105) for a minute pauses sending, health says why and w
     assert.ok([...tiktok.kept.values()].every((copies) => copies === 1), "each sent once");
     assert.ok(refusedSizes.length > ids.length, "the paused shards kept checking");
     assert.ok(refusedSizes.every((size) => size === 1), "one event at a time (each arrived alone, and checks send one)");
+    // Resuming removed the KV copy too.
     const res = await worker.fetch("/tt/health");
     assert.equal(res.status, 200);
     assert.equal((await res.json()).queue_paused, undefined);

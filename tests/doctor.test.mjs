@@ -134,7 +134,7 @@ test("a Worker whose sending is paused (TikTok refused the token): doctor names 
     config: {}, problems: [], queue_depth: 3,
     queue_paused: { reason: "TikTok code 40105: Access token is invalid; set a new one", since_ms: 1, next_check_ms: 2, checks: 1 },
   };
-  const worker = await startServer((req, res) => (req.url === "/tt/health"
+  const worker = await startServer((req, res) => (req.url === "/tt/health?queue=1"
     ? res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(paused))
     : storefront(req, res)));
   try {

@@ -71,6 +71,29 @@ test("an HTML page gets server-set _ttp and ttclid, the session in KV, and the p
   }
 });
 
+test("a visitor without _ttp gets one but no session write until the cookie comes back (crawlers and bounces cost no KV write)", async () => {
+  const env = await setup();
+  try {
+    const browser = { "cf-connecting-ip": "203.0.113.8", "user-agent": "EdgeTest/2.0" };
+    const first = await env.worker.fetch("/products/mug?utm_source=organic", { headers: browser });
+    const ttp = setCookieValue(first, "_ttp");
+    assert.ok(ttp, "the cookie is set at once");
+    assert.equal(setCookieLine(first, "_tt_s"), undefined, "no session marker yet");
+    await first.arrayBuffer();
+    const kv = await env.worker.mf.getKVNamespace("SESSIONS");
+    // The next navigation brings _ttp back: its session is written, marked once.
+    const second = await env.worker.fetch("/collections/all", { headers: { ...browser, cookie: `_ttp=${ttp}` } });
+    assert.equal(setCookieValue(second, "_tt_s"), "1");
+    await second.arrayBuffer();
+    const session = await waitFor("the session record", async () => JSON.parse((await kv.get(`session:${ttp}`)) ?? "null"));
+    assert.equal(session.ip, "203.0.113.8");
+    assert.match(session.landing_url, /\/collections\/all$/);
+    assert.equal((await kv.list({ prefix: "session:" })).keys.length, 1, "the first, cookie-less request wrote nothing");
+  } finally {
+    await env.close();
+  }
+});
+
 test("non-HTML is byte-identical and cookie-free; a 100 KB page keeps every byte around the tag; INJECT_PIXEL=false leaves HTML alone", async () => {
   const env = await setup();
   try {

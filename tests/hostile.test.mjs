@@ -33,7 +33,8 @@ async function setup(options = {}) {
 test("a signed orders/paid body replayed as shop/redact or customers/redact deletes nothing; another shop's webhooks change nothing", async () => {
   const env = await setup({ bindings: { TIKTOK_ACCESS_TOKEN: "" } }); // dry run: events stay queued
   try {
-    const visit = await env.worker.fetch("/products/mug", { headers: { cookie: "cart=c1-replay" } });
+    // A visitor whose _ttp came back (the second page), so the session is written.
+    const visit = await env.worker.fetch("/products/mug", { headers: { cookie: "cart=c1-replay; _ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
     const ttp = setCookieValue(visit, "_ttp");
     await visit.arrayBuffer();
     for (const id of ["vc:r1", "vc:r2", "vc:r3"]) {

@@ -103,6 +103,17 @@ pub fn plausible(value: &str) -> bool {
 /// Decides cookies and session writes for an HTML navigation. `fresh_ttp` is called only when
 /// the visitor has no `_ttp` yet.
 pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) -> Plan {
+    plan_from(visit, config, fresh_ttp, false)
+}
+
+/// [`plan`]; `started` when the visitor's own page reported its consent (a browser running
+/// the pixel, not a crawler): the session is kept at once, cookie or not.
+fn plan_from(
+    visit: &Visit,
+    config: &Config,
+    fresh_ttp: impl FnOnce() -> String,
+    started: bool,
+) -> Plan {
     let choice = Choice::from_cookie(visit.consent_cookie.as_deref());
     let consent = choice.map(Choice::marketing);
     let cart = visit.cart_token();
@@ -124,20 +135,27 @@ pub fn plan(visit: &Visit, config: &Config, fresh_ttp: impl FnOnce() -> String) 
         set_cookies.push(cookie("ttclid", click, Some(TTCLID_MAX_AGE_SECS), domain));
     }
 
-    let session = (is_new || landed_ttclid.is_some() || !visit.session_marker).then(|| {
-        set_cookies.push(cookie(SESSION_MARKER, "1", None, None));
-        let session = Session {
-            ttp: Some(ttp.clone()),
-            ttclid: ttclid.clone(),
-            ip: visit.ip.clone(),
-            user_agent: visit.user_agent.clone(),
-            landing_url: Some(crate::text::cap(&visit.url, crate::text::MAX_URL).to_string()),
-            marketing_allowed: consent,
-            limited_data_use: visit.gpc || choice.is_some_and(Choice::limited_data_use),
-            ..Session::default()
-        };
-        (ttp.clone(), session)
-    });
+    // A request without our `_ttp` (crawlers, link previews, monitors, one-page bounces) gets
+    // the cookie but no session record: the record is a KV write, the largest cost per page
+    // view, and it is written on the first navigation that brings `_ttp` back (no marker yet),
+    // which every visitor who reaches a checkout makes. An ad click (`ttclid` in the URL) is
+    // kept from its landing page at once.
+    let worth_keeping = started || !is_new || landed_ttclid.is_some();
+    let session =
+        (worth_keeping && (landed_ttclid.is_some() || !visit.session_marker)).then(|| {
+            set_cookies.push(cookie(SESSION_MARKER, "1", None, None));
+            let session = Session {
+                ttp: Some(ttp.clone()),
+                ttclid: ttclid.clone(),
+                ip: visit.ip.clone(),
+                user_agent: visit.user_agent.clone(),
+                landing_url: Some(crate::text::cap(&visit.url, crate::text::MAX_URL).to_string()),
+                marketing_allowed: consent,
+                limited_data_use: visit.gpc || choice.is_some_and(Choice::limited_data_use),
+                ..Session::default()
+            };
+            (ttp.clone(), session)
+        });
 
     let cart_link = cart
         .filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t))
@@ -202,7 +220,7 @@ pub fn consent_plan(
             session_marker: false,
             ..visit.clone()
         };
-        let mut started = plan(&consented, config, fresh_id);
+        let mut started = plan_from(&consented, config, fresh_id, true);
         set_cookies.append(&mut started.set_cookies);
         started.set_cookies = set_cookies;
         return started;
@@ -276,11 +294,22 @@ mod tests {
     }
 
     #[test]
-    fn new_visitor_gets_ttp_and_a_session() {
+    fn new_visitor_gets_ttp_and_the_session_when_the_cookie_comes_back() {
         let p = plan(&visit(), &config(&[]), || "NEWTTP_.tt.1".into());
         assert_eq!(
-            p.set_cookies[0],
-            "_ttp=NEWTTP_.tt.1; SameSite=Lax; Secure; Path=/; Max-Age=34128000"
+            p.set_cookies,
+            ["_ttp=NEWTTP_.tt.1; SameSite=Lax; Secure; Path=/; Max-Age=34128000"],
+            "no session marker: the next navigation writes the session"
+        );
+        assert!(p.session.is_none() && p.cart_link.is_none());
+        let back = Visit {
+            ttp_cookie: Some("NEWTTP_.tt.1".into()),
+            ..visit()
+        };
+        let p = plan(&back, &config(&[]), || unreachable!());
+        assert_eq!(
+            p.set_cookies[1], "_tt_s=1; SameSite=Lax; Secure; Path=/",
+            "the marker: one session write per browser session"
         );
         let (sid, s) = p.session.unwrap();
         assert_eq!(sid, "NEWTTP_.tt.1");
@@ -308,6 +337,19 @@ mod tests {
         );
         assert_eq!(p.set_cookies, ["_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1; SameSite=Lax; Secure; Path=/; Domain=shop.example; Max-Age=34128000"]);
         assert!(p.session.is_none() && p.cart_link.is_none());
+    }
+
+    #[test]
+    fn an_ad_click_without_cookies_is_kept_from_its_landing_page() {
+        let v = Visit {
+            url: "https://shop.example/products/mug?ttclid=E.C.P.first".into(),
+            ..visit()
+        };
+        let p = plan(&v, &config(&[]), || "NEWTTP_.tt.1".into());
+        let (sid, s) = p.session.unwrap();
+        assert_eq!(sid, "NEWTTP_.tt.1");
+        assert_eq!(s.ttclid.as_deref(), Some("E.C.P.first"));
+        assert_eq!(s.landing_url.as_deref(), Some(v.url.as_str()));
     }
 
     #[test]
@@ -379,10 +421,11 @@ mod tests {
         );
         let granted = Visit {
             consent_cookie: Some("granted".into()),
+            ttp_cookie: Some("T_.tt.1".into()),
             ..visit()
         };
         assert!(
-            plan(&granted, &opt_in_region, || "T".into())
+            plan(&granted, &opt_in_region, || unreachable!())
                 .session
                 .unwrap()
                 .1
@@ -395,19 +438,21 @@ mod tests {
     fn limited_consent_or_gpc_marks_the_session() {
         let limited = Visit {
             consent_cookie: Some("limited".into()),
+            ttp_cookie: Some("T_.tt.1".into()),
             ..visit()
         };
-        let s = plan(&limited, &config(&[]), || "T".into())
+        let s = plan(&limited, &config(&[]), || unreachable!())
             .session
             .unwrap()
             .1;
         assert!(s.limited_data_use && s.marketing_allowed == Some(true));
         let gpc = Visit {
             gpc: true,
+            ttp_cookie: Some("T_.tt.1".into()),
             ..visit()
         };
         assert!(
-            plan(&gpc, &config(&[]), || "T".into())
+            plan(&gpc, &config(&[]), || unreachable!())
                 .session
                 .unwrap()
                 .1
@@ -439,6 +484,12 @@ mod tests {
         assert!(s.marketing_allowed == Some(true) && s.limited_data_use && s.ip.is_some());
         assert_eq!(granted.set_cookies.len(), 1);
         assert!(granted.cart_link.is_none());
+        // Without `_ttp` yet, the report starts tracking, session and all: a page running
+        // the pixel made it, so the session is not left for the cookie to come back.
+        let fresh = consent_plan(&visit(), Choice::Granted, None, &config(&[]), || {
+            "NEW_.tt.1".into()
+        });
+        assert_eq!(fresh.session.unwrap().0, "NEW_.tt.1");
 
         let denied = consent_plan(
             &v,
@@ -513,7 +564,7 @@ mod tests {
         };
         let p = plan(&v, &config(&[]), || "FRESH".into());
         assert!(p.set_cookies[0].starts_with("_ttp=FRESH;"));
-        assert_eq!(p.set_cookies.len(), 2, "_ttp and the session marker only");
+        assert_eq!(p.set_cookies.len(), 1, "a fresh _ttp only");
         assert!(p
             .set_cookies
             .iter()

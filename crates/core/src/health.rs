@@ -17,8 +17,8 @@ pub struct Health {
     pub shop_domain_configured: bool,
     pub config: BTreeMap<&'static str, bool>,
     pub problems: Vec<ProblemReport>,
-    /// Events waiting to be sent (queued, waiting or retrying); `None` when the queue could
-    /// not be read.
+    /// Events waiting to be sent (queued, waiting or retrying), with `?queue=1`; `None`
+    /// without it or when the queue could not be read.
     pub queue_depth: Option<u64>,
     /// Why sending is paused (TikTok refused the token or a permission) and what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,14 +77,20 @@ impl Health {
         }
     }
 
-    /// Adds the queue's depth and pause; a paused queue makes the report `paused` (503), so
-    /// an uptime monitor tells the operator that TikTok refuses the configuration.
+    /// Adds the queue's depth (asked for with `?queue=1`: it costs a request to every shard)
+    /// and pause.
     pub fn with_queue(mut self, queue: crate::queue::ShardHealth) -> Health {
         self.queue_depth = Some(queue.depth);
-        if queue.paused.is_some() && self.status != "misconfigured" {
+        self.with_pause(queue.paused)
+    }
+
+    /// Adds the queue's pause: a paused queue makes the report `paused` (503), so an uptime
+    /// monitor tells the operator that TikTok refuses the configuration.
+    pub fn with_pause(mut self, paused: Option<crate::queue::Pause>) -> Health {
+        if paused.is_some() && self.status != "misconfigured" {
             self.status = "paused";
         }
-        self.queue_paused = queue.paused;
+        self.queue_paused = paused;
         self
     }
 
@@ -133,6 +139,26 @@ mod tests {
         assert_eq!(h.problems[0].name, "ADMIN_TOKEN");
         assert_eq!(h.problems[0].disables, Some(config::ADMIN_FEATURE));
         assert!(!serde_json::to_string(&h).unwrap().contains("\"short\""));
+    }
+
+    #[test]
+    fn a_pause_makes_it_503_unless_already_misconfigured() {
+        let pause = crate::queue::Pause::after(None, "TikTok code 40105".into(), 1000, 0);
+        let lookup = |k: &str| (k == "TIKTOK_PIXEL_ID").then(|| "PIXEL1".to_string());
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup)).with_pause(Some(pause.clone()));
+        assert_eq!(
+            (h.status, h.http_status(), h.queue_depth),
+            ("paused", 503, None)
+        );
+        let bad = |k: &str| (k == "ROUTE_PREFIX").then(|| "nope".to_string());
+        let h = Health::new(&bad, &Config::from_lookup(&bad)).with_pause(Some(pause));
+        assert_eq!((h.status, h.http_status()), ("misconfigured", 503));
+        let queue = crate::queue::ShardHealth {
+            depth: 3,
+            paused: None,
+        };
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup)).with_queue(queue);
+        assert_eq!((h.status, h.queue_depth), ("ok", Some(3)));
     }
 
     #[test]

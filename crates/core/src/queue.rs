@@ -353,6 +353,15 @@ pub enum ResendValue {
     Int(i64),
 }
 
+/// A shard's pause as copied to KV for `/tt/health`, which reads this one key instead of
+/// asking all [`SHARDS`] shards on every poll. `shard` is who wrote it: only that shard's
+/// resumption removes it (another shard's pause is not overwritten by it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseMirror {
+    pub shard: String,
+    pub pause: Pause,
+}
+
 /// What a shard answers for health: its depth, and its pause if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardHealth {

@@ -92,15 +92,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Stri
             e.column()
         )
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if !inner.is_data() {
-            return not_json(&inner);
+    serde_json::from_slice(body).map_err(|e| {
+        if !e.is_data() {
+            return not_json(&e);
         }
-        let message = inner.to_string();
+        let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or_default();
+        // A missing field or a short array is reported at the end of its container: the path
+        // is the container's.
+        let whole = message.starts_with("missing field") || message.starts_with("invalid length");
+        let path = path_at(body, e.line(), e.column(), whole);
         // serde's messages quote the value before `expected`; only the expectation is kept.
         let expected = match message.find("expected ") {
             Some(at) => message[at..].to_string(),
@@ -108,9 +109,79 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Stri
             None => "a value of another kind expected".to_string(),
         };
         format!("{path}: {expected}")
-    })?;
-    de.end().map_err(|e| not_json(&e))?;
-    Ok(parsed)
+    })
+}
+
+/// The JSON path (`line_items[1].quantity`, `.` for the root) of the value serde_json stopped
+/// at: its error position (1-based line, byte column) is just past the value, or at the `}`/`]`
+/// of the container when `whole`. A scan of the bytes before it, so no tracking deserializer
+/// (and its second copy of every model's deserializer) is compiled in.
+fn path_at(body: &[u8], line: usize, column: usize, whole: bool) -> String {
+    enum Frame {
+        /// The key being read or last read, and whether a key comes next.
+        Object(Option<String>, bool),
+        Array(usize),
+    }
+    let line_start = match line {
+        0 | 1 => 0,
+        _ => body
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map_or(body.len(), |(i, _)| i + 1),
+    };
+    let end = (line_start + column).min(body.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < end {
+        match body[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    i += if body[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object(key, expect_key @ true)) = stack.last_mut() {
+                    let raw = &body[start..i.min(body.len())];
+                    *key = Some(String::from_utf8_lossy(raw).replace("\\\"", "\""));
+                    *expect_key = false;
+                }
+            }
+            b'{' => stack.push(Frame::Object(None, true)),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object(_, expect_key)) => *expect_key = true,
+                Some(Frame::Array(n)) => *n += 1,
+                None => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    if whole {
+        stack.pop();
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key), _) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Frame::Object(None, _) => {}
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    if path.is_empty() {
+        path.push('.');
+    }
+    path
 }
 
 /// A webhook body parsed as its topic's payload.
@@ -287,6 +358,93 @@ mod key_tests {
         );
         let err = parse_json::<serde_json::Value>(b"{} trailing").unwrap_err();
         assert!(err.starts_with("body is not JSON"), "{err}");
+    }
+
+    /// `path_at` against serde_path_to_error (the tracking deserializer it replaced): every
+    /// scalar of a real order, in turn, swapped for a value of the wrong kind, and every
+    /// object with a required field, in turn, emptied.
+    #[test]
+    fn paths_agree_with_a_tracking_deserializer() {
+        fn tracked(body: &str) -> String {
+            let mut de = serde_json::Deserializer::from_str(body);
+            match serde_path_to_error::deserialize::<_, models::Order>(&mut de) {
+                Ok(_) => "ok".into(),
+                Err(e) => e.path().to_string(),
+            }
+        }
+        fn ours(body: &str) -> String {
+            match parse_json::<models::Order>(body.as_bytes()) {
+                Ok(_) => "ok".into(),
+                Err(e) => e.split(": ").next().unwrap().to_string(),
+            }
+        }
+        fn variants(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+            use serde_json::Value;
+            let wrong = |v: &Value| match v {
+                Value::String(_) => serde_json::json!([1]),
+                Value::Number(_) => serde_json::json!({"k": "v"}),
+                Value::Bool(_) => serde_json::json!("yes"),
+                _ => serde_json::json!(true),
+            };
+            match v {
+                Value::Object(map) => {
+                    for (k, child) in map {
+                        let mut copy = v.clone();
+                        copy[k] = wrong(child);
+                        out.push(copy);
+                        let mut inner = Vec::new();
+                        variants(child, &mut inner);
+                        for changed in inner {
+                            let mut copy = v.clone();
+                            copy[k] = changed;
+                            out.push(copy);
+                        }
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        let mut inner = Vec::new();
+                        variants(child, &mut inner);
+                        for changed in inner {
+                            let mut copy = v.clone();
+                            copy[i] = changed;
+                            out.push(copy);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let order: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/shopify/order_create.json"
+        ))
+        .unwrap();
+        let mut bodies = Vec::new();
+        variants(&order, &mut bodies);
+        let (mut differing, mut rejected) = (0, 0);
+        for body in &bodies {
+            for text in [
+                serde_json::to_string(body).unwrap(),
+                serde_json::to_string_pretty(body).unwrap(),
+            ] {
+                rejected += usize::from(ours(&text) != "ok");
+                if ours(&text) != tracked(&text) {
+                    differing += 1;
+                    eprintln!("{} != {} for {text}", ours(&text), tracked(&text));
+                }
+            }
+        }
+        assert!(
+            rejected > 40,
+            "{rejected} of {} variants rejected",
+            bodies.len()
+        );
+        assert_eq!(differing, 0);
+        // A missing field is the container's path; escaped keys are unescaped.
+        assert_eq!(
+            ours(r#"{"id":1,"line_items":[{"id":1,"quantity":1},{"quan\"tity":1}]}"#),
+            tracked(r#"{"id":1,"line_items":[{"id":1,"quantity":1},{"quan\"tity":1}]}"#)
+        );
     }
 
     #[test]

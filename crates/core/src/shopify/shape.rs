@@ -49,6 +49,9 @@ struct Rule {
     requires: &'static [(&'static str, Kind)],
     forbids: &'static [&'static str],
     only: bool,
+    /// At least one of these must be present (real orders carry `financial_status` or
+    /// `order_number`, not always both).
+    one_of: &'static [&'static str],
 }
 
 /// Fields only an order has, only a checkout has, only an order edit has, only a privacy
@@ -72,6 +75,7 @@ fn rule(topic: Topic) -> Option<Rule> {
                 PRIVACY_ONLY,
             ],
             only: false,
+            one_of: &[],
         },
         Topic::CheckoutsCreate | Topic::CheckoutsUpdate => Rule {
             what: "a checkout",
@@ -82,21 +86,21 @@ fn rule(topic: Topic) -> Option<Rule> {
             ],
             forbids: &[ORDER_ONLY, "checkout_token", EDIT_ONLY, PRIVACY_ONLY],
             only: false,
+            one_of: &[],
         },
         Topic::OrdersCreate | Topic::OrdersChanged => Rule {
             what: "an order",
-            // Not `financial_status`: real captures leave it out (RudderStack's orders/create).
-            // A cart's id is its token (not a number) and every checkout carries its
-            // `abandoned_checkout_url`, so neither passes as an order.
             requires: &[("id", Id), ("line_items", List)],
             forbids: &[CHECKOUT_ONLY, EDIT_ONLY, PRIVACY_ONLY],
             only: false,
+            one_of: &[ORDER_ONLY, "order_number"],
         },
         Topic::OrdersEdited => Rule {
             what: "an order edit",
             requires: &[(EDIT_ONLY, Object)],
             forbids: &["line_items", ORDER_ONLY, PRIVACY_ONLY],
             only: false,
+            one_of: &[],
         },
         Topic::CustomersRedact => Rule {
             what: "a customers/redact request",
@@ -108,12 +112,14 @@ fn rule(topic: Topic) -> Option<Rule> {
             ],
             forbids: &[],
             only: true,
+            one_of: &[],
         },
         Topic::ShopRedact => Rule {
             what: "a shop/redact request",
             requires: &[("shop_id", Id), (PRIVACY_ONLY, Text)],
             forbids: &[],
             only: true,
+            one_of: &[],
         },
         Topic::CustomersDataRequest => Rule {
             what: "a customers/data_request",
@@ -126,6 +132,7 @@ fn rule(topic: Topic) -> Option<Rule> {
             ],
             forbids: &[],
             only: true,
+            one_of: &[],
         },
         Topic::Other => return None,
     })
@@ -151,6 +158,13 @@ pub fn check(topic: Topic, body: &[u8], shop_domain: &str) -> Result<(), String>
                 ))
             }
         }
+    }
+    if !rule.one_of.is_empty() && !rule.one_of.iter().any(|n| fields.contains_key(*n)) {
+        return Err(format!(
+            "{}: missing, expected one of them in {}",
+            rule.one_of.join(" or "),
+            rule.what
+        ));
     }
     if let Some(name) = rule.forbids.iter().find(|n| fields.contains_key(**n)) {
         return Err(format!(
@@ -238,6 +252,20 @@ mod tests {
         assert!(
             check(Topic::Other, b"not json", SHOP).is_ok(),
             "ignored anyway"
+        );
+    }
+
+    #[test]
+    fn an_order_needs_financial_status_or_order_number() {
+        let numbered = ORDER.replace(r#""financial_status":"paid""#, r#""order_number":1001"#);
+        assert_eq!(
+            check(Topic::OrdersCreate, numbered.as_bytes(), SHOP),
+            Ok(())
+        );
+        let neither = ORDER.replace(r#""financial_status":"paid","#, "");
+        assert_eq!(
+            check(Topic::OrdersCreate, neither.as_bytes(), SHOP).unwrap_err(),
+            "financial_status or order_number: missing, expected one of them in an order"
         );
     }
 
