@@ -12,6 +12,7 @@ use tiktok_edge_core::health::Health;
 use tiktok_edge_core::queue::{Resend, ShardHealth};
 use worker::{Date, Env, Request, Response, Result};
 
+use crate::failure::{Failure, Outcome};
 use crate::store::Store;
 use crate::{queue, respond, settings};
 
@@ -28,19 +29,18 @@ fn now_secs() -> i64 {
 
 /// The admin token, or the answer when the admin is off: 404 without `ADMIN_TOKEN`, 503
 /// naming the problem when it is invalid (the rest of the Worker works on).
-fn admin_token(config: &Config) -> Result<std::result::Result<&Secret, Response>> {
+fn admin_token(config: &Config) -> Outcome<&Secret> {
     if let Some(token) = &config.admin_token {
-        return Ok(Ok(token));
+        return Ok(token);
     }
-    let off = match config.degraded("ADMIN_TOKEN") {
-        Some(problem) => respond::error(503, "config_invalid", &problem.to_string())?,
-        None => respond::error(
+    Err(match config.degraded("ADMIN_TOKEN") {
+        Some(problem) => Failure::refused(503, "config_invalid", problem.to_string()),
+        None => Failure::refused(
             404,
             "not_found",
             "admin is disabled: set the ADMIN_TOKEN secret",
-        )?,
-    };
-    Ok(Err(off))
+        ),
+    })
 }
 
 /// Whether the request carries the token (scripts) or a valid session cookie (browsers).
@@ -84,51 +84,39 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
     })
 }
 
-pub async fn json(req: &Request, env: &Env, config: &Config) -> Result<Response> {
-    let token = match admin_token(config)? {
-        Ok(token) => token,
-        Err(off) => return Ok(off),
-    };
+pub async fn json(req: &Request, env: &Env, config: &Config) -> Outcome {
+    let token = admin_token(config)?;
     if !signed_in(req, token)? {
-        return respond::error(
+        return Err(Failure::refused(
             401,
             "unauthorized",
             "send the ADMIN_TOKEN as `Authorization: Bearer …`",
-        );
+        ));
     }
-    respond::json(200, &report(env, config).await?)
+    Ok(respond::json(200, &report(env, config).await?)?)
 }
 
-pub async fn page(req: &Request, env: &Env, config: &Config) -> Result<Response> {
-    let token = match admin_token(config)? {
-        Ok(token) => token,
-        Err(off) => return Ok(off),
-    };
+pub async fn page(req: &Request, env: &Env, config: &Config) -> Outcome {
+    let token = admin_token(config)?;
     if !signed_in(req, token)? {
-        return html(render_sign_in(&config.route_prefix, false), 401);
+        return Ok(html(render_sign_in(&config.route_prefix, false), 401)?);
     }
-    html(
+    Ok(html(
         render_html(&report(env, config).await?, &config.route_prefix),
         200,
-    )
+    )?)
 }
 
 /// `POST /tt/admin`: the sign-in form. The right token gets a session cookie and a redirect to
 /// the page (so a reload does not post the token again); a wrong one gets the form again. No
 /// origin check: a forged post needs the token to achieve anything (and `no-referrer` pages
 /// send `Origin: null`).
-pub async fn sign_in(mut req: Request, config: &Config) -> Result<Response> {
-    let token = match admin_token(config)? {
-        Ok(token) => token,
-        Err(off) => return Ok(off),
-    };
-    let body = match respond::body_within(&mut req, MAX_SIGN_IN_BYTES).await? {
-        Ok(body) => body,
-        Err(too_large) => return Ok(too_large),
-    };
+pub async fn sign_in(mut req: Request, config: &Config) -> Outcome {
+    let token = admin_token(config)?;
+    let body = respond::body_within(&mut req, MAX_SIGN_IN_BYTES).await?;
     let given = auth::form_token(&body).unwrap_or_default();
     if !auth::token_matches(&given, token.expose()) {
-        return html(render_sign_in(&config.route_prefix, true), 401);
+        return Ok(html(render_sign_in(&config.route_prefix, true), 401)?);
     }
     let value = auth::session_value(token.expose(), now_secs());
     let resp = Response::empty()?.with_status(303);
@@ -145,35 +133,32 @@ pub async fn sign_in(mut req: Request, config: &Config) -> Result<Response> {
 /// `POST /tt/admin/resend` with a JSON filter (`state`, `event`, `from_ms`, `to_ms`, `error`):
 /// failed (or unconfirmed) events go back to the queue. The token must come in the
 /// `Authorization` header, so no link or cross-site form can trigger it.
-pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
-    let token = match admin_token(config)? {
-        Ok(token) => token,
-        Err(off) => return Ok(off),
-    };
+pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
+    let token = admin_token(config)?;
     let header = req.headers().get("Authorization")?;
     if !auth::bearer(header.as_deref())
         .is_some_and(|given| auth::token_matches(given, token.expose()))
     {
-        return respond::error(
+        return Err(Failure::refused(
             401,
             "unauthorized",
             "send the ADMIN_TOKEN as `Authorization: Bearer …`",
-        );
+        ));
     }
-    let body = match respond::body_within(&mut req, 4096).await? {
-        Ok(body) => body,
-        Err(too_large) => return Ok(too_large),
-    };
+    let body = respond::body_within(&mut req, 4096).await?;
     let filter: Resend = if body.is_empty() {
         Resend::default()
     } else {
         match serde_json::from_slice(&body) {
             Ok(filter) => filter,
-            Err(e) => return respond::error(400, "invalid_filter", &e.to_string()),
+            Err(e) => return Err(Failure::refused(400, "invalid_filter", e.to_string())),
         }
     };
     match queue::resend(env, &filter).await? {
-        Ok(count) => respond::json(200, &serde_json::json!({ "requeued": count })),
-        Err(message) => respond::error(400, "invalid_filter", &message),
+        Ok(count) => Ok(respond::json(
+            200,
+            &serde_json::json!({ "requeued": count }),
+        )?),
+        Err(message) => Err(Failure::refused(400, "invalid_filter", message)),
     }
 }

@@ -6,36 +6,29 @@ use tiktok_edge_core::consent::Choice;
 use tiktok_edge_core::cors::SANDBOX_ORIGIN;
 use tiktok_edge_core::edge::Visit;
 use tiktok_edge_core::queue::Source;
-use worker::{console_error, Context, Date, Env, Request, Response, Result};
+use worker::{console_error, Context, Date, Env, Request};
 
+use crate::failure::{Failure, Outcome};
 use crate::store::{Link, Store};
 use crate::{edge, queue, respond};
 
-pub async fn handle(
-    mut req: Request,
-    env: &Env,
-    ctx: &Context,
-    config: &Config,
-) -> Result<Response> {
-    let body = match respond::body_within(&mut req, MAX_BODY_BYTES).await? {
-        Ok(body) => body,
-        Err(too_large) => return Ok(too_large),
-    };
+pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config) -> Outcome {
+    let body = respond::body_within(&mut req, MAX_BODY_BYTES).await?;
     let visit = edge::visit_of(&req)?;
     let sandboxed = req.headers().get("Origin")?.as_deref() == Some(SANDBOX_ORIGIN);
     let facts = request_facts(&visit, sandboxed);
     let collected = match collect::parse(&body, &config.purchase_event_name, &facts) {
         Ok(collected) => collected,
-        Err(e) if e.code == "too_large" => return respond::error(413, e.code, &e.message),
-        Err(e) => return respond::error(400, e.code, &e.message),
+        // Oversized bodies never get here: `body_within` refused them with 413.
+        Err(e) => return Err(Failure::refused(400, e.code, e.message)),
     };
     let event_id = collected.event.event_id.clone();
     if !collected.allowed(config.consent_default) {
         // Nothing kept, nothing sent; the answer still says so, so the pixel can stop.
-        return respond::json(
+        return Ok(respond::json(
             202,
             &serde_json::json!({ "event_id": event_id, "queued": false, "reason": "consent" }),
-        );
+        )?);
     }
     let joins = joins(&visit, &collected);
     if !joins.is_empty() {
@@ -52,10 +45,10 @@ pub async fn handle(
         });
     }
     let summary = queue::enqueue(env, Source::Browser, config, vec![collected.event]).await?;
-    respond::json(
+    Ok(respond::json(
         202,
         &serde_json::json!({ "event_id": event_id, "queued": summary.accepted == 1 }),
-    )
+    )?)
 }
 
 /// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the

@@ -5,29 +5,27 @@
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::Report;
 use tiktok_edge_core::edge;
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Request};
 
 use crate::edge::with_cookies;
+use crate::failure::{Failure, Outcome};
 use crate::respond;
 use crate::store::{Link, Store};
 
 /// A report is two booleans; anything bigger is not one.
 const MAX_BODY_BYTES: usize = 1024;
 
-pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
-    let body = match respond::body_within(&mut req, MAX_BODY_BYTES).await? {
-        Ok(body) => body,
-        Err(too_large) => return Ok(too_large),
-    };
+pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
+    let body = respond::body_within(&mut req, MAX_BODY_BYTES).await?;
     let Ok(report) = serde_json::from_slice::<Report>(&body) else {
-        return respond::error(
+        return Err(Failure::refused(
             400,
             "invalid_consent",
             "send {\"marketing\": true|false|null, \"sale_of_data\": true|false|null}",
-        );
+        ));
     };
     let Some(choice) = report.choice() else {
-        return respond::json(200, &serde_json::json!({ "consent": null }));
+        return Ok(respond::json(200, &serde_json::json!({ "consent": null }))?);
     };
     let mut visit = crate::edge::visit_of(&req)?;
     // The page the choice was made on (a same-origin call sends it), for a ttclid landing that
@@ -49,5 +47,5 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         store.link(Link::Cart, cart, sid).await?;
     }
     let resp = respond::json(200, &serde_json::json!({ "consent": choice.as_str() }))?;
-    with_cookies(resp, &plan.set_cookies)
+    Ok(with_cookies(resp, &plan.set_cookies)?)
 }

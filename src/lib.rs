@@ -3,13 +3,15 @@
 //!
 //! Request flow: [`router::handle`]. Concerns: `edge` (passthrough to the shop),
 //! `respond` (JSON answers), `collect` (browser events), `queue` + `queue_do` (the durable
-//! send queue), `webhooks` + `shop_do` (Shopify webhooks and per-resource state), `store`
+//! send queue), `webhooks` + `shop` + `shop_do` (Shopify webhooks and per-resource state), `failure` (the
+//! shell's error type, answered in one place), `store`
 //! (KV sessions).
 
 mod admin;
 mod collect;
 mod consent;
 mod edge;
+mod failure;
 mod inject;
 mod limits;
 mod outbound;
@@ -20,6 +22,7 @@ mod respond;
 mod router;
 mod scripts;
 mod settings;
+mod shop;
 mod shop_do;
 mod store;
 mod webhooks;

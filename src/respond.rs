@@ -5,6 +5,8 @@ use serde::Serialize;
 use tiktok_edge_core::cors::{self, Cors};
 use worker::{Request, Response, Result};
 
+use crate::failure::{Failure, Outcome};
+
 /// A JSON answer that no cache keeps.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
     let resp = Response::from_json(body)?.with_status(status);
@@ -20,18 +22,15 @@ pub fn error(status: u16, code: &str, message: &str) -> Result<Response> {
     )
 }
 
-/// The request body, or a 413 answer when it is (or declares itself) over `max` bytes. The
+/// The request body, or a 413 refusal when it is (or declares itself) over `max` bytes. The
 /// limit holds while the body streams in: reading stops at the first chunk past it, whether
 /// or not the request said how long it was.
-pub async fn body_within(
-    req: &mut Request,
-    max: usize,
-) -> Result<std::result::Result<Vec<u8>, Response>> {
+pub async fn body_within(req: &mut Request, max: usize) -> Outcome<Vec<u8>> {
     let too_large = || {
-        error(
+        Failure::refused(
             413,
             "too_large",
-            &format!("bodies here are limited to {max} bytes"),
+            format!("bodies here are limited to {max} bytes"),
         )
     };
     let declared = req
@@ -39,33 +38,39 @@ pub async fn body_within(
         .get("Content-Length")?
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
-        return too_large().map(Err);
+        return Err(too_large());
     }
     if req.inner().body().is_none() {
-        return Ok(Ok(Vec::new()));
+        return Ok(Vec::new());
     }
     let mut body = Vec::new();
     let mut chunks = req.stream()?;
     while let Some(chunk) = chunks.next().await {
         let Ok(chunk) = chunk else {
             // The client went away mid-body: its answer, for the record, is a 4xx.
-            return error(400, "body_unreadable", "the request body ended abruptly").map(Err);
+            return Err(Failure::refused(
+                400,
+                "body_unreadable",
+                "the request body ended abruptly",
+            ));
         };
         if body.len() + chunk.len() > max {
-            return too_large().map(Err);
+            return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Ok(body))
+    Ok(body)
+}
+
+/// The shop's origin as the browser sees it (scheme, host and port of this request).
+pub fn shop_origin(req: &Request) -> Result<String> {
+    Ok(tiktok_edge_core::urls::origin_of(&req.inner().url()).to_string())
 }
 
 /// The CORS decision for a call to a browser endpoint.
 pub fn cors_of(req: &Request) -> Result<Cors> {
     let origin = req.headers().get("Origin")?;
-    Ok(cors::check(
-        origin.as_deref(),
-        &crate::scripts::shop_origin(req)?,
-    ))
+    Ok(cors::check(origin.as_deref(), &shop_origin(req)?))
 }
 
 /// `resp` with the CORS headers for `allowed` (a preflight answer when `preflight`).

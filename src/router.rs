@@ -7,10 +7,15 @@ use tiktok_edge_core::routes::{route, Route};
 use tiktok_edge_core::urls;
 use worker::{console_error, Context, Env, Request, Response, Result};
 
+use crate::failure::{self, Failure, Outcome};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    failure::answer(dispatch(req, env, ctx).await)
+}
+
+async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome {
     let lookup = |name: &str| settings::var(&env, name);
     let loaded = settings::config(&env);
     let prefix = loaded
@@ -36,7 +41,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
                 };
                 health.with_pause(paused)
             };
-            return respond::json(health.http_status(), &health);
+            return Ok(respond::json(health.http_status(), &health)?);
         }
         (Ok(config), _) => config,
         (Err(err), Route::Passthrough) => {
@@ -46,18 +51,18 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
                 err.to_string()
             );
             return match config::origin_from(&lookup) {
-                Ok(origin) => edge::passthrough(&req, origin.as_ref()).await,
-                Err(problem) => respond::error(502, "config_invalid", &problem.to_string()),
+                Ok(origin) => Ok(edge::passthrough(&req, origin.as_ref()).await?),
+                Err(problem) => Err(Failure::refused(502, "config_invalid", problem.to_string())),
             };
         }
-        (Err(err), _) => return respond::error(503, "config_invalid", &err.to_string()),
+        (Err(err), _) => return Err(Failure::refused(503, "config_invalid", err.to_string())),
     };
 
     match route {
-        Route::Passthrough => edge::serve(req, &env, &ctx, config).await,
-        Route::PixelJs => scripts::pixel_js(&req, config),
-        Route::CustomPixelJs => scripts::custom_pixel_js(&req, config),
-        Route::SdkJs => scripts::sdk_js(&req, &env, &ctx, config).await,
+        Route::Passthrough => Ok(edge::serve(req, &env, &ctx, config).await?),
+        Route::PixelJs => Ok(scripts::pixel_js(&req, config)?),
+        Route::CustomPixelJs => Ok(scripts::custom_pixel_js(&req, config)?),
+        Route::SdkJs => Ok(scripts::sdk_js(&req, &env, &ctx, config).await?),
         Route::Collect | Route::Consent | Route::Preflight => {
             browser_call(req, &env, &ctx, config, route).await
         }
@@ -68,12 +73,16 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
         Route::Unknown {
             method_not_allowed: true,
-        } => respond::error(
+        } => Err(Failure::refused(
             405,
             "method_not_allowed",
             "this endpoint does not take that method",
-        ),
-        _ => respond::error(404, "not_found", "no such tiktok-edge endpoint"),
+        )),
+        _ => Err(Failure::refused(
+            404,
+            "not_found",
+            "no such tiktok-edge endpoint",
+        )),
     }
 }
 
@@ -85,14 +94,14 @@ async fn browser_call(
     ctx: &Context,
     config: &Config,
     route: Route,
-) -> Result<Response> {
+) -> Outcome {
     let cors = respond::cors_of(&req)?;
     if cors == Cors::Deny {
-        return respond::error(
+        return Err(Failure::refused(
             403,
             "origin_not_allowed",
             "only the shop's own pages and Shopify's pixel sandbox may call this endpoint",
-        );
+        ));
     }
     let resp = if route == Route::Preflight {
         Response::empty().map(|r| r.with_status(204))?
@@ -105,9 +114,10 @@ async fn browser_call(
         resp.headers().set("Retry-After", "60")?;
         resp
     } else if route == Route::Consent {
-        consent::handle(req, env, config).await?
+        // Refusals too carry the CORS headers, so the page can read them.
+        failure::answer(consent::handle(req, env, config).await)?
     } else {
-        collect::handle(req, env, ctx, config).await?
+        failure::answer(collect::handle(req, env, ctx, config).await)?
     };
-    respond::with_cors(resp, &cors, route == Route::Preflight)
+    Ok(respond::with_cors(resp, &cors, route == Route::Preflight)?)
 }

@@ -7,16 +7,12 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::snippet::{self, SCRIPT_CACHE_CONTROL, SDK_CACHE_CONTROL};
 use worker::{console_error, Cache, Context, Env, Fetch, Request, Response, Result};
 
+use crate::respond;
 use crate::store::Store;
 
 const PIXEL_JS: &str = include_str!("../assets/pixel.js");
 const CUSTOM_PIXEL_JS: &str = include_str!("../assets/custom-pixel.js");
 const JAVASCRIPT: &str = "application/javascript; charset=utf-8";
-
-/// The shop's origin as the browser sees it (scheme, host and port of this request).
-pub fn shop_origin(req: &Request) -> Result<String> {
-    Ok(tiktok_edge_core::urls::origin_of(&req.inner().url()).to_string())
-}
 
 /// A JavaScript answer (the scripts we render, and TikTok's SDK bytes as fetched).
 fn script(body: impl Into<Vec<u8>>, cache_control: &str) -> Result<Response> {
@@ -29,13 +25,13 @@ fn script(body: impl Into<Vec<u8>>, cache_control: &str) -> Result<Response> {
 
 /// `GET /tt/pixel.js`: the storefront bootstrap with this shop's settings.
 pub fn pixel_js(req: &Request, config: &Config) -> Result<Response> {
-    let body = snippet::render(PIXEL_JS, config, &shop_origin(req)?);
+    let body = snippet::render(PIXEL_JS, config, &respond::shop_origin(req)?);
     script(body, SCRIPT_CACHE_CONTROL)
 }
 
 /// `GET /tt/custom-pixel.js`: the checkout pixel to paste into Shopify's Customer events.
 pub fn custom_pixel_js(req: &Request, config: &Config) -> Result<Response> {
-    let body = snippet::render(CUSTOM_PIXEL_JS, config, &shop_origin(req)?);
+    let body = snippet::render(CUSTOM_PIXEL_JS, config, &respond::shop_origin(req)?);
     script(body, SCRIPT_CACHE_CONTROL)
 }
 

@@ -5,6 +5,7 @@
 //! `tiktok_edge_core::shopify::transition::apply`.
 
 use serde::{Deserialize, Serialize};
+use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::Source;
 use tiktok_edge_core::shopify::transition::{self, JoinKeys, Joined, Memory, Settings};
@@ -38,6 +39,14 @@ pub struct WebhookCall {
     pub body: String,
 }
 
+/// The object's answer to a [`WebhookCall`]: what became of it, or why its payload cannot be
+/// used (the Worker parks it).
+#[derive(Serialize, Deserialize)]
+pub enum WebhookAnswer {
+    Done(WebhookResult),
+    Unusable(String),
+}
+
 /// What became of it.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct WebhookResult {
@@ -55,10 +64,7 @@ impl DurableObject for ShopState {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/webhook") => {
                 let call: WebhookCall = serde_json::from_str(&req.text().await?)?;
-                match self.handle(call).await? {
-                    Ok(result) => Response::from_json(&result),
-                    Err(unusable) => Response::error(unusable, 422),
-                }
+                Response::from_json(&self.handle(call).await?)
             }
             (Method::Post, "/redact") => Response::from_json(&self.redact().await?),
             _ => Response::error("no such operation", 404),
@@ -113,15 +119,12 @@ impl ShopState {
             .await
     }
 
-    /// `Ok(Err(reason))` when the payload is valid JSON for the key but not usable.
-    async fn handle(
-        &self,
-        call: WebhookCall,
-    ) -> Result<std::result::Result<WebhookResult, String>> {
+    /// `Unusable` when the payload is valid JSON for the key but not usable.
+    async fn handle(&self, call: WebhookCall) -> Result<WebhookAnswer> {
         let storage = self.state.storage();
-        let seen_key = format!("webhook:{}", call.webhook_id);
+        let seen_key = keys::webhook_seen(&call.webhook_id);
         if !call.webhook_id.is_empty() && storage.get::<bool>(&seen_key).await?.is_some() {
-            return Ok(Ok(WebhookResult {
+            return Ok(WebhookAnswer::Done(WebhookResult {
                 duplicate: true,
                 ..WebhookResult::default()
             }));
@@ -129,7 +132,7 @@ impl ShopState {
         let topic = Topic::parse(&call.topic);
         let payload = match Payload::parse(topic, &call.body) {
             Ok(payload) => payload,
-            Err(unusable) => return Ok(Err(unusable)),
+            Err(unusable) => return Ok(WebhookAnswer::Unusable(unusable)),
         };
         let config =
             settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
@@ -174,7 +177,7 @@ impl ShopState {
         if storage.get_alarm().await?.is_none() {
             storage.set_alarm(STATE_TTL_MS).await?;
         }
-        Ok(Ok(WebhookResult {
+        Ok(WebhookAnswer::Done(WebhookResult {
             duplicate: false,
             queued,
             skipped: result.skipped,

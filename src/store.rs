@@ -1,10 +1,11 @@
 //! Workers KV: browsing sessions and their join keys, and parked webhooks. Every record has a
 //! TTL, so IP and user agent never outlive the session they belong to.
 
-pub use tiktok_edge_core::admin::Parked;
+use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
 use tiktok_edge_core::shopify::mapping::Session;
+use tiktok_edge_core::shopify::Parked;
 use worker::{Env, KvStore, Result};
 
 pub const BINDING: &str = "SESSIONS";
@@ -13,8 +14,6 @@ pub const BINDING: &str = "SESSIONS";
 const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 const PARKED_TTL_SECS: u64 = 7 * 24 * 3600;
 const SDK_TTL_SECS: u64 = 7 * 24 * 3600;
-/// The queue's pause, as a shard last reported it ([`PauseMirror`]).
-const PAUSE_KEY: &str = "queue:paused";
 /// KV refuses longer keys. Keys are built from cookie values and tokens a visitor controls:
 /// a key that cannot exist is simply not there (never a failed request).
 const MAX_KEY_BYTES: usize = 512;
@@ -33,8 +32,8 @@ pub enum Link {
 impl Link {
     fn key(self, token: &str) -> String {
         match self {
-            Link::Cart => format!("cart:{token}"),
-            Link::Checkout => format!("checkout:{token}"),
+            Link::Cart => keys::cart(token),
+            Link::Checkout => keys::checkout(token),
         }
     }
 }
@@ -62,7 +61,7 @@ impl Store {
 
     /// The queue's pause as the shards mirror it, for `/tt/health`.
     pub async fn queue_pause(&self) -> Result<Option<Pause>> {
-        let mirror = self.json::<PauseMirror>(PAUSE_KEY).await?;
+        let mirror = self.json::<PauseMirror>(keys::PAUSE).await?;
         Ok(mirror.map(|m| m.pause))
     }
 
@@ -75,14 +74,14 @@ impl Store {
                     pause: pause.clone(),
                 };
                 self.kv
-                    .put(PAUSE_KEY, serde_json::to_string(&mirror)?)?
+                    .put(keys::PAUSE, serde_json::to_string(&mirror)?)?
                     .execute()
                     .await?
             }
             None => {
-                let mirror = self.json::<PauseMirror>(PAUSE_KEY).await?;
+                let mirror = self.json::<PauseMirror>(keys::PAUSE).await?;
                 if mirror.is_some_and(|m| m.shard == shard) {
-                    self.kv.delete(PAUSE_KEY).await?;
+                    self.kv.delete(keys::PAUSE).await?;
                 }
             }
         }
@@ -91,7 +90,7 @@ impl Store {
 
     /// The session of session id `sid` (the visitor's `_ttp`).
     pub async fn session(&self, sid: &str) -> Result<Option<Session>> {
-        let key = format!("session:{sid}");
+        let key = keys::session(sid);
         if !fits(&key) {
             return Ok(None);
         }
@@ -99,7 +98,7 @@ impl Store {
     }
 
     pub async fn save_session(&self, sid: &str, session: &Session) -> Result<()> {
-        let key = format!("session:{sid}");
+        let key = keys::session(sid);
         if !fits(&key) {
             return Ok(());
         }
@@ -135,7 +134,7 @@ impl Store {
     /// so it expires only when TikTok is unreachable for a week, or the settings change.
     pub async fn save_sdk(&self, upstream: &str, body: &[u8]) -> Result<()> {
         self.kv
-            .put_bytes(&format!("sdk:{upstream}"), body)?
+            .put_bytes(&keys::sdk(upstream), body)?
             .expiration_ttl(SDK_TTL_SECS)
             .execute()
             .await?;
@@ -143,13 +142,13 @@ impl Store {
     }
 
     pub async fn sdk(&self, upstream: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.kv.get(&format!("sdk:{upstream}")).bytes().await?)
+        Ok(self.kv.get(&keys::sdk(upstream)).bytes().await?)
     }
 
     /// Registers a `ShopState` object by name, so `shop/redact` can reach every one.
     pub async fn register_resource(&self, resource: &str) -> Result<()> {
         self.kv
-            .put(&format!("resource:{resource}"), "")?
+            .put(&keys::resource(resource), "")?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -177,10 +176,10 @@ impl Store {
     /// Registered `ShopState` names.
     pub async fn resources(&self) -> Result<Vec<String>> {
         Ok(self
-            .keys("resource:")
+            .keys(keys::RESOURCE_PREFIX)
             .await?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix("resource:").map(String::from))
+            .iter()
+            .filter_map(|k| keys::resource_of(k).map(String::from))
             .collect())
     }
 
@@ -194,7 +193,7 @@ impl Store {
     /// Deletes the sessions and join links a resource held.
     pub async fn forget(&self, held: &Held) -> Result<()> {
         for sid in &held.sessions {
-            self.delete(&format!("session:{sid}")).await?;
+            self.delete(&keys::session(sid)).await?;
         }
         for cart in &held.carts {
             self.delete(&Link::Cart.key(cart)).await?;
@@ -206,7 +205,7 @@ impl Store {
     }
 
     pub async fn park(&self, parked: &Parked) -> Result<()> {
-        let key = format!("parked:{}:{}", parked.received_at_ms, parked.webhook_id);
+        let key = keys::parked(parked.received_at_ms, &parked.webhook_id);
         self.kv
             .put(&key, serde_json::to_string(parked)?)?
             .expiration_ttl(PARKED_TTL_SECS)
@@ -220,7 +219,7 @@ impl Store {
         let listed = self
             .kv
             .list()
-            .prefix("parked:".to_string())
+            .prefix(keys::PARKED_PREFIX.to_string())
             .execute()
             .await?;
         let mut out = Vec::new();

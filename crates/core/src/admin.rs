@@ -6,19 +6,9 @@
 //! and parked webhook payloads are attacker-influenced.
 
 use crate::queue::{hour_start, QueueStats, RowState, HOUR_MS};
-use serde::{Deserialize, Serialize};
+use crate::shopify::Parked;
+use serde::Serialize;
 use std::fmt::{self, Write};
-
-/// A webhook that could not be used, kept for the operator with the shape of its payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Parked {
-    pub topic: String,
-    pub webhook_id: String,
-    pub reason: String,
-    /// The payload's structure with values replaced by their types (no customer data).
-    pub shape: String,
-    pub received_at_ms: i64,
-}
 
 /// Everything the operator sees; serialised as-is for `/tt/admin.json`.
 #[derive(Debug, Clone, Serialize)]

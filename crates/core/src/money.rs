@@ -60,10 +60,6 @@ impl Amount {
         self.units < 0
     }
 
-    pub fn is_zero(self) -> bool {
-        self.units == 0
-    }
-
     /// Whether the amount lies in `0..=max` (whole currency units).
     pub fn within(self, max: u64) -> bool {
         self.units >= 0 && self.units <= i128::from(max).saturating_mul(10i128.pow(self.scale))
@@ -175,7 +171,7 @@ mod tests {
         assert_eq!((a("1.5") + a("0.333")).to_string(), "1.833");
         assert_eq!((a("-2.50") + a("1")).to_string(), "-1.50");
         assert_eq!(a("18.50"), a("18.5"));
-        assert!(a("0.00").is_zero());
+        assert_eq!(a("0.00"), a("0"));
         assert!(a("736.85") > a("729.95") && a("421.88") <= a("398") + a("23.88"));
         assert!(a("-1") < a("0.001") && a("10") > a("9.999"));
     }

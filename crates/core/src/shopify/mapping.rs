@@ -29,6 +29,7 @@ use super::models::{
 };
 use crate::config::Config;
 use crate::hash;
+use crate::keys;
 use crate::money::Amount;
 use crate::tiktok::{Content, Event, Page, Properties, RetryPolicy, User, MAX_EVENT_AGE_SECS};
 use serde::{Deserialize, Serialize};
@@ -520,7 +521,7 @@ pub fn cart_added(
             let item = content(line, qty - before, currency.as_deref(), None)?;
             Some(event(
                 "AddToCart",
-                format!("atc:{token}:{variant}:{qty}"),
+                keys::add_to_cart_event(token, variant, qty),
                 time,
                 session_user(session),
                 properties(vec![item], currency.clone(), None, session),
@@ -727,7 +728,7 @@ pub fn purchase(
     props.order_id = Some(id.to_string());
     Ok(event(
         &config.purchase_event_name,
-        id.to_string(),
+        keys::purchase_event(id),
         event_time(
             &[order.processed_at.as_deref(), order.created_at.as_deref()],
             now,
@@ -858,7 +859,7 @@ impl OrderState {
                     .unwrap_or_else(|| session_user(&self.session));
                 Some(event(
                     &config.purchase_event_name,
-                    format!("upsell:{edit_id}"),
+                    keys::upsell_event(edit_id),
                     event_time(&[committed.as_deref()], now),
                     user,
                     props,

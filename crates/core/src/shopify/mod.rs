@@ -249,25 +249,37 @@ pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
     match topic {
         Topic::CartsCreate | Topic::CartsUpdate => keys
             .token
-            .map(|t| format!("cart:{}", mapping::cart_key(&t)))
-            .filter(|k| k.len() > "cart:".len())
+            .filter(|t| !mapping::cart_key(t).is_empty())
+            .map(|t| crate::keys::cart(mapping::cart_key(&t)))
             .ok_or_else(|| missing("cart token")),
         Topic::CheckoutsCreate | Topic::CheckoutsUpdate => keys
             .token
             .filter(|t| !t.trim().is_empty())
-            .map(|t| format!("checkout:{}", t.trim()))
+            .map(|t| crate::keys::checkout(t.trim()))
             .ok_or_else(|| missing("checkout token")),
         Topic::OrdersCreate | Topic::OrdersChanged => keys
             .id
-            .map(|id| format!("order:{id}"))
+            .map(crate::keys::order)
             .ok_or_else(|| missing("order id")),
         Topic::OrdersEdited => keys
             .order_edit
             .and_then(|e| e.order_id)
-            .map(|id| format!("order:{id}"))
+            .map(crate::keys::order)
             .ok_or_else(|| missing("order_edit.order_id")),
         _ => Err("topic has no resource".to_string()),
     }
+}
+
+/// A webhook that could not be used, kept for the operator (in KV) with the shape of its
+/// payload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Parked {
+    pub topic: String,
+    pub webhook_id: String,
+    pub reason: String,
+    /// The payload's structure with values replaced by their types (no customer data).
+    pub shape: String,
+    pub received_at_ms: i64,
 }
 
 /// A JSON body with every string and number replaced by its type, so an unusable payload can

@@ -247,15 +247,6 @@ pub struct OrderEdited {
     pub order_edit: OrderEdit,
 }
 
-/// `customers/redact`, `customers/data_request`, `shop/redact`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct PrivacyRequest {
-    pub shop_domain: Option<String>,
-    pub customer: Option<Customer>,
-    #[serde(default)]
-    pub orders_to_redact: Vec<serde_json::Value>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,58 @@
+//! The shell's one error type. A handler ends in its answer or a [`Failure`]; the router turns
+//! a failure into its HTTP answer in one place ([`answer`]).
+
+use worker::Response;
+
+use crate::respond;
+
+pub enum Failure {
+    /// The caller gets `{"error": code, "message": …}` with `status`.
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
+    /// A payload that is well-formed but cannot be used (a signed webhook's is parked).
+    Unusable(String),
+    /// The runtime failed (KV, a Durable Object, serialisation): workers-rs answers 500.
+    Runtime(worker::Error),
+}
+
+/// A handler's result.
+pub type Outcome<T = Response> = std::result::Result<T, Failure>;
+
+impl Failure {
+    pub fn refused(status: u16, code: &'static str, message: impl Into<String>) -> Failure {
+        Failure::Refused {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<worker::Error> for Failure {
+    fn from(e: worker::Error) -> Failure {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Failure {
+        Failure::Runtime(e.into())
+    }
+}
+
+/// The HTTP answer of an outcome.
+pub fn answer(outcome: Outcome) -> worker::Result<Response> {
+    match outcome {
+        Ok(resp) => Ok(resp),
+        Err(Failure::Refused {
+            status,
+            code,
+            message,
+        }) => respond::error(status, code, &message),
+        Err(Failure::Unusable(reason)) => respond::error(400, "unusable", &reason),
+        Err(Failure::Runtime(e)) => Err(e),
+    }
+}
