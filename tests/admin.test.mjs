@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import {
-  ROOT, startShop, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture as fixture,
-  deliverWebhook, setCookieValue,
+  ROOT, startShop, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, loadFixture,
+  deliverWebhook, setCookieValue, postCollect,
 } from "./support/harness.mjs";
 import { launchChromium } from "./support/browser.mjs";
 
@@ -53,13 +53,11 @@ test("a scripted journey's numbers on the JSON twin and the page, rendered in Ch
     const landing = await env.worker.fetch("/products/mug?ttclid=E.C.P.admin", { headers: browser });
     const jar = `_ttp=${setCookieValue(landing, "_ttp")}; ttclid=E.C.P.admin`;
     await landing.arrayBuffer();
-    const collect = (event, event_id) => env.worker.fetch("/tt/collect", {
-      method: "POST", headers: { ...browser, cookie: jar, "content-type": "application/json" }, body: JSON.stringify({ event, event_id }),
-    });
+    const collect = (event, event_id) => postCollect(env.worker, { event, event_id }, { ...browser, cookie: jar });
     for (const [event, id] of [["ViewContent", "vc:a1"], ["ViewContent", "vc:a2"], ["ViewContent", "vc:refused"], ["AddToCart", "atc:c1-admin:1:1"]]) {
       assert.equal((await collect(event, id)).status, 202);
     }
-    assert.equal((await deliverWebhook(env.worker, "orders/create", fixture("order_create.json"))).body.queued, 1);
+    assert.equal((await deliverWebhook(env.worker, "orders/create", loadFixture("order_create.json"))).body.queued, 1);
     assert.ok((await deliverWebhook(env.worker, "orders/create", '{"id":')).body.parked);
 
     const admin = await waitFor("every event sent or failed", async () => {

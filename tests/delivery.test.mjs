@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import {
   startServer, startWorker, shopBindings, waitFor, adminJson, countOf, tiktokAnswer, deliverWebhook,
-  loadFixture, big, ADMIN_TOKEN,
+  loadFixture, big, ADMIN_TOKEN, postCollect,
 } from "./support/harness.mjs";
 
 const TTP = "01JY68AFXQXP2232M0V748XS0P_.tt.1";
@@ -49,11 +49,7 @@ const bindings = (tiktok, extra = {}) => ({
 });
 
 async function viewContent(worker, id) {
-  const res = await worker.fetch("/tt/collect", {
-    method: "POST",
-    headers: { "content-type": "application/json", cookie: `_ttp=${TTP}`, origin: worker.url },
-    body: JSON.stringify({ event: "ViewContent", event_id: id }),
-  });
+  const res = await postCollect(worker, { event: "ViewContent", event_id: id }, { cookie: `_ttp=${TTP}`, origin: worker.url });
   assert.equal(res.status, 202, await res.clone().text());
   return (await res.json()).queued;
 }
@@ -206,11 +202,7 @@ test("a shard full of unsent events refuses new ones (the caller gets a 5xx, Sho
     const accepted = [];
     let refused = 0;
     for (let i = 0; i < 40 && refused === 0; i++) {
-      const res = await worker.fetch("/tt/collect", {
-        method: "POST",
-        headers: { "content-type": "application/json", cookie: `_ttp=${TTP}`, origin: worker.url },
-        body: JSON.stringify({ event: "ViewContent", event_id: `vc:full-${i}` }),
-      });
+      const res = await postCollect(worker, { event: "ViewContent", event_id: `vc:full-${i}` }, { cookie: `_ttp=${TTP}`, origin: worker.url });
       if (res.status === 202) accepted.push(`vc:full-${i}`);
       else {
         assert.ok(res.status >= 500, `refused with ${res.status}`);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN } from "./support/harness.mjs";
+import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN, postCollect } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN } from "./support/shopify-admin.mjs";
 import { WEBHOOK_TOPICS } from "../scripts/lib/shopify-admin.mjs";
 
@@ -82,10 +82,7 @@ test("a shop with problems: each named with its fix, exit code 1", async () => {
     ],
   });
   try {
-    const collect = await env.worker.fetch("/tt/collect", {
-      method: "POST", headers: { "content-type": "application/json", cookie: "_tt_consent=granted" },
-      body: JSON.stringify({ event: "ViewContent", event_id: "vc:refused" }),
-    });
+    const collect = await postCollect(env.worker, { event: "ViewContent", event_id: "vc:refused" }, { cookie: "_tt_consent=granted" });
     assert.equal(collect.status, 202, await collect.text());
     await waitFor("the refused event", async () => (await adminJson(env.worker)).queue.last_failures.length === 1);
 

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
-  startServer, startShop, waitFor, adminJson, countOf, PIXEL_ID as PIXEL, loadFixture as fixture,
-  deliverWebhook, setCookieValue, setCookieLine,
+  startServer, startShop, waitFor, adminJson, countOf, PIXEL_ID, loadFixture,
+  deliverWebhook, setCookieValue, setCookieLine, postCollect,
 } from "./support/harness.mjs";
 
 const TAG = '<script src="/tt/pixel.js" async></script>';
@@ -127,7 +127,7 @@ test("/tt/pixel.js and /tt/custom-pixel.js come from the shop's origin with its 
       assert.match(res.headers.get("cache-control"), /max-age=300/);
       const body = await res.text();
       assert.ok(!body.includes("__TT_EDGE_CONFIG__"), `${file}: settings filled in`);
-      assert.ok(body.includes(`"pixelId":"${PIXEL}"`), file);
+      assert.ok(body.includes(`"pixelId":"${PIXEL_ID}"`), file);
       assert.ok(body.includes('"purchaseEvent":"Purchase"'), file);
       assert.ok(body.includes(`"origin":"${env.worker.url}"`), `${file}: absolute origin for the sandbox`);
       assert.doesNotThrow(() => new Function(body), `${file} is valid JavaScript`);
@@ -139,7 +139,7 @@ test("/tt/pixel.js and /tt/custom-pixel.js come from the shop's origin with its 
 
 test("/tt/sdk.js: TikTok's SDK fetched once into the edge cache; the last good copy when TikTok fails; else a harmless 503", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), "tt-sdk-"));
-  const sdkPath = `/tt/sdk.js?sdkid=${PIXEL}&lib=ttq`;
+  const sdkPath = `/tt/sdk.js?sdkid=${PIXEL_ID}&lib=ttq`;
   try {
     const env = await setup({ persistDir: dir });
     const sdkUrl = `${env.sdkServer.url}/events.js`;
@@ -149,7 +149,7 @@ test("/tt/sdk.js: TikTok's SDK fetched once into the edge cache; the last good c
       assert.match(first.headers.get("content-type"), /^application\/javascript/);
       assert.match(first.headers.get("cache-control"), /max-age=3600/, "bounded age");
       assert.equal(await first.text(), SDK);
-      assert.deepEqual(env.sdkServer.requests.map((r) => r.url), [`/events.js?sdkid=${PIXEL}&lib=ttq`]);
+      assert.deepEqual(env.sdkServer.requests.map((r) => r.url), [`/events.js?sdkid=${PIXEL_ID}&lib=ttq`]);
       const kv = await env.worker.mf.getKVNamespace("SESSIONS");
       // The copy is written after the answer (cache first, then KV).
       await waitFor("the last good copy", async () => (await kv.list({ prefix: "sdk:" })).keys.length === 1);
@@ -193,9 +193,9 @@ test("every funnel step: the browser's collect and the webhook share the event_i
   const env = await setup();
   try {
     // Joins come from the edge alone here (no cart attributes): the visit links the cart.
-    const cart = { ...fixture("cart_update.json"), note_attributes: [] };
-    const checkout = { ...fixture("checkout_update.json"), note_attributes: [] };
-    const order = { ...fixture("order_create.json"), note_attributes: [] };
+    const cart = { ...loadFixture("cart_update.json"), note_attributes: [] };
+    const checkout = { ...loadFixture("checkout_update.json"), note_attributes: [] };
+    const order = { ...loadFixture("order_create.json"), note_attributes: [] };
     const cartCookie = `cart=${encodeURIComponent(`${cart.token}?key=secret`)}`;
     const landing = await env.worker.fetch("/products/demo-mug", { headers: { "cf-connecting-ip": "203.0.113.8", cookie: cartCookie } });
     const ttp = setCookieValue(landing, "_ttp");
@@ -204,11 +204,7 @@ test("every funnel step: the browser's collect and the webhook share the event_i
     await waitFor("the cart linked to the session", async () => (await kv.get(`cart:${cart.token}`)) === ttp);
     const cookie = `_ttp=${ttp}; _tt_s=1; ${cartCookie}; _tt_c=${cart.token}`;
     const collect = async (body) => {
-      const res = await env.worker.fetch("/tt/collect", {
-        method: "POST",
-        headers: { "content-type": "application/json", cookie, origin: env.worker.url, "cf-connecting-ip": "203.0.113.8" },
-        body: JSON.stringify(body),
-      });
+      const res = await postCollect(env.worker, body, { cookie, origin: env.worker.url, "cf-connecting-ip": "203.0.113.8" });
       assert.equal(res.status, 202);
       return res.json();
     };
@@ -260,11 +256,7 @@ test("browser endpoints answer the shop's origin and Shopify's pixel sandbox onl
     assert.equal(evil.status, 403);
     assert.equal(evil.headers.get("access-control-allow-origin"), null);
 
-    const forged = await env.worker.fetch("/tt/collect", {
-      method: "POST",
-      headers: { origin: "https://evil.example", "content-type": "text/plain" },
-      body: JSON.stringify({ event: "ViewContent", event_id: "vc:evil" }),
-    });
+    const forged = await postCollect(env.worker, { event: "ViewContent", event_id: "vc:evil" }, { origin: "https://evil.example", "content-type": "text/plain" });
     assert.equal(forged.status, 403);
     assert.equal((await forged.json()).error, "origin_not_allowed");
     const consent = await env.worker.fetch("/tt/consent", { method: "POST", headers: { origin: "https://evil.example" }, body: '{"marketing":false}' });

@@ -6,8 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import {
-  startShop, startServer, waitFor, adminJson, loadFixture as fixture, big, toJson, deliverWebhook,
-  setCookieValue, signWebhook, ADMIN_TOKEN, PIXEL_ID, SHOP_DOMAIN, WEBHOOK_SECRET,
+  startShop, startServer, waitFor, adminJson, loadFixture, big, toJson, deliverWebhook,
+  setCookieValue, signWebhook, ADMIN_TOKEN, PIXEL_ID, SHOP_DOMAIN, WEBHOOK_SECRET, postCollect,
 } from "./support/harness.mjs";
 
 const RAW_EMAIL = "replayed.buyer@example.com";
@@ -22,11 +22,7 @@ async function setup(options = {}) {
     kept: async () => (await kv.list()).keys.map((k) => k.name).filter((k) => !k.startsWith("parked:")).sort(),
     /** Events the queue holds (a dry run keeps them all). */
     held: async () => (await adminJson(shop.worker)).queue.recent.length,
-    collect: (body, headers = {}) => shop.worker.fetch("/tt/collect", {
-      method: "POST",
-      headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.1", ...headers },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-    }),
+    collect: (body, headers = {}) => postCollect(shop.worker, body, { "cf-connecting-ip": "198.51.100.1", ...headers }),
   };
 }
 
@@ -40,7 +36,7 @@ test("a signed orders/paid body replayed as shop/redact or customers/redact dele
     for (const id of ["vc:r1", "vc:r2", "vc:r3"]) {
       assert.equal((await env.collect({ event: "ViewContent", event_id: id }, { cookie: `_ttp=${ttp}` })).status, 202);
     }
-    const order = { ...fixture("order_create.json"), id: big("5900000000000000777"), email: RAW_EMAIL, note_attributes: [] };
+    const order = { ...loadFixture("order_create.json"), id: big("5900000000000000777"), email: RAW_EMAIL, note_attributes: [] };
     const paid = toJson(order);
     assert.equal((await deliverWebhook(env.worker, "orders/create", paid, { webhookId: "wh-create" })).body.queued, 1);
     assert.equal((await deliverWebhook(env.worker, "orders/paid", paid, { webhookId: "wh-paid" })).status, 200);
@@ -88,12 +84,12 @@ test("a signed orders/paid body replayed as shop/redact or customers/redact dele
 test("parked reasons name the field path and the expected type, never the value (log, KV, admin page)", async () => {
   const env = await setup();
   try {
-    const order = fixture("order_create.json");
+    const order = loadFixture("order_create.json");
     order.line_items[0].quantity = RAW_EMAIL;
     const res = await deliverWebhook(env.worker, "orders/create", order);
     assert.equal(res.status, 200);
     assert.equal(res.body.parked, "payload does not match the topic: line_items[0].quantity: expected u64");
-    const cart = { ...fixture("cart_update.json"), token: 42 };
+    const cart = { ...loadFixture("cart_update.json"), token: 42 };
     assert.equal((await deliverWebhook(env.worker, "carts/update", cart)).body.parked, "token: expected a string in a cart");
     const stored = (await env.kv.list({ prefix: "parked:" })).keys;
     assert.equal(stored.length, 2);
@@ -263,7 +259,7 @@ test("crafted numbers get a 4xx at the edge and never a 5xx anywhere", async () 
     assert.equal(sent.properties.market_id, 9007199254740991);
 
     // Signed webhooks with absurd amounts and ids: acknowledged (queued or parked), never a 5xx.
-    const order = fixture("order_create.json");
+    const order = loadFixture("order_create.json");
     order.id = big("18446744073709551615");
     order.line_items[0].quantity = big("18446744073709551615");
     order.line_items[0].price = "99999999999999999999.999999999";
@@ -287,7 +283,7 @@ test("cookies as long as the Worker takes them (their KV keys would be too long)
     const page = await env.worker.fetch("/products/mug", { headers: { cookie: jar } });
     assert.equal(page.status, 200);
     await page.arrayBuffer();
-    const checkout = { ...fixture("checkout_update.json"), token: "t".repeat(300) };
+    const checkout = { ...loadFixture("checkout_update.json"), token: "t".repeat(300) };
     assert.match((await deliverWebhook(env.worker, "checkouts/create", checkout)).body.parked, /^token: expected a string of at most 256 bytes/);
   } finally {
     await env.close();
@@ -307,7 +303,7 @@ test("a short ADMIN_TOKEN turns off the admin page only: collect, webhooks and t
 
     assert.equal((await env.worker.fetch("/tt/pixel.js")).status, 200);
     assert.equal((await env.collect({ event: "ViewContent", event_id: "vc:degraded" })).status, 202);
-    assert.equal((await deliverWebhook(env.worker, "orders/create", fixture("order_create.json"))).body.queued, 1);
+    assert.equal((await deliverWebhook(env.worker, "orders/create", loadFixture("order_create.json"))).body.queued, 1);
     await waitFor("both events at TikTok", () => env.sentEvents().length === 2);
 
     for (const p of ["/tt/admin", "/tt/admin.json"]) {
@@ -323,7 +319,7 @@ test("a short ADMIN_TOKEN turns off the admin page only: collect, webhooks and t
 test("webhooks need SHOPIFY_SHOP_DOMAIN: without it they answer 503 and health names it, the rest works", async () => {
   const env = await setup({ bindings: { SHOPIFY_SHOP_DOMAIN: "" } });
   try {
-    const res = await deliverWebhook(env.worker, "orders/create", fixture("order_create.json"));
+    const res = await deliverWebhook(env.worker, "orders/create", loadFixture("order_create.json"));
     assert.equal(res.status, 503);
     assert.match(res.body.message, /^SHOPIFY_SHOP_DOMAIN: must be set/);
     const report = await (await env.worker.fetch("/tt/health")).json();

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startShop, waitFor, adminJson, countOf, loadFixture, deliverWebhook, big,
+  startShop, waitFor, adminJson, countOf, loadFixture, deliverWebhook, big, postCollect,
 } from "./support/harness.mjs";
 
 const PURCHASE = "Purchase";
@@ -24,11 +24,7 @@ function checkout(token) {
 
 /** The custom pixel's post from Shopify's sandbox: no cookies, Origin "null", keys in the body. */
 async function pixel(env, body, ttp = BROWSER_TTP) {
-  const res = await env.worker.fetch("/tt/collect", {
-    method: "POST",
-    headers: { "content-type": "text/plain", origin: "null", "cf-connecting-ip": "203.0.113.50", "user-agent": "CheckoutBrowser/2.0" },
-    body: JSON.stringify({ user: { ttp }, ...body }),
-  });
+  const res = await postCollect(env.worker, { user: { ttp }, ...body }, { "content-type": "text/plain", origin: "null", "cf-connecting-ip": "203.0.113.50", "user-agent": "CheckoutBrowser/2.0" });
   assert.equal(res.status, 202, await res.clone().text());
   return res.json();
 }
@@ -129,21 +125,13 @@ test("a forged browser purchase never reaches TikTok and shows as unconfirmed; o
   const env = await shop();
   try {
     // Anyone can post this, with no Origin at all.
-    const forged = await env.worker.fetch("/tt/collect", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ event: PURCHASE, event_id: "5900000000000000999", user: { ttp: "01JYATTACKERATTACKERATTACK_.tt.1" }, properties: { value: "99999.99", currency: "XXX" } }),
-    });
+    const forged = await postCollect(env.worker, { event: PURCHASE, event_id: "5900000000000000999", user: { ttp: "01JYATTACKERATTACKERATTACK_.tt.1" }, properties: { value: "99999.99", currency: "XXX" } });
     assert.equal(forged.status, 202);
 
     // A forgery of a real order's id, with another visitor's ttp and click id, then the order.
     const real = "5900000000000000301";
     const orderWithSession = { ...order(real, "chk-301"), note_attributes: [{ name: "_ttp", value: BROWSER_TTP }] };
-    await env.worker.fetch("/tt/collect", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ event: PURCHASE, event_id: real, user: { ttp: "01JYATTACKERATTACKERATTACK_.tt.1", ttclid: "E.C.P.attacker" }, properties: { value: "99999.99", currency: "XXX", order_id: real } }),
-    });
+    await postCollect(env.worker, { event: PURCHASE, event_id: real, user: { ttp: "01JYATTACKERATTACKERATTACK_.tt.1", ttclid: "E.C.P.attacker" }, properties: { value: "99999.99", currency: "XXX", order_id: real } });
     await deliverWebhook(env.worker, "orders/create", orderWithSession);
 
     const sent = await settled(env);

@@ -4,8 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startShop, waitFor, adminJson, countOf, loadFixture as fixture,
-  big, toJson, deliverWebhook, setCookieValue, setCookieLine, signWebhook,
+  startShop, waitFor, adminJson, countOf, loadFixture,
+  big, toJson, deliverWebhook, setCookieValue, setCookieLine, signWebhook, postCollect,
 } from "./support/harness.mjs";
 
 const RAW_EMAIL = "buyer.person@example.com";
@@ -19,11 +19,7 @@ async function setup(options = {}) {
     ...shop,
     kv,
     kvKeys: async () => (await kv.list()).keys.map((k) => k.name),
-    collect: (body, headers = {}) => shop.worker.fetch("/tt/collect", {
-      method: "POST",
-      headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.1", ...headers },
-      body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
-    }),
+    collect: (body, headers = {}) => postCollect(shop.worker, body, { "cf-connecting-ip": "198.51.100.1", ...headers }),
   };
 }
 
@@ -69,7 +65,7 @@ test("a visitor who declines: no tracking cookies, no browser events kept, and t
     const sandboxed = await env.collect({ event: "ViewContent", event_id: "vc:declined2", consent: { marketing: false } }, { origin: "null" });
     assert.equal((await sandboxed.json()).queued, false, "a refusal reported in the body counts too");
 
-    const order = { ...fixture("order_create.json"), id: big("5900000000000000901"), cart_token: "c1-declined", checkout_token: null, note_attributes: [] };
+    const order = { ...loadFixture("order_create.json"), id: big("5900000000000000901"), cart_token: "c1-declined", checkout_token: null, note_attributes: [] };
     const hook = await deliverWebhook(env.worker, "orders/create", order);
     assert.equal(hook.status, 200);
     assert.equal(hook.body.queued, 0);
@@ -114,9 +110,9 @@ test("customers/redact deletes the order's state, its cart and checkout, their s
     await waitFor("session and cart link", async () => (await env.kv.get("cart:c1-redact")) === ttp && (await env.kv.get(`session:${ttp}`)));
     assert.equal((await env.collect({ event: "ViewContent", event_id: "vc:redact" }, { cookie: `_ttp=${ttp}` })).status, 202);
 
-    const cart = { ...fixture("cart_update.json"), id: "c1-redact", token: "c1-redact", note_attributes: [] };
-    const checkout = { ...fixture("checkout_update.json"), token: "chk-redact", cart_token: "c1-redact", note_attributes: [] };
-    const order = { ...fixture("order_create.json"), id: big("5900000000000000555"), cart_token: "c1-redact", checkout_token: "chk-redact", note_attributes: [] };
+    const cart = { ...loadFixture("cart_update.json"), id: "c1-redact", token: "c1-redact", note_attributes: [] };
+    const checkout = { ...loadFixture("checkout_update.json"), token: "chk-redact", cart_token: "c1-redact", note_attributes: [] };
+    const order = { ...loadFixture("order_create.json"), id: big("5900000000000000555"), cart_token: "c1-redact", checkout_token: "chk-redact", note_attributes: [] };
     await deliverWebhook(env.worker, "carts/update", cart);
     await deliverWebhook(env.worker, "checkouts/create", checkout);
     const placed = await deliverWebhook(env.worker, "orders/create", order, { webhookId: "wh-order-redact" });
@@ -151,7 +147,7 @@ test("shop/redact deletes everything the Worker keeps; customers/data_request is
     // The second page of a visit (its _ttp came back): session and cart link are written.
     const visit = await env.worker.fetch("/", { headers: { cookie: "cart=c1-shop; _ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
     await visit.arrayBuffer();
-    await deliverWebhook(env.worker, "orders/create", { ...fixture("order_create.json"), id: 77 });
+    await deliverWebhook(env.worker, "orders/create", { ...loadFixture("order_create.json"), id: 77 });
     await waitFor("some state", async () => (await env.kvKeys()).length >= 3);
     const request = await deliverWebhook(env.worker, "customers/data_request", `{"shop_id":1,"shop_domain":"demo.myshopify.com","customer":{"id":2,"email":"${RAW_EMAIL}"},"orders_requested":[77],"data_request":{"id":9}}`);
     assert.equal(request.status, 200);
@@ -160,7 +156,7 @@ test("shop/redact deletes everything the Worker keeps; customers/data_request is
     assert.equal(gone.status, 200);
     assert.deepEqual(await env.kvKeys(), []);
     assert.deepEqual((await adminJson(env.worker)).queue.recent, []);
-    assert.equal((await deliverWebhook(env.worker, "orders/create", { ...fixture("order_create.json"), id: 77 })).body.duplicate, false);
+    assert.equal((await deliverWebhook(env.worker, "orders/create", { ...loadFixture("order_create.json"), id: 77 })).body.duplicate, false);
     assertNothingLeaked(env.worker.logs, []);
   } finally {
     await env.close();
@@ -195,7 +191,7 @@ test("hostile bodies: 4xx (or 200 and parked when signed), never a 5xx, nothing 
 
     const signedCases = [
       ["non-UTF-8", Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0xff, 0x7d])],
-      ["truncated", toJson(fixture("order_create.json")).slice(0, 200)],
+      ["truncated", toJson(loadFixture("order_create.json")).slice(0, 200)],
       ["deeply nested", `{"id":1,"line_items":${"[".repeat(3000)}${"]".repeat(3000)}}`],
       ["wrong types", '{"id":"not-a-number","line_items":"nope"}'],
     ];

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN } from "./support/harness.mjs";
+import { startServer, startWorker, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, postCollect } from "./support/harness.mjs";
 
 const TTP = "01JY68AFXQXP2232M0V748XS0P_.tt.1";
 const liveBindings = (tiktok, extra = {}) => ({
@@ -20,16 +20,12 @@ const liveBindings = (tiktok, extra = {}) => ({
 });
 
 function collect(worker, event, eventId, headers = {}) {
-  return worker.fetch("/tt/collect", {
-    method: "POST",
-    headers: { "content-type": "application/json", cookie: `_ttp=${TTP}; ttclid=E.C.P.click1`, "user-agent": "TestBrowser/1.0", ...headers },
-    body: JSON.stringify({
-      event,
-      event_id: eventId,
-      page: { url: "https://shop.example/products/mug" },
-      properties: { currency: "USD", contents: [{ content_id: "42001234567890123", content_name: "Mug", quantity: 2, price: "18.50" }] },
-    }),
-  });
+  return postCollect(worker, {
+    event,
+    event_id: eventId,
+    page: { url: "https://shop.example/products/mug" },
+    properties: { currency: "USD", contents: [{ content_id: "42001234567890123", content_name: "Mug", quantity: 2, price: "18.50" }] },
+  }, { cookie: `_ttp=${TTP}; ttclid=E.C.P.click1`, "user-agent": "TestBrowser/1.0", ...headers });
 }
 
 test("500, timeout and 40100 are retried with the same event_id until TikTok accepts; the caller is answered first", async () => {

@@ -187,3 +187,10 @@ export const setCookieValue = (res, name) =>
   res.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
 /** The whole Set-Cookie line for `name`. */
 export const setCookieLine = (res, name) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
+
+/** POSTs `body` (an object, or a raw string or bytes) to /tt/collect as a page would, with `headers` added. */
+export const postCollect = (worker, body, headers = {}) => worker.fetch("/tt/collect", {
+  method: "POST",
+  headers: { "content-type": "application/json", ...headers },
+  body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
+});
