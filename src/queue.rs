@@ -16,16 +16,7 @@ pub const BINDING: &str = "EVENT_QUEUE";
 
 /// Operation `op` of the shard named `shard`: a POST of `body` when there is one, else a GET.
 async fn ask(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
-    let stub = env
-        .durable_object(BINDING)?
-        .id_from_name(shard)?
-        .get_stub()?;
-    stub.fetch_with_request(outbound::request(
-        &format!("https://queue/{op}"),
-        body,
-        None,
-    )?)
-    .await
+    outbound::object(env, BINDING, shard, op, body).await
 }
 
 /// [`ask`], where any answer but 200 is an error naming the shard and its message.

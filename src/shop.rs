@@ -12,16 +12,7 @@ pub const BINDING: &str = "SHOP_STATE";
 
 /// POSTs `body` to operation `op` of the `ShopState` named `resource`.
 async fn ask(env: &Env, resource: &str, op: &str, body: String) -> Result<Response> {
-    let stub = env
-        .durable_object(BINDING)?
-        .id_from_name(resource)?
-        .get_stub()?;
-    stub.fetch_with_request(outbound::request(
-        &format!("https://shop/{op}"),
-        Some(body),
-        None,
-    )?)
-    .await
+    outbound::object(env, BINDING, resource, op, Some(body)).await
 }
 
 /// Hands a verified webhook to its resource's object: what became of it, or
