@@ -4,7 +4,7 @@
 use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
-use tiktok_edge_core::shopify::mapping::Session;
+use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::Parked;
 use worker::{Env, KvStore, Result};
 

@@ -16,7 +16,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use tiktok_edge_core::hash::{hash_email, hash_phone};
-use tiktok_edge_core::shopify::mapping::{self, MappingConfig, Session};
+use tiktok_edge_core::session::Session;
+use tiktok_edge_core::shopify::mapping::{self, MappingConfig};
 use tiktok_edge_core::shopify::{hmac as shopify_hmac, Payload, Topic};
 
 const WARM_UP: Duration = Duration::from_millis(300);
@@ -50,8 +51,10 @@ fn order_to_queued_event(body: &str, joined: &Session, config: &MappingConfig) -
     let Ok(Payload::Order(order)) = Payload::parse(Topic::OrdersCreate, body) else {
         panic!("the benchmark order does not parse as orders/create");
     };
-    let session =
-        mapping::merge_sessions(Some(joined.clone()), mapping::session_from_order(&order));
+    let session = tiktok_edge_core::session::merge_sessions(
+        Some(joined.clone()),
+        mapping::session_from_order(&order),
+    );
     let event = mapping::purchase(&order, &session, config, 1_764_000_000)
         .expect("the benchmark order is sendable");
     serde_json::to_string(&event).expect("an event serialises")
@@ -153,8 +156,10 @@ fn main() {
     });
     report("order_10_lines_parse_only", &m);
     let map = || {
-        let session =
-            mapping::merge_sessions(Some(joined.clone()), mapping::session_from_order(&order));
+        let session = tiktok_edge_core::session::merge_sessions(
+            Some(joined.clone()),
+            mapping::session_from_order(&order),
+        );
         mapping::purchase(&order, &session, &config, 1_764_000_000)
     };
     let event = map().expect("the 10-line order is sendable");

@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::consent::{tracking_allowed, Choice};
-use crate::shopify::mapping::{cart_key, ttclid_from_url, Session};
+use crate::session::Session;
+use crate::shopify::mapping::{cart_key, ttclid_from_url};
 
 /// `_ttp` lives 13 months like TikTok's own (and under Chrome's 400-day ceiling).
 pub const TTP_MAX_AGE_SECS: i64 = 395 * 24 * 3600;

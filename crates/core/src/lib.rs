@@ -18,6 +18,7 @@ pub mod money;
 pub mod privacy;
 pub mod queue;
 pub mod routes;
+pub mod session;
 pub mod shopify;
 pub mod snippet;
 pub mod text;

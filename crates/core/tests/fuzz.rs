@@ -24,7 +24,8 @@ use tiktok_edge_core::cookies;
 use tiktok_edge_core::edge::{self, Visit, CART_MARKER, CONSENT_COOKIE, SESSION_MARKER};
 use tiktok_edge_core::hash;
 use tiktok_edge_core::money::Amount;
-use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState, Session};
+use tiktok_edge_core::session::Session;
+use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState};
 use tiktok_edge_core::shopify::{self, Payload, Topic};
 use tiktok_edge_core::tiktok::{Event, DEFAULT_MARKET_HANDLE};
 

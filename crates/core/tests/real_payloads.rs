@@ -9,7 +9,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::privacy::CustomersRedact;
-use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState, Session};
+use tiktok_edge_core::session::Session;
+use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState};
 use tiktok_edge_core::shopify::{resource_key, shape, Payload, Topic};
 use tiktok_edge_core::tiktok::Event;
 

@@ -4,13 +4,13 @@
 //! come out. The `ShopState` Durable Object only loads, calls [`apply`] and stores.
 
 use super::mapping::{
-    self, attribute, attributes, merge_sessions, session_from_attributes, CartState, MappingConfig,
-    OrderState, Session,
+    self, attribute, attributes, session_from_attributes, CartState, MappingConfig, OrderState,
 };
 use super::{Payload, Topic};
 use crate::config::{Config, ConsentDefault};
 use crate::consent::tracking_allowed;
 use crate::privacy::Held;
+use crate::session::{merge_sessions, Session};
 use crate::tiktok::Event;
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,8 @@
 //! Carts: `carts/create|update` → AddToCart for each line whose quantity grew.
 
-use super::{content, event, event_time, line_price, properties, session_user, Session};
+use super::{content, event, event_time, line_price, properties, session_user};
 use crate::keys;
+use crate::session::Session;
 use crate::shopify::models::Cart;
 use crate::tiktok::Event;
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,10 @@
 //! Checkouts: `checkouts/create|update` → InitiateCheckout and AddPaymentInfo.
 
-use super::session::Identity;
-use super::{contents, event, event_time, properties, MappingConfig, Session};
+use super::identity::Identity;
+use super::{contents, event, event_time, properties, MappingConfig};
 use crate::keys;
 use crate::money::Amount;
+use crate::session::Session;
 use crate::shopify::models::Checkout;
 use crate::tiktok::Event;
 

@@ -26,22 +26,23 @@
 
 mod cart;
 mod checkout;
+mod identity;
 mod order;
-mod session;
 #[cfg(test)]
 mod tests;
 
 pub use cart::{cart_added, cart_key, CartState};
 pub use checkout::checkout_events;
-pub use order::{purchase, skip_reason, OrderState, StoredLine, DEFAULT_EXCLUDED_SOURCES};
-pub use session::{
-    attribute, attributes, merge_sessions, order_user, session_from_attributes, session_from_order,
-    session_user, ttclid_from_url, Session,
+pub use identity::{
+    attribute, attributes, order_user, session_from_attributes, session_from_order, session_user,
+    ttclid_from_url,
 };
+pub use order::{purchase, skip_reason, OrderState, StoredLine, DEFAULT_EXCLUDED_SOURCES};
 
 use super::models::{LineItem, MoneySet};
 use crate::config::Config;
 use crate::money::Amount;
+use crate::session::Session;
 use crate::tiktok::{Content, Event, Page, Properties, RetryPolicy, User, MAX_EVENT_AGE_SECS};
 
 /// Settings the mapping needs.

@@ -2,11 +2,12 @@
 //! orders are not ad conversions.
 
 use super::{
-    contents, event, event_time, item_key, line_price, merge_sessions, money, order_user,
-    properties, session_user, MappingConfig, Money, Session,
+    contents, event, event_time, item_key, line_price, money, order_user, properties, session_user,
+    MappingConfig, Money,
 };
 use crate::keys;
 use crate::money::Amount;
+use crate::session::{merge_sessions, Session};
 use crate::shopify::models::{Order, OrderEdit};
 use crate::tiktok::{Content, Event, User};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 use super::*;
 use crate::hash::sha256_hex;
+use crate::session::{merge_sessions, Session};
 use crate::shopify::models::OrderEdited;
 use crate::shopify::models::{Cart, Checkout, NoteAttribute, Order};
 

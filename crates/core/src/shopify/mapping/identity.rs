@@ -1,11 +1,11 @@
-//! The browsing session and the person behind an event: what the edge remembered (KV), what
-//! orders carry in their note attributes, and whose match keys an order's event gets.
+//! The visitor and the person behind an event: what orders carry in their note attributes
+//! (for sessions that expired), and whose match keys an event gets.
 
 use super::MappingConfig;
 use crate::hash;
+use crate::session::Session;
 use crate::shopify::models::{Address, Customer, NoteAttribute, Order};
 use crate::tiktok::User;
-use serde::{Deserialize, Serialize};
 
 /// Cart attributes written by the pixel snippet; they reach orders as `note_attributes`.
 pub mod attributes {
@@ -14,30 +14,6 @@ pub mod attributes {
     pub const TTCLID: &str = "_ttclid";
     pub const MARKET_HANDLE: &str = "_tt_market";
     pub const MARKET_ID: &str = "_tt_market_id";
-}
-
-/// What the edge remembered about a browsing session (stored in KV with a TTL).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Session {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttclid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub landing_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub market_handle: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub market_id: Option<u64>,
-    /// The visitor's marketing consent as last reported (`None`: unknown).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub marketing_allowed: Option<bool>,
-    #[serde(default)]
-    pub limited_data_use: bool,
 }
 
 /// The value of `name` among note attributes / cart attributes.
@@ -63,22 +39,6 @@ pub fn session_from_attributes(attrs: &[NoteAttribute]) -> Session {
         market_handle: attribute(attrs, attributes::MARKET_HANDLE).map(String::from),
         market_id: attribute(attrs, attributes::MARKET_ID).and_then(|v| v.parse().ok()),
         ..Session::default()
-    }
-}
-
-/// Fills what `primary` lacks from `fallback`.
-pub fn merge_sessions(primary: Option<Session>, fallback: Session) -> Session {
-    let Some(p) = primary else { return fallback };
-    Session {
-        ttp: p.ttp.or(fallback.ttp),
-        ttclid: p.ttclid.or(fallback.ttclid),
-        ip: p.ip.or(fallback.ip),
-        user_agent: p.user_agent.or(fallback.user_agent),
-        landing_url: p.landing_url.or(fallback.landing_url),
-        market_handle: p.market_handle.or(fallback.market_handle),
-        market_id: p.market_id.or(fallback.market_id),
-        marketing_allowed: p.marketing_allowed.or(fallback.marketing_allowed),
-        limited_data_use: p.limited_data_use || fallback.limited_data_use,
     }
 }
 
