@@ -7,6 +7,7 @@
 
 use crate::queue::{hour_start, QueueStats, RowState, HOUR_MS};
 use crate::shopify::Parked;
+use crate::tiktok::MATCH_KEYS;
 use serde::Serialize;
 use std::fmt::{self, Write};
 
@@ -22,24 +23,6 @@ pub struct AdminReport {
     /// The `/tt/health` report, kept as JSON so this module does not depend on its type.
     pub health: serde_json::Value,
 }
-
-/// The match keys an event can carry (see `tiktok::Event::match_keys`), in the order shown.
-const MATCH_KEYS: [&str; 14] = [
-    "ttp",
-    "ttclid",
-    "email",
-    "phone",
-    "external_id",
-    "ip",
-    "user_agent",
-    "first_name",
-    "last_name",
-    "zip_code",
-    "city",
-    "state",
-    "country",
-    "locale",
-];
 
 const STYLE: &str = "<style>\
 :root{color-scheme:light dark;--fg:#1f2328;--mute:#6e7781;--line:#d0d7de;--bar:#2f81f7;--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e}\

@@ -97,29 +97,31 @@ impl Event {
         serde_json::to_string(&json)
     }
 
-    /// Which match keys the event carries, for the operator's coverage figures (kept after the
-    /// payload itself is dropped).
+    /// Which match keys the event carries (in [`MATCH_KEYS`] order), for the operator's
+    /// coverage figures (kept after the payload itself is dropped).
     pub fn match_keys(&self) -> Vec<&'static str> {
         let u = &self.user;
-        [
-            ("ttp", &u.ttp),
-            ("ttclid", &u.ttclid),
-            ("email", &u.email),
-            ("phone", &u.phone),
-            ("ip", &u.ip),
-            ("user_agent", &u.user_agent),
-            ("external_id", &u.external_id),
-            ("first_name", &u.first_name),
-            ("last_name", &u.last_name),
-            ("zip_code", &u.zip_code),
-            ("city", &u.city),
-            ("state", &u.state),
-            ("country", &u.country),
-            ("locale", &u.locale),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.is_some().then_some(name))
-        .collect()
+        let values = [
+            &u.ttp,
+            &u.ttclid,
+            &u.email,
+            &u.phone,
+            &u.external_id,
+            &u.ip,
+            &u.user_agent,
+            &u.first_name,
+            &u.last_name,
+            &u.zip_code,
+            &u.city,
+            &u.state,
+            &u.country,
+            &u.locale,
+        ];
+        MATCH_KEYS
+            .into_iter()
+            .zip(values)
+            .filter_map(|(name, value)| value.is_some().then_some(name))
+            .collect()
     }
 
     /// The one copy to send when the browser reported this event too: `self` (the signed
@@ -171,6 +173,25 @@ fn as_number(field: Option<&mut serde_json::Value>) {
         }
     }
 }
+
+/// The match keys an event can carry ([`User`]'s fields, by their JSON names), in the order
+/// the operator sees them.
+pub const MATCH_KEYS: [&str; 14] = [
+    "ttp",
+    "ttclid",
+    "email",
+    "phone",
+    "external_id",
+    "ip",
+    "user_agent",
+    "first_name",
+    "last_name",
+    "zip_code",
+    "city",
+    "state",
+    "country",
+    "locale",
+];
 
 /// Match keys. `email`, `phone`, `external_id`, names and zip are SHA-256 (see `hash`);
 /// `ttp`, `ttclid`, `ip` and `user_agent` are sent raw, as TikTok asks; `city`, `state`,
@@ -657,5 +678,29 @@ mod tests {
             MAX_TEXT
         );
         assert!(sent["properties"].get("value").is_none());
+    }
+
+    #[test]
+    fn match_keys_name_the_user_fields_they_read() {
+        // Each field set to its own name: the name match_keys reports is the field's JSON key.
+        let user: User = serde_json::from_value(serde_json::Value::Object(
+            MATCH_KEYS
+                .iter()
+                .map(|k| (k.to_string(), (*k).into()))
+                .collect(),
+        ))
+        .unwrap();
+        let json = serde_json::to_value(&user).unwrap();
+        assert!(MATCH_KEYS.iter().all(|k| json[*k] == *k));
+        let event = Event {
+            event: "ViewContent".into(),
+            event_time: 0,
+            event_id: "vc:1".into(),
+            user,
+            properties: Properties::for_contents(Vec::new(), None),
+            page: None,
+            limited_data_use: None,
+        };
+        assert_eq!(event.match_keys(), MATCH_KEYS);
     }
 }
