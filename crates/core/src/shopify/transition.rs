@@ -509,7 +509,8 @@ mod tests {
         };
         let declined = crate::edge::declined_session();
         let token = "9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e";
-        let cases: Vec<(Vec<(String, Option<Session>)>, Option<&str>)> = vec![
+        type Found = Vec<(String, Option<Session>)>;
+        let cases: Vec<(Found, Option<&str>)> = vec![
             (vec![(SID.into(), Some(session(Some(true))))], None),
             (vec![(SID.into(), Some(session(None)))], None),
             (vec![(SID.into(), None)], None),
