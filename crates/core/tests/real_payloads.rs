@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::privacy::CustomersRedact;
 use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState, Session};
-use tiktok_edge_core::shopify::{resource_key, Payload, Topic};
+use tiktok_edge_core::shopify::{resource_key, shape, Payload, Topic};
 use tiktok_edge_core::tiktok::Event;
 
 fn folder() -> PathBuf {
@@ -230,6 +230,13 @@ fn map(
     config: &MappingConfig,
     now: i64,
 ) -> Result<(Vec<Event>, Option<String>), String> {
+    // The shape check the Worker runs first (the topic header is not signed); privacy bodies
+    // come from the shop they name.
+    let json: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let shop = json["shop_domain"]
+        .as_str()
+        .unwrap_or("example.myshopify.com");
+    shape::check(topic, body.as_bytes(), shop)?;
     if matches!(topic, Topic::CustomersRedact) {
         CustomersRedact::parse(body.as_bytes())?;
     }

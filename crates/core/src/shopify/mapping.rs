@@ -884,10 +884,7 @@ mod tests {
     use crate::hash::sha256_hex;
     use crate::shopify::models::OrderEdited;
 
-    const ORDER: &str = include_str!("../../../../tests/fixtures/shopify/order_create.json");
-    const CHECKOUT: &str = include_str!("../../../../tests/fixtures/shopify/checkout_update.json");
-    const CART: &str = include_str!("../../../../tests/fixtures/shopify/cart_update.json");
-    const EDIT: &str = include_str!("../../../../tests/fixtures/shopify/order_edited.json");
+    use crate::shopify::fixtures::{CART, CHECKOUT, EDIT, ORDER};
     /// 2026-11-20T16:05:00Z: an hour after the fixtures' order was created.
     const NOW: i64 = 1_795_190_700;
 

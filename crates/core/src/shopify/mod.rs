@@ -8,6 +8,16 @@ pub mod models;
 pub mod shape;
 pub mod transition;
 
+/// The team's webhook fixtures (tests/fixtures/shopify), shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub const ORDER: &str = include_str!("../../../../tests/fixtures/shopify/order_create.json");
+    pub const CHECKOUT: &str =
+        include_str!("../../../../tests/fixtures/shopify/checkout_update.json");
+    pub const CART: &str = include_str!("../../../../tests/fixtures/shopify/cart_update.json");
+    pub const EDIT: &str = include_str!("../../../../tests/fixtures/shopify/order_edited.json");
+}
+
 /// Largest webhook body accepted (Shopify orders with hundreds of lines stay well below).
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 

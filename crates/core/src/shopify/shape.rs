@@ -85,7 +85,10 @@ fn rule(topic: Topic) -> Option<Rule> {
         },
         Topic::OrdersCreate | Topic::OrdersChanged => Rule {
             what: "an order",
-            requires: &[("id", Id), ("line_items", List), (ORDER_ONLY, TextOrNull)],
+            // Not `financial_status`: real captures leave it out (RudderStack's orders/create).
+            // A cart's id is its token (not a number) and every checkout carries its
+            // `abandoned_checkout_url`, so neither passes as an order.
+            requires: &[("id", Id), ("line_items", List)],
             forbids: &[CHECKOUT_ONLY, EDIT_ONLY, PRIVACY_ONLY],
             only: false,
         },

@@ -235,10 +235,7 @@ mod tests {
     use super::*;
     use crate::config::from_pairs;
 
-    const ORDER: &str = include_str!("../../../../tests/fixtures/shopify/order_create.json");
-    const CHECKOUT: &str = include_str!("../../../../tests/fixtures/shopify/checkout_update.json");
-    const CART: &str = include_str!("../../../../tests/fixtures/shopify/cart_update.json");
-    const EDIT: &str = include_str!("../../../../tests/fixtures/shopify/order_edited.json");
+    use crate::shopify::fixtures::{CART, CHECKOUT, EDIT, ORDER};
     const NOW: i64 = 1_800_000_000;
     const SID: &str = "01JY68AFXQXP2232M0V748XS0P_.tt.1";
 
