@@ -4,7 +4,6 @@
 //! and queues the resulting events. What a webhook does is decided by the pure
 //! `tiktok_edge_core::shopify::transition::apply`.
 
-use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::Source;
@@ -187,14 +186,18 @@ impl ShopState {
 /// Reads every session `keys` point at (the attribute's session id, the cart's and the
 /// checkout's links) for `Joined::of` to decide: a refusal may sit behind any of them.
 async fn join(store: &Store, keys: JoinKeys) -> Result<Joined> {
-    let links = keys.links();
-    let linked = try_join_all(links.iter().map(|token| store.linked(token))).await?;
-    let mut sids: Vec<String> = keys.session_id.into_iter().collect();
-    for sid in linked.into_iter().flatten() {
-        if !sids.contains(&sid) {
-            sids.push(sid);
+    let mut sids: Vec<String> = keys.session_id.iter().cloned().collect();
+    for token in keys.links() {
+        if let Some(sid) = store.linked(&token).await? {
+            if !sids.contains(&sid) {
+                sids.push(sid);
+            }
         }
     }
-    let sessions = try_join_all(sids.iter().map(|sid| store.session(sid))).await?;
-    Ok(Joined::of(sids.into_iter().zip(sessions).collect()))
+    let mut found = Vec::with_capacity(sids.len());
+    for sid in sids {
+        let session = store.session(&sid).await?;
+        found.push((sid, session));
+    }
+    Ok(Joined::of(found))
 }
