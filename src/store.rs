@@ -4,6 +4,7 @@
 pub use tiktok_edge_core::admin::Parked;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
+use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::shopify::mapping::Session;
 use worker::{Env, KvStore, Result};
 
@@ -23,19 +24,11 @@ fn fits(key: &str) -> bool {
     key.len() <= MAX_KEY_BYTES
 }
 
-/// A join key pointing at a session: a cart token or a checkout token.
-#[derive(Debug, Clone, Copy)]
-pub enum Link {
-    Cart,
-    Checkout,
-}
-
-impl Link {
-    fn key(self, token: &str) -> String {
-        match self {
-            Link::Cart => format!("cart:{token}"),
-            Link::Checkout => format!("checkout:{token}"),
-        }
+/// The KV key of a join link: a cart token or a checkout token pointing at a session id.
+fn link_key(token: &JoinToken) -> String {
+    match token {
+        JoinToken::Cart(t) => format!("cart:{t}"),
+        JoinToken::Checkout(t) => format!("checkout:{t}"),
     }
 }
 
@@ -111,12 +104,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn link(&self, link: Link, token: &str, sid: &str) -> Result<()> {
-        if !fits(&link.key(token)) {
+    pub async fn link(&self, token: &JoinToken, sid: &str) -> Result<()> {
+        let key = link_key(token);
+        if !fits(&key) {
             return Ok(());
         }
         self.kv
-            .put(&link.key(token), sid)?
+            .put(&key, sid)?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -124,11 +118,12 @@ impl Store {
     }
 
     /// The session id a cart or checkout token leads to.
-    pub async fn linked(&self, link: Link, token: &str) -> Result<Option<String>> {
-        if !fits(&link.key(token)) {
+    pub async fn linked(&self, token: &JoinToken) -> Result<Option<String>> {
+        let key = link_key(token);
+        if !fits(&key) {
             return Ok(None);
         }
-        Ok(self.kv.get(&link.key(token)).text().await?)
+        Ok(self.kv.get(&key).text().await?)
     }
 
     /// Keeps the last good copy of TikTok's SDK, the fallback for outages. Each fetch renews it,
@@ -197,10 +192,12 @@ impl Store {
             self.delete(&format!("session:{sid}")).await?;
         }
         for cart in &held.carts {
-            self.delete(&Link::Cart.key(cart)).await?;
+            self.delete(&link_key(&JoinToken::Cart(cart.clone())))
+                .await?;
         }
         for checkout in &held.checkouts {
-            self.delete(&Link::Checkout.key(checkout)).await?;
+            self.delete(&link_key(&JoinToken::Checkout(checkout.clone())))
+                .await?;
         }
         Ok(())
     }

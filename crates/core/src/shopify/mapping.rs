@@ -554,6 +554,14 @@ fn shipping_charged(checkout: &Checkout) -> bool {
 /// `checkouts/create` → InitiateCheckout; `checkouts/create|update` that reached the payment
 /// step (shipping chosen or charged, or nothing to ship) → AddPaymentInfo. Both are valued at
 /// the checkout's subtotal. Repeats carry the same event_ids, so the queue keeps one of each.
+/// The checkout steps' (event name, event_id) keys, which the checkout pixel shares.
+pub fn checkout_step_keys(token: &str) -> [(&'static str, String); 2] {
+    [
+        ("InitiateCheckout", format!("ic:{token}")),
+        ("AddPaymentInfo", format!("api:{token}")),
+    ]
+}
+
 pub fn checkout_events(
     checkout: &Checkout,
     created: bool,
@@ -592,11 +600,12 @@ pub fn checkout_events(
             session,
         )
     };
+    let [(started, started_id), (paid, paid_id)] = checkout_step_keys(token);
     let mut events = Vec::new();
     if created {
         events.push(event(
-            "InitiateCheckout",
-            format!("ic:{token}"),
+            started,
+            started_id,
             event_time(
                 &[
                     checkout.created_at.as_deref(),
@@ -616,8 +625,8 @@ pub fn checkout_events(
             .all(|l| l.requires_shipping == Some(false));
     if !checkout.shipping_lines.is_empty() || nothing_to_ship || shipping_charged(checkout) {
         events.push(event(
-            "AddPaymentInfo",
-            format!("api:{token}"),
+            paid,
+            paid_id,
             event_time(
                 &[
                     checkout.updated_at.as_deref(),
