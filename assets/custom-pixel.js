@@ -36,9 +36,26 @@ async function cookie(name) {
   try { return (await browser.cookie.get(name)) || undefined; } catch (e) { return undefined; }
 }
 
+// text/plain keeps this a simple request: no CORS preflight, which keepalive requests may not make.
+function send(body) {
+  fetch(COLLECT_URL, { method: 'POST', keepalive: true, credentials: 'include',
+    headers: { 'content-type': 'text/plain;charset=UTF-8' }, body: JSON.stringify(body) }).catch(() => {});
+}
+
 async function report(name, eventId, event, value) {
-  if (marketingDeclined() || !eventId || !CONFIG.pixelId) return;
+  if (!eventId || !CONFIG.pixelId) return;
   const checkout = (event.data && event.data.checkout) || {};
+  const documentContext = (event.context && event.context.document) || {};
+  const pageUrl = documentContext.location && documentContext.location.href;
+  if (marketingDeclined()) {
+    // The refusal, not the event: the Worker links it to this checkout (its token, and the cart
+    // token in the page URL) and to the storefront's _ttp, whose identifiers it forgets, so no
+    // event of this checkout or its order reaches TikTok, whichever copy comes first.
+    send({ event: name, event_id: eventId, page: { url: pageUrl }, checkout_token: checkout.token,
+      user: { ttp: await cookie('_ttp') },
+      consent: { marketing: false, sale_of_data: privacy.saleOfDataAllowed == null ? null : privacy.saleOfDataAllowed } });
+    return;
+  }
   const market = (checkout.localization && checkout.localization.market) || {};
   const contents = (checkout.lineItems || []).map((line) => {
     const variant = line.variant || {};
@@ -49,11 +66,10 @@ async function report(name, eventId, event, value) {
   if (name === CONFIG.purchaseEvent) properties.order_id = eventId;
   if (market.handle) properties.market_handle = market.handle;
   if (/^\d+$/.test(gidTail(market.id))) properties.market_id = Number(gidTail(market.id));
-  const documentContext = (event.context && event.context.document) || {};
   const body = {
     event: name, event_id: eventId,
     event_time: Math.floor((Date.parse(event.timestamp) || Date.now()) / 1000),
-    page: { url: documentContext.location && documentContext.location.href, referrer: documentContext.referrer },
+    page: { url: pageUrl, referrer: documentContext.referrer },
     properties,
     // The sandbox sends no cookies with requests: the storefront's ids travel in the body.
     user: { ttp: await cookie('_ttp'), ttclid: await cookie('ttclid') },
@@ -61,9 +77,7 @@ async function report(name, eventId, event, value) {
       sale_of_data: privacy.saleOfDataAllowed == null ? null : privacy.saleOfDataAllowed },
     checkout_token: checkout.token,
   };
-  // text/plain keeps this a simple request: no CORS preflight, which keepalive requests may not make.
-  fetch(COLLECT_URL, { method: 'POST', keepalive: true, credentials: 'include',
-    headers: { 'content-type': 'text/plain;charset=UTF-8' }, body: JSON.stringify(body) }).catch(() => {});
+  send(body);
   loadTtq();
   if (typeof window !== 'undefined' && window.ttq) {
     window.ttq.track(name, { contents: contents.map((c) => Object.assign({ content_type: 'product' }, c, { price: Number(c.price) })),

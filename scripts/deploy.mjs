@@ -21,10 +21,11 @@ const REQUIRED = {
   SHOP_HOSTNAME: "the shop's hostname on Cloudflare, e.g. shop.example.com",
   TIKTOK_PIXEL_ID: "TikTok Events Manager → Data sources → your pixel → pixel code",
   TIKTOK_ACCESS_TOKEN: "TikTok Events Manager → your pixel → Settings → Generate access token",
+  SHOPIFY_SHOP_DOMAIN: "the shop's permanent domain, e.g. my-shop.myshopify.com (Shopify admin → Settings → Domains); taken from SHOPIFY_STORE when that is set. The Worker takes webhooks from this shop only",
   SHOPIFY_WEBHOOK_SECRET: "the app's client secret (Dev Dashboard → your app → Settings; taken from SHOPIFY_CLIENT_SECRET when that is set), or the API secret key of an app made in the Shopify admin",
 };
 /** Worker vars written into wrangler.toml [vars] when set. */
-const VARS = ["TIKTOK_PIXEL_ID", "ROUTE_PREFIX", "PURCHASE_EVENT_NAME", "CONSENT_DEFAULT", "COOKIE_DOMAIN", "DEFAULT_COUNTRY"];
+const VARS = ["TIKTOK_PIXEL_ID", "SHOPIFY_SHOP_DOMAIN", "ROUTE_PREFIX", "PURCHASE_EVENT_NAME", "CONSENT_DEFAULT", "COOKIE_DOMAIN", "DEFAULT_COUNTRY"];
 const SECRETS = ["TIKTOK_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN"];
 /** The SESSIONS namespace's title: found by it, so a re-run reuses the namespace. */
 const KV_TITLE = "tiktok-edge-SESSIONS";
@@ -120,6 +121,8 @@ async function ensureSettings(env, { interactive, log }) {
   };
   // Shopify signs an app's webhooks with the app's client secret.
   settings.SHOPIFY_WEBHOOK_SECRET ||= settings.SHOPIFY_CLIENT_SECRET;
+  // The shop whose webhooks the Worker takes is the one the Admin API talks to.
+  settings.SHOPIFY_SHOP_DOMAIN ||= settings.SHOPIFY_STORE;
   const missing = Object.keys(REQUIRED).filter((k) => !settings[k]);
   if (missing.length && interactive) {
     const rl = createInterface({ input: process.stdin, output: process.stderr });

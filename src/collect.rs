@@ -5,11 +5,12 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::Choice;
 use tiktok_edge_core::cors::SANDBOX_ORIGIN;
 use tiktok_edge_core::edge::Visit;
-use tiktok_edge_core::queue::Source;
-use worker::{console_error, Context, Date, Env, Request};
+use tiktok_edge_core::queue::{Refuse, Source};
+use tiktok_edge_core::shopify::checkout_url::JoinToken;
+use worker::{console_error, Context, Date, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
-use crate::store::{Link, Store};
+use crate::store::Store;
 use crate::{edge, queue, respond};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config) -> Outcome {
@@ -24,7 +25,11 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
     };
     let event_id = collected.event.event_id.clone();
     if !collected.allowed(config.consent_default) {
-        // Nothing kept, nothing sent; the answer still says so, so the pixel can stop.
+        // Nothing sent; a refusal from a checkout is remembered where its webhooks and the
+        // queue will meet it, before answering (the order may follow at once).
+        if let Some(refusal) = collected.refusal(&config.purchase_event_name, edge::fresh_ttp) {
+            refuse(env, &refusal).await?;
+        }
         return Ok(respond::json(
             202,
             &serde_json::json!({ "event_id": event_id, "queued": false, "reason": "consent" }),
@@ -34,8 +39,8 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
     if !joins.is_empty() {
         let store = Store::new(env)?;
         ctx.wait_until(async move {
-            for (link, token, sid) in joins {
-                if let Err(e) = store.link(link, &token, &sid).await {
+            for (token, sid) in joins {
+                if let Err(e) = store.link(&token, &sid).await {
                     console_error!(
                         "{{\"event\":\"collect_link_failed\",\"error\":{:?}}}",
                         e.to_string()
@@ -51,22 +56,48 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
     )?)
 }
 
+/// Remembers a refusal: the session forgets its identifiers and keeps only the refusal, the
+/// checkout's tokens point at it (webhooks still to come), and the checkout's and order's
+/// events in the queue stop (copies already there, or arriving later).
+async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
+    let store = Store::new(env)?;
+    store
+        .save_session(
+            &refusal.session_id,
+            &tiktok_edge_core::edge::declined_session(),
+        )
+        .await?;
+    for token in &refusal.links {
+        store.link(token, &refusal.session_id).await?;
+    }
+    if !refusal.events.is_empty() {
+        queue::refuse(
+            env,
+            &Refuse {
+                events: refusal.events.clone(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the
 /// visitor's session. Linked once, on the checkout's first step.
-fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(Link, String, String)> {
+fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(JoinToken, String)> {
     let Some(sid) = collected.event.user.ttp.clone() else {
         return Vec::new();
     };
     let mut out = Vec::new();
     if let Some(token) = &collected.checkout_token {
         if collected.event.event == "InitiateCheckout" {
-            out.push((Link::Checkout, token.clone(), sid.clone()));
+            out.push((JoinToken::Checkout(token.clone()), sid.clone()));
         }
     }
     // A cart first seen by the pixel (an Ajax add before any navigation) joins here.
     if let Some(cart) = visit.cart_token() {
         if visit.cart_marker.as_deref() != Some(cart) && collected.event.event == "AddToCart" {
-            out.push((Link::Cart, cart.to_string(), sid));
+            out.push((JoinToken::Cart(cart.to_string()), sid));
         }
     }
     out

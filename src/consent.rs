@@ -10,7 +10,7 @@ use worker::{Env, Request};
 use crate::edge::with_cookies;
 use crate::failure::{Failure, Outcome};
 use crate::respond;
-use crate::store::{Link, Store};
+use crate::store::Store;
 
 /// A report is two booleans; anything bigger is not one.
 const MAX_BODY_BYTES: usize = 1024;
@@ -40,12 +40,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
     };
     let plan = edge::consent_plan(&visit, choice, stored, config, crate::edge::fresh_ttp);
     // Written before answering: a refusal must hold for the order that may follow at once.
-    if let Some((sid, session)) = &plan.session {
-        store.save_session(sid, session).await?;
-    }
-    if let Some((cart, sid)) = &plan.cart_link {
-        store.link(Link::Cart, cart, sid).await?;
-    }
+    crate::edge::remember(&store, &plan).await?;
     let resp = respond::json(200, &serde_json::json!({ "consent": choice.as_str() }))?;
     Ok(with_cookies(resp, &plan.set_cookies)?)
 }

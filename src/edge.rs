@@ -3,13 +3,15 @@
 
 use tiktok_edge_core::config::{Config, Origin};
 use tiktok_edge_core::cookies;
-use tiktok_edge_core::edge::{self, Plan, Visit, CART_MARKER, CONSENT_COOKIE, SESSION_MARKER};
+use tiktok_edge_core::edge::{
+    self, Plan, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER,
+};
 use tiktok_edge_core::snippet;
 use tiktok_edge_core::text;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{console_error, web_sys, Context, Date, Env, Fetch, Request, Response, Result};
 
-use crate::store::{Link, Store};
+use crate::store::Store;
 use crate::{inject, respond};
 
 /// The shop's traffic through the edge: passthrough, plus first-party cookies and the session
@@ -24,7 +26,7 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
     }
     let mut plan = edge::plan(&visit, config, fresh_ttp);
     let set_cookies = std::mem::take(&mut plan.set_cookies);
-    if plan.session.is_some() || plan.cart_link.is_some() {
+    if plan.session.is_some() || !plan.links.is_empty() {
         let store = Store::new(env)?;
         ctx.wait_until(async move {
             if let Err(e) = remember(&store, &plan).await {
@@ -49,12 +51,12 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
 }
 
 /// Writes what a plan decided to keep about the session.
-async fn remember(store: &Store, plan: &Plan) -> Result<()> {
+pub async fn remember(store: &Store, plan: &Plan) -> Result<()> {
     if let Some((sid, session)) = &plan.session {
         store.save_session(sid, session).await?;
     }
-    if let Some((cart, sid)) = &plan.cart_link {
-        store.link(Link::Cart, cart, sid).await?;
+    for (token, sid) in &plan.links {
+        store.link(token, sid).await?;
     }
     Ok(())
 }
@@ -105,10 +107,12 @@ pub fn visit_of(req: &Request) -> Result<Visit> {
         session_marker: cookies::get(&jar, SESSION_MARKER).is_some(),
         cart_cookie: cookies::get(&jar, "cart"),
         cart_marker: cookies::get(&jar, CART_MARKER),
+        click_cookie: cookies::get(&jar, CLICK_COOKIE),
         ip: headers.get("CF-Connecting-IP")?,
         // Stored with the session and sent to TikTok: capped here, where it comes in.
         user_agent: text::capped(headers.get("User-Agent")?, text::MAX_USER_AGENT),
         gpc: headers.get("Sec-GPC")?.as_deref() == Some("1"),
+        now_secs: (Date::now().as_millis() / 1000) as i64,
     })
 }
 

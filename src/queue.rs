@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::queue::{
     earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
-    QueueStats, Resend, ShardHealth, Source, SHARDS,
+    QueueStats, Refuse, Resend, ShardHealth, Source, SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
 use worker::{Env, Response, Result};
@@ -128,6 +128,15 @@ pub async fn forget(env: &Env, request: &Forget) -> Result<()> {
             continue;
         }
         call(env, &name, "forget", Some(serde_json::to_string(&mine)?)).await?;
+    }
+    Ok(())
+}
+
+/// Stops the events a visitor's refusal names, in every shard holding one of them.
+pub async fn refuse(env: &Env, request: &Refuse) -> Result<()> {
+    for (shard, events) in by_shard(request.events.iter().cloned(), |(e, id)| (e, id)) {
+        let body = serde_json::to_string(&Refuse { events })?;
+        call(env, &shard, "refuse", Some(body)).await?;
     }
     Ok(())
 }

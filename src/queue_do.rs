@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use std::cell::Cell;
 use tiktok_edge_core::queue::{
     admit, Admission, Count, Enqueue, EnqueueSummary, Failure, Forget, HourCount, Pause,
-    QueueStats, RecentEvent, Resend, ResendValue, RowState, ShardHealth, Source, Stored, HOUR_MS,
-    MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
+    QueueStats, RecentEvent, Refuse, Resend, ResendValue, RowState, ShardHealth, Source, Stored,
+    HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
 };
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use worker::{
@@ -68,11 +68,12 @@ const CONFIG_RECHECK_MS: i64 = 60_000;
 /// redelivers later) rather than dropping any that were accepted.
 const MAX_ROWS: i64 = 200_000;
 /// Finished states, oldest of which may go (retention, or room at the limit).
-const FINISHED: [RowState; 4] = [
+const FINISHED: [RowState; 5] = [
     RowState::Sent,
     RowState::DryRun,
     RowState::Failed,
     RowState::Unconfirmed,
+    RowState::Refused,
 ];
 
 #[durable_object(alarm)]
@@ -169,6 +170,12 @@ impl DurableObject for EventQueue {
             (Method::Post, "/forget") => {
                 let request: Forget = serde_json::from_str(&req.text().await?)?;
                 self.forget(&request)?;
+                Response::ok("")
+            }
+            (Method::Post, "/refuse") => {
+                let request: Refuse = serde_json::from_str(&req.text().await?)?;
+                self.refuse(&request)?;
+                self.schedule().await?;
                 Response::ok("")
             }
             (Method::Post, "/resend") => {
@@ -399,6 +406,40 @@ impl EventQueue {
             self.run(
                 "DELETE FROM events WHERE instr(payload, ?) > 0",
                 vec![Forget::ttp_fragment(ttp).into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stops the refused keys: unsent copies lose their payload and become `refused`, unseen
+    /// keys are held as `refused` (kept for the retention period, like finished rows).
+    fn refuse(&self, request: &Refuse) -> Result<()> {
+        let now = now_ms();
+        let unsent = [
+            RowState::Queued,
+            RowState::Waiting,
+            RowState::Unconfirmed,
+            RowState::Retrying,
+        ];
+        for (event, id) in &request.events {
+            let mut values: Vec<SqlStorageValue> = vec![
+                event.as_str().into(),
+                id.as_str().into(),
+                text(RowState::Refused),
+                Source::Browser.as_str().into(),
+                now.into(),
+                now.into(),
+                now.into(),
+                now.into(),
+            ];
+            values.extend(unsent.map(text));
+            self.run(
+                "INSERT INTO events (event_name, event_id, payload, match_keys, state, source, created_at, next_attempt_at, updated_at)
+                 VALUES (?, ?, '', '', ?, ?, ?, ?, ?)
+                 ON CONFLICT (event_name, event_id) DO UPDATE SET state = 'refused', payload = '',
+                   match_keys = '', updated_at = ?
+                 WHERE state IN (?, ?, ?, ?)",
+                values,
             )?;
         }
         Ok(())

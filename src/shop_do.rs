@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::Source;
+use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::shopify::transition::{self, JoinKeys, Joined, Memory, Settings};
 use tiktok_edge_core::shopify::{Payload, Topic};
 use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State};
 
-use crate::store::{Link, Store};
+use crate::store::Store;
 use crate::{queue, settings};
 
 /// Resource state is forgotten after this long (webhook retries end after 4 h; upsells come
@@ -154,7 +155,7 @@ impl ShopState {
         );
 
         if let Some((token, sid)) = &result.link_checkout {
-            store.link(Link::Checkout, token, sid).await?;
+            store.link(&JoinToken::Checkout(token.clone()), sid).await?;
         }
         if memory.cart != before.cart {
             self.save(CART, &memory.cart).await?;
@@ -185,26 +186,21 @@ impl ShopState {
     }
 }
 
-/// Finds the resource's browsing session where `keys` point: the attribute's session id, else
-/// the session linked to the cart token, else to the checkout token.
+/// Reads every session `keys` point at (the attribute's session id, the cart's and the
+/// checkout's links) for `Joined::of` to decide: a refusal may sit behind any of them.
 async fn join(store: &Store, keys: JoinKeys) -> Result<Joined> {
-    let mut session_id = keys.session_id;
-    if session_id.is_none() {
-        if let Some(cart) = &keys.cart_token {
-            session_id = store.linked(Link::Cart, cart).await?;
+    let mut sids: Vec<String> = keys.session_id.iter().cloned().collect();
+    for token in keys.links() {
+        if let Some(sid) = store.linked(&token).await? {
+            if !sids.contains(&sid) {
+                sids.push(sid);
+            }
         }
     }
-    if session_id.is_none() {
-        if let Some(checkout) = &keys.checkout_token {
-            session_id = store.linked(Link::Checkout, checkout).await?;
-        }
+    let mut found = Vec::with_capacity(sids.len());
+    for sid in sids {
+        let session = store.session(&sid).await?;
+        found.push((sid, session));
     }
-    let session = match &session_id {
-        Some(sid) => store.session(sid).await?,
-        None => None,
-    };
-    Ok(Joined {
-        session_id,
-        session,
-    })
+    Ok(Joined::of(found))
 }

@@ -5,6 +5,7 @@ use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
 use tiktok_edge_core::session::Session;
+use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::shopify::Parked;
 use worker::{Env, KvStore, Result};
 
@@ -22,19 +23,11 @@ fn fits(key: &str) -> bool {
     key.len() <= MAX_KEY_BYTES
 }
 
-/// A join key pointing at a session: a cart token or a checkout token.
-#[derive(Debug, Clone, Copy)]
-pub enum Link {
-    Cart,
-    Checkout,
-}
-
-impl Link {
-    fn key(self, token: &str) -> String {
-        match self {
-            Link::Cart => keys::cart(token),
-            Link::Checkout => keys::checkout(token),
-        }
+/// The KV key of a join link: a cart token or a checkout token pointing at a session id.
+fn link_key(token: &JoinToken) -> String {
+    match token {
+        JoinToken::Cart(t) => keys::cart(t),
+        JoinToken::Checkout(t) => keys::checkout(t),
     }
 }
 
@@ -110,12 +103,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn link(&self, link: Link, token: &str, sid: &str) -> Result<()> {
-        if !fits(&link.key(token)) {
+    pub async fn link(&self, token: &JoinToken, sid: &str) -> Result<()> {
+        let key = link_key(token);
+        if !fits(&key) {
             return Ok(());
         }
         self.kv
-            .put(&link.key(token), sid)?
+            .put(&key, sid)?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -123,11 +117,12 @@ impl Store {
     }
 
     /// The session id a cart or checkout token leads to.
-    pub async fn linked(&self, link: Link, token: &str) -> Result<Option<String>> {
-        if !fits(&link.key(token)) {
+    pub async fn linked(&self, token: &JoinToken) -> Result<Option<String>> {
+        let key = link_key(token);
+        if !fits(&key) {
             return Ok(None);
         }
-        Ok(self.kv.get(&link.key(token)).text().await?)
+        Ok(self.kv.get(&key).text().await?)
     }
 
     /// Keeps the last good copy of TikTok's SDK, the fallback for outages. Each fetch renews it,
@@ -196,10 +191,10 @@ impl Store {
             self.delete(&keys::session(sid)).await?;
         }
         for cart in &held.carts {
-            self.delete(&Link::Cart.key(cart)).await?;
+            self.delete(&keys::cart(cart)).await?;
         }
         for checkout in &held.checkouts {
-            self.delete(&Link::Checkout.key(checkout)).await?;
+            self.delete(&keys::checkout(checkout)).await?;
         }
         Ok(())
     }

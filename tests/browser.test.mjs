@@ -299,14 +299,21 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   const collect = requests.find((r) => r.url() === `${worker.url}/tt/collect`);
   assert.equal((await collect.allHeaders()).origin, "null", "sent from an opaque origin, as in Shopify's sandbox");
 
-  // The visitor withdraws marketing consent: later steps are not reported. (Requests leave in the
-  // order the steps happen, so once the second checkout is seen the first would have been too.)
+  // The visitor withdraws marketing consent: a later step is not reported, its refusal is (with
+  // the checkout's token and nothing of the checkout), so the Worker stops the checkout's events.
   await page.evaluate(() => window.__consentChanged({ customerPrivacy: { marketingAllowed: false, saleOfDataAllowed: false } }));
   await fire("checkout_started", { checkout: checkout("chk-custom-declined") });
+  const refusal = await waitFor("the refusal for chk-custom-declined", () => requests.find((r) => r.postData()?.includes("chk-custom-declined")));
+  assert.deepEqual(JSON.parse(refusal.postData()), {
+    event: "InitiateCheckout", event_id: "ic:chk-custom-declined", checkout_token: "chk-custom-declined",
+    page: { url: "https://shop.example/checkouts/cn/abc" }, user: { ttp }, consent: { marketing: false, sale_of_data: false },
+  });
+  assert.equal((await refusal.response())?.status(), 202);
+  assert.ok(!(await ttqCalls(page)).some((c) => c[3]?.event_id === "ic:chk-custom-declined"), "not to ttq either");
   await page.evaluate(() => window.__consentChanged({ customerPrivacy: { marketingAllowed: true, saleOfDataAllowed: true } }));
   await fire("checkout_started", { checkout: checkout("chk-custom-2") });
-  await waitFor("the collect for chk-custom-2", () => requests.find((r) => r.postData()?.includes("ic:chk-custom-2")));
-  assert.ok(!requests.some((r) => r.postData()?.includes("chk-custom-declined")), "nothing sent while declined");
+  await receivedOnce("InitiateCheckout", "ic:chk-custom-2");
+  assert.ok(!sentEvents().some((e) => e.event_id.includes("chk-custom-declined")), "nothing of the declined checkout reached TikTok");
   await context.close();
   await sandbox.close();
 });

@@ -141,6 +141,7 @@ test("first run creates everything (KV, route, vars, secrets, deploy, webhooks, 
     assert.match(toml, new RegExp(`binding = "SESSIONS"\\n[^\\[]*id = "${KV_ID}"`));
     assert.match(toml, /^routes = \[\{ pattern = "shop\.example\.com\/\*", zone_name = "example\.com" \}\]$/m);
     assert.match(toml, new RegExp(`^\\[vars\\]\\n(.*\\n)*?TIKTOK_PIXEL_ID = "${PIXEL_ID}"$`, "m"));
+    assert.match(toml, /^SHOPIFY_SHOP_DOMAIN = "demo\.myshopify\.com"$/m, "webhooks are taken from the Admin API's shop only");
     assert.match(cf.dryRuns[0], new RegExp(`env\\.SESSIONS \\(${KV_ID}\\)`));
     assert.match(cf.dryRuns[0], /--dry-run: exiting now/);
 

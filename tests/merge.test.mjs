@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startShop, waitFor, adminJson, countOf, loadFixture, deliverWebhook, big, postCollect,
+  startShop, waitFor, adminJson, countOf, loadFixture, deliverWebhook, big, postCollect, settled,
 } from "./support/harness.mjs";
 
 const PURCHASE = "Purchase";
@@ -30,17 +30,6 @@ async function pixel(env, body, ttp = BROWSER_TTP) {
 }
 
 const later = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Waits until TikTok holds a sentinel ViewContent sent after everything else, so every event
- * due before it has been sent too: then counts are final.
- */
-async function settled(env) {
-  const id = `vc:barrier-${Math.random().toString(36).slice(2)}`;
-  await pixel(env, { event: "ViewContent", event_id: id }, "01JY68BARRIERBARRIERBARRIER_.tt.1");
-  await waitFor("the barrier event at TikTok", () => env.sentEvents().some((e) => e.event_id === id));
-  return env.sentEvents().filter((e) => !e.event_id.startsWith("vc:barrier-"));
-}
 
 async function shop(bindings = {}) {
   return startShop({ bindings: { PURCHASE_EVENT_NAME: PURCHASE, WEBHOOK_WAIT_MS: String(WAIT_MS), ...bindings } });

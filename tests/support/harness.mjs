@@ -194,3 +194,15 @@ export const postCollect = (worker, body, headers = {}) => worker.fetch("/tt/col
   headers: { "content-type": "application/json", ...headers },
   body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
 });
+
+/**
+ * Every event `shop` (a startShop) has sent to TikTok so far, once a sentinel ViewContent posted
+ * after everything else reached TikTok too: every event due before it has been sent, so counts
+ * are final. The sentinel itself is left out.
+ */
+export async function settled(shop) {
+  const id = `vc:barrier-${Math.random().toString(36).slice(2)}`;
+  await postCollect(shop.worker, { event: "ViewContent", event_id: id }, { cookie: "_ttp=01JY68BARRIERBARRIERBARRIER_.tt.1" });
+  await waitFor("the barrier event at TikTok", () => shop.sentEvents().some((e) => e.event_id === id));
+  return shop.sentEvents().filter((e) => !e.event_id.startsWith("vc:barrier-"));
+}

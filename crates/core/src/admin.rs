@@ -567,19 +567,19 @@ mod tests {
             }),
             "/tt",
         );
-        // Columns: queued, waiting, unconfirmed, retrying, sent, failed, dry_run, total.
+        // Columns: queued, waiting, unconfirmed, retrying, sent, failed, dry_run, refused, total.
         let z = "<td class=\"z\">0</td>";
         assert!(
             html.contains(&format!(
-                "<tr><th>AddToCart</th>{z}{z}{z}{z}<td>2</td><td>1</td>{z}<td class=\"t\">3</td></tr>"
+                "<tr><th>AddToCart</th>{z}{z}{z}{z}<td>2</td><td>1</td>{z}{z}<td class=\"t\">3</td></tr>"
             )),
             "{html}"
         );
         assert!(html.contains(&format!(
-            "<tr><th>ViewContent</th>{z}{z}{z}{z}{z}{z}<td>5</td><td class=\"t\">5</td></tr>"
+            "<tr><th>ViewContent</th>{z}{z}{z}{z}{z}{z}<td>5</td>{z}<td class=\"t\">5</td></tr>"
         )));
         assert!(html.contains(&format!(
-            "<tr><th>all</th>{z}{z}{z}{z}<td>2</td><td>1</td><td>5</td><td class=\"t\">8</td></tr>"
+            "<tr><th>all</th>{z}{z}{z}{z}<td>2</td><td>1</td><td>5</td>{z}<td class=\"t\">8</td></tr>"
         )));
         assert!(html.contains("queue depth <b>7</b>"));
         assert!(html.contains("no TIKTOK_ACCESS_TOKEN: events are built and recorded, not sent"));

@@ -6,6 +6,8 @@ use crate::config::ConsentDefault;
 use crate::consent::{self, Choice, Report};
 use crate::edge::plausible;
 use crate::money::Amount;
+use crate::shopify::checkout_url::{self, JoinToken};
+use crate::shopify::mapping::checkout_step_keys;
 use crate::text::{cap, MAX_TEXT, MAX_URL};
 use crate::tiktok::{Content, Event, Page, Properties, User};
 use serde::Deserialize;
@@ -62,6 +64,64 @@ impl Collected {
     pub fn allowed(&self, default: ConsentDefault) -> bool {
         consent::tracking_allowed(self.consent.map(Choice::marketing), default)
     }
+
+    /// What a refusal reported with this event stops (the checkout pixel reports one instead
+    /// of an event when the visitor declined): the checkout's and the order's events, queued or
+    /// still to come. `None` unless the visitor declined (an unknown choice is no refusal) and
+    /// the event names a checkout or an order. `fresh_id` names the refusal when the visitor's
+    /// `_ttp` is not known.
+    pub fn refusal(
+        &self,
+        purchase_event: &str,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Option<Refusal> {
+        if self.consent != Some(Choice::Denied) {
+            return None;
+        }
+        let page = self.event.page.as_ref().and_then(|p| p.url.as_deref());
+        let links: Vec<JoinToken> = self
+            .checkout_token
+            .clone()
+            .map(JoinToken::Checkout)
+            .into_iter()
+            .chain(page.and_then(checkout_url::join_token))
+            .collect();
+        let mut events: Vec<(String, String)> = self
+            .checkout_token
+            .iter()
+            .flat_map(|t| checkout_step_keys(t))
+            .map(|(name, id)| (name.to_string(), id))
+            .collect();
+        if self.event.event == purchase_event {
+            events.push((self.event.event.clone(), self.event.event_id.clone()));
+        }
+        if links.is_empty() && events.is_empty() {
+            return None;
+        }
+        let session_id = self
+            .event
+            .user
+            .ttp
+            .clone()
+            .unwrap_or_else(|| crate::keys::declined(&fresh_id()));
+        Some(Refusal {
+            session_id,
+            links,
+            events,
+        })
+    }
+}
+
+/// A refusal of marketing reported from a checkout, and where it must reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The session that holds the refusal: the visitor's `_ttp` (whose identifiers are then
+    /// forgotten, as on the storefront) or a fresh declined session.
+    pub session_id: String,
+    /// Cart and checkout tokens to link to it, for webhooks still to come.
+    pub links: Vec<JoinToken>,
+    /// (event name, event_id) keys to stop in the queue, for copies already there.
+    pub events: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,6 +524,59 @@ mod tests {
             .event;
         assert_eq!(e.properties.value.unwrap().to_string(), "1000000000000");
         assert_eq!(e.properties.market_id, MAX_MARKET_ID);
+    }
+
+    #[test]
+    fn a_declined_checkout_event_is_a_refusal_of_its_checkout_and_order() {
+        let sandbox = RequestFacts {
+            ttp: None,
+            ttclid: None,
+            sandboxed: true,
+            ..facts()
+        };
+        let body =
+            br#"{"event":"Purchase","event_id":"5900000000000000999","checkout_token":"chk1",
+            "page":{"url":"https://shop.example/checkouts/cn/Z2NwLXVzLWVhc3Qx/thank-you"},
+            "consent":{"marketing":false,"sale_of_data":false}}"#;
+        let c = parse(body, "Purchase", &sandbox).unwrap();
+        assert!(!c.allowed(ConsentDefault::Allowed));
+        assert_eq!(
+            c.refusal("Purchase", || "R".into()),
+            Some(Refusal {
+                session_id: "declined-R".into(),
+                links: vec![
+                    JoinToken::Checkout("chk1".into()),
+                    JoinToken::Cart("Z2NwLXVzLWVhc3Qx".into())
+                ],
+                events: vec![
+                    ("InitiateCheckout".into(), "ic:chk1".into()),
+                    ("AddPaymentInfo".into(), "api:chk1".into()),
+                    ("Purchase".into(), "5900000000000000999".into()),
+                ],
+            })
+        );
+        // The visitor's _ttp names the refusal: their session is the one forgotten.
+        let started = br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1",
+            "user":{"ttp":"T_.tt.1"},"consent":{"marketing":false}}"#;
+        let r = parse(started, "Purchase", &sandbox)
+            .unwrap()
+            .refusal("Purchase", || unreachable!())
+            .unwrap();
+        assert_eq!(r.session_id, "T_.tt.1");
+        assert_eq!(r.events.len(), 2);
+        // No choice is no refusal; nor is a refusal that names no checkout or order.
+        let unknown =
+            br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1"}"#;
+        let denied_default = parse(unknown, "Purchase", &sandbox).unwrap();
+        assert!(!denied_default.allowed(ConsentDefault::Denied));
+        assert_eq!(denied_default.refusal("Purchase", || unreachable!()), None);
+        let view = br#"{"event":"ViewContent","event_id":"vc-1","consent":{"marketing":false}}"#;
+        assert_eq!(
+            parse(view, "Purchase", &sandbox)
+                .unwrap()
+                .refusal("Purchase", || unreachable!()),
+            None
+        );
     }
 
     #[test]

@@ -4,13 +4,19 @@
 
 use crate::config::Config;
 use crate::consent::{tracking_allowed, Choice};
+use crate::keys;
 use crate::session::Session;
+use crate::shopify::checkout_url::{self, JoinToken};
 use crate::shopify::mapping::{cart_key, ttclid_from_url};
 
 /// `_ttp` lives 13 months like TikTok's own (and under Chrome's 400-day ceiling).
 pub const TTP_MAX_AGE_SECS: i64 = 395 * 24 * 3600;
-/// `ttclid` lives 30 days: at least TikTok's 28-day click window.
+/// `ttclid` lives 30 days from the click: at least TikTok's 28-day click window.
 pub const TTCLID_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
+/// When the `ttclid` cookie's click happened (Unix seconds), so each refresh keeps the click's
+/// expiry. A companion cookie, because the `ttclid` value must stay exactly what TikTok issued:
+/// its SDK reads the cookie and the Events API matches the value.
+pub const CLICK_COOKIE: &str = "_tt_click";
 /// Browser-session markers: the session was stored / the cart was linked in this visit.
 pub const SESSION_MARKER: &str = "_tt_s";
 pub const CART_MARKER: &str = "_tt_c";
@@ -27,9 +33,12 @@ pub struct Visit {
     pub session_marker: bool,
     pub cart_cookie: Option<String>,
     pub cart_marker: Option<String>,
+    /// The `_tt_click` cookie.
+    pub click_cookie: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub gpc: bool,
+    pub now_secs: i64,
 }
 
 impl Visit {
@@ -40,6 +49,22 @@ impl Visit {
             .map(cart_key)
             .filter(|t| !t.is_empty() && plausible(t))
     }
+
+    /// The join token of the checkout page this navigation opens, unless it is the cart the
+    /// `cart` cookie already links ("Buy it now", express buttons and cart permalinks check out
+    /// a new cart and leave the cookie alone: this is how their checkouts find the visitor).
+    pub fn checkout_token(&self) -> Option<JoinToken> {
+        checkout_url::join_token(&self.url)
+            .filter(|t| !matches!(t, JoinToken::Cart(cart) if self.cart_token() == Some(cart)))
+    }
+
+    /// When the click behind the `ttclid` cookie happened, while its 30 days last; `None` when
+    /// the cookie's origin is unknown (set before `_tt_click` existed, or by someone else).
+    fn clicked_at(&self) -> Option<i64> {
+        let at: i64 = self.click_cookie.as_deref()?.parse().ok()?;
+        (at <= self.now_secs && self.now_secs < at.saturating_add(TTCLID_MAX_AGE_SECS))
+            .then_some(at)
+    }
 }
 
 /// What to do about it.
@@ -49,8 +74,8 @@ pub struct Plan {
     pub set_cookies: Vec<String>,
     /// `(session id, session)` to store in KV.
     pub session: Option<(String, Session)>,
-    /// `(cart token, session id)` to link in KV.
-    pub cart_link: Option<(String, String)>,
+    /// `(cart or checkout token, session id)` to link in KV.
+    pub links: Vec<(JoinToken, String)>,
 }
 
 /// A `_ttp` value in TikTok's current shape: a ULID (48-bit milliseconds, 80 random bits, in
@@ -83,13 +108,9 @@ fn cookie(name: &str, value: &str, max_age: Option<i64>, domain: Option<&str>) -
     c
 }
 
-/// Session ids of visitors who declined marketing (their session only remembers the refusal);
-/// every other session id is the visitor's `_ttp`.
-pub const DECLINED_SESSION_PREFIX: &str = "declined-";
-
 /// The `_ttp` a session id stands for (a declined visitor's session has none).
 pub fn ttp_of_session(sid: &str) -> Option<&str> {
-    (!sid.starts_with(DECLINED_SESSION_PREFIX) && plausible(sid)).then_some(sid)
+    (!keys::is_declined(sid) && plausible(sid)).then_some(sid)
 }
 
 /// Cookie values TikTok hands out are short tokens; anything else is not echoed back.
@@ -119,21 +140,29 @@ fn plan_from(
     let consent = choice.map(Choice::marketing);
     let cart = visit.cart_token();
     if !tracking_allowed(consent, config.consent_default) {
-        return declined_plan(cart, visit.cart_marker.as_deref(), fresh_ttp);
+        return declined_plan(visit, fresh_ttp);
     }
     let domain = config.cookie_domain.as_deref();
     let existing = visit.ttp_cookie.clone().filter(|v| plausible(v));
     let is_new = existing.is_none();
     let ttp = existing.unwrap_or_else(fresh_ttp);
     let landed_ttclid = ttclid_from_url(&visit.url).filter(|v| plausible(v));
-    let ttclid = landed_ttclid
-        .clone()
-        .or_else(|| visit.ttclid_cookie.clone().filter(|v| plausible(v)));
+    let (ttclid, clicked_at) = match &landed_ttclid {
+        Some(click) => (Some(click.clone()), Some(visit.now_secs)),
+        None => (
+            visit.ttclid_cookie.clone().filter(|v| plausible(v)),
+            visit.clicked_at(),
+        ),
+    };
 
     // Refreshing on every navigation keeps the 13 months counting from the last visit.
     let mut set_cookies = vec![cookie("_ttp", &ttp, Some(TTP_MAX_AGE_SECS), domain)];
-    if let Some(click) = &ttclid {
-        set_cookies.push(cookie("ttclid", click, Some(TTCLID_MAX_AGE_SECS), domain));
+    // The click's 30 days are not extended: each refresh (which undoes a script's 7-day cap
+    // under ITP) ends where the click's cookie ends. A cookie of unknown age is left alone.
+    if let (Some(click), Some(at)) = (&ttclid, clicked_at) {
+        let left = at.saturating_add(TTCLID_MAX_AGE_SECS) - visit.now_secs;
+        set_cookies.push(cookie("ttclid", click, Some(left), domain));
+        set_cookies.push(cookie(CLICK_COOKIE, &at.to_string(), Some(left), domain));
     }
 
     // A request without our `_ttp` (crawlers, link previews, monitors, one-page bounces) gets
@@ -158,36 +187,51 @@ fn plan_from(
             (ttp.clone(), session)
         });
 
-    let cart_link = cart
-        .filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t))
-        .map(|t| {
-            set_cookies.push(cookie(CART_MARKER, t, None, None));
-            (t.to_string(), ttp.clone())
-        });
-
+    let cart = cart.filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t));
+    let links = join_links(visit, cart, &ttp, &mut set_cookies);
     Plan {
         set_cookies,
         session,
-        cart_link,
+        links,
     }
 }
 
-/// A visitor who declined (or has not accepted where consent is required): no tracking cookie,
-/// no identifiers kept. Only the refusal itself is remembered against the cart, so an order
-/// from that cart is not sent either.
-fn declined_plan(
+/// The cart (when given) and the checkout page's token linked to session `sid`; the cart is
+/// marked so later navigations do not link it again.
+fn join_links(
+    visit: &Visit,
     cart: Option<&str>,
-    cart_marker: Option<&str>,
-    fresh_id: impl FnOnce() -> String,
-) -> Plan {
-    let Some(cart) = cart.filter(|t| cart_marker != Some(*t)) else {
+    sid: &str,
+    set_cookies: &mut Vec<String>,
+) -> Vec<(JoinToken, String)> {
+    let mut links = Vec::new();
+    if let Some(cart) = cart {
+        set_cookies.push(cookie(CART_MARKER, cart, None, None));
+        links.push((JoinToken::Cart(cart.to_string()), sid.to_string()));
+    }
+    if let Some(checkout) = visit.checkout_token() {
+        links.push((checkout, sid.to_string()));
+    }
+    links
+}
+
+/// A visitor who declined (or has not accepted where consent is required): no tracking cookie,
+/// no identifiers kept. Only the refusal itself is remembered against the cart and the
+/// checkout being opened, so no event of theirs is sent either.
+fn declined_plan(visit: &Visit, fresh_id: impl FnOnce() -> String) -> Plan {
+    let cart = visit
+        .cart_token()
+        .filter(|t| visit.cart_marker.as_deref() != Some(*t));
+    if cart.is_none() && visit.checkout_token().is_none() {
         return Plan::default();
-    };
-    let sid = format!("{DECLINED_SESSION_PREFIX}{}", fresh_id());
+    }
+    let sid = keys::declined(&fresh_id());
+    let mut set_cookies = Vec::new();
+    let links = join_links(visit, cart, &sid, &mut set_cookies);
     Plan {
-        set_cookies: vec![cookie(CART_MARKER, cart, None, None)],
-        session: Some((sid.clone(), declined_session())),
-        cart_link: Some((cart.to_string(), sid)),
+        set_cookies,
+        session: Some((sid, declined_session())),
+        links,
     }
 }
 
@@ -235,18 +279,15 @@ pub fn consent_plan(
         return Plan {
             set_cookies,
             session,
-            cart_link: None,
+            links: Vec::new(),
         };
     }
-    let sid = ttp.unwrap_or_else(|| format!("{DECLINED_SESSION_PREFIX}{}", fresh_id()));
-    let cart_link = visit.cart_token().map(|t| {
-        set_cookies.push(cookie(CART_MARKER, t, None, None));
-        (t.to_string(), sid.clone())
-    });
+    let sid = ttp.unwrap_or_else(|| keys::declined(&fresh_id()));
+    let links = join_links(visit, visit.cart_token(), &sid, &mut set_cookies);
     Plan {
         set_cookies,
         session: Some((sid, declined_session())),
-        cart_link,
+        links,
     }
 }
 
@@ -260,7 +301,7 @@ pub fn consent_cookies(choice: Choice, domain: Option<&str>) -> Vec<String> {
         domain,
     )];
     if choice == Choice::Denied {
-        for name in ["_ttp", "ttclid"] {
+        for name in ["_ttp", "ttclid", CLICK_COOKIE] {
             out.push(cookie(name, "", Some(0), domain));
         }
         out.push(cookie(SESSION_MARKER, "", Some(0), None));
@@ -285,13 +326,125 @@ mod tests {
 
     use crate::config::from_pairs as config;
 
+    const NOW: i64 = 1_800_000_000;
+    const DAY: i64 = 24 * 3600;
+
     fn visit() -> Visit {
         Visit {
             url: "https://shop.example/products/mug".into(),
             ip: Some("203.0.113.9".into()),
             user_agent: Some("UA".into()),
+            now_secs: NOW,
             ..Visit::default()
         }
+    }
+
+    fn cart_link(token: &str, sid: &str) -> Vec<(JoinToken, String)> {
+        vec![(JoinToken::Cart(token.into()), sid.into())]
+    }
+
+    fn cookie_named<'a>(p: &'a Plan, name: &str) -> Option<&'a str> {
+        p.set_cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(String::as_str)
+    }
+
+    #[test]
+    fn ttclid_keeps_the_expiry_of_its_click() {
+        let landing = Visit {
+            url: "https://shop.example/?ttclid=E.C.P.click".into(),
+            ttclid_cookie: Some("E.C.P.older".into()),
+            click_cookie: Some((NOW - 20 * DAY).to_string()),
+            ..visit()
+        };
+        let p = plan(&landing, &config(&[]), || "T".into());
+        let full = format!("Max-Age={}", 30 * DAY);
+        assert!(cookie_named(&p, "ttclid")
+            .is_some_and(|c| c.starts_with("ttclid=E.C.P.click;") && c.ends_with(&full)));
+        assert_eq!(
+            cookie_named(&p, CLICK_COOKIE),
+            Some(format!("_tt_click={NOW}; SameSite=Lax; Secure; Path=/; {full}").as_str())
+        );
+        // Ten days later: refreshed with what is left of the click's 30 days, never more.
+        let later = Visit {
+            url: "https://shop.example/products/mug".into(),
+            ttp_cookie: Some("T_.tt.1".into()),
+            ttclid_cookie: Some("E.C.P.click".into()),
+            click_cookie: Some(NOW.to_string()),
+            now_secs: NOW + 10 * DAY,
+            ..visit()
+        };
+        let p = plan(&later, &config(&[]), || "T".into());
+        let left = format!("Max-Age={}", 20 * DAY);
+        assert!(cookie_named(&p, "ttclid")
+            .is_some_and(|c| c.starts_with("ttclid=E.C.P.click;") && c.ends_with(&left)));
+        assert!(cookie_named(&p, CLICK_COOKIE)
+            .is_some_and(|c| c.starts_with(&format!("_tt_click={NOW};")) && c.ends_with(&left)));
+        assert_eq!(p.session.unwrap().1.ttclid.as_deref(), Some("E.C.P.click"));
+        // A click time that is over, in the future, unreadable or missing: not refreshed.
+        for click in [
+            Some((NOW - 30 * DAY).to_string()),
+            Some((NOW + 60).to_string()),
+            Some("soon".to_string()),
+            None,
+        ] {
+            let v = Visit {
+                ttclid_cookie: Some("E.C.P.click".into()),
+                click_cookie: click.clone(),
+                ..visit()
+            };
+            let p = plan(&v, &config(&[]), || "T".into());
+            assert_eq!(cookie_named(&p, "ttclid"), None, "{click:?}");
+            assert_eq!(cookie_named(&p, CLICK_COOKIE), None, "{click:?}");
+        }
+    }
+
+    #[test]
+    fn a_checkout_page_links_its_token_to_the_visitor_or_the_refusal() {
+        let buy_now = "https://shop.example/checkouts/cn/Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz?key=k";
+        let cn = JoinToken::Cart("Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz".into());
+        let v = Visit {
+            url: buy_now.into(),
+            ttp_cookie: Some("T_.tt.1".into()),
+            session_marker: true,
+            cart_cookie: Some("c1-abc?key=SECRET".into()),
+            cart_marker: Some("c1-abc".into()),
+            ..visit()
+        };
+        let p = plan(&v, &config(&[]), || unreachable!());
+        assert_eq!(p.links, vec![(cn.clone(), "T_.tt.1".to_string())]);
+        // Checking out the cookie's own cart: linked already.
+        let own = Visit {
+            url: "https://shop.example/checkouts/cn/c1-abc".into(),
+            ..v.clone()
+        };
+        assert!(plan(&own, &config(&[]), || unreachable!()).links.is_empty());
+        // The legacy form names the checkout itself.
+        let legacy = Visit {
+            url: "https://shop.example/25442468/checkouts/9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into(),
+            ..v.clone()
+        };
+        assert_eq!(
+            plan(&legacy, &config(&[]), || unreachable!()).links,
+            vec![(
+                JoinToken::Checkout("9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into()),
+                "T_.tt.1".to_string()
+            )]
+        );
+        // A visitor who declined: the checkout is linked to a refusal, nothing else is kept.
+        let declined = Visit {
+            consent_cookie: Some("denied".into()),
+            ttp_cookie: None,
+            ..v
+        };
+        let p = plan(&declined, &config(&[]), || "R".into());
+        assert!(p.set_cookies.is_empty());
+        assert_eq!(
+            p.session,
+            Some(("declined-R".to_string(), declined_session()))
+        );
+        assert_eq!(p.links, vec![(cn, "declined-R".to_string())]);
     }
 
     #[test]
@@ -302,7 +455,7 @@ mod tests {
             ["_ttp=NEWTTP_.tt.1; SameSite=Lax; Secure; Path=/; Max-Age=34128000"],
             "no session marker: the next navigation writes the session"
         );
-        assert!(p.session.is_none() && p.cart_link.is_none());
+        assert!(p.session.is_none() && p.links.is_empty());
         let back = Visit {
             ttp_cookie: Some("NEWTTP_.tt.1".into()),
             ..visit()
@@ -337,7 +490,7 @@ mod tests {
             || unreachable!(),
         );
         assert_eq!(p.set_cookies, ["_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1; SameSite=Lax; Secure; Path=/; Domain=shop.example; Max-Age=34128000"]);
-        assert!(p.session.is_none() && p.cart_link.is_none());
+        assert!(p.session.is_none() && p.links.is_empty());
     }
 
     #[test]
@@ -378,18 +531,15 @@ mod tests {
             ..visit()
         };
         let p = plan(&v, &config(&[]), || unreachable!());
-        assert_eq!(
-            p.cart_link,
-            Some(("c1-abc".to_string(), "T_.tt.1".to_string()))
-        );
+        assert_eq!(p.links, cart_link("c1-abc", "T_.tt.1"));
         assert!(p.set_cookies.iter().all(|c| !c.contains("SECRET")));
         let again = Visit {
             cart_marker: Some("c1-abc".into()),
             ..v
         };
         assert!(plan(&again, &config(&[]), || unreachable!())
-            .cart_link
-            .is_none());
+            .links
+            .is_empty());
     }
 
     #[test]
@@ -414,7 +564,7 @@ mod tests {
         );
         let (sid, session) = p.session.unwrap();
         assert_eq!(session, declined_session(), "the refusal and nothing else");
-        assert_eq!(p.cart_link, Some(("c1-abc".to_string(), sid)));
+        assert_eq!(p.links, cart_link("c1-abc", &sid));
         let opt_in_region = config(&[("CONSENT_DEFAULT", "denied")]);
         assert_eq!(
             plan(&visit(), &opt_in_region, || unreachable!()),
@@ -484,7 +634,7 @@ mod tests {
         assert_eq!(sid, "T_.tt.1");
         assert!(s.marketing_allowed == Some(true) && s.limited_data_use && s.ip.is_some());
         assert_eq!(granted.set_cookies.len(), 1);
-        assert!(granted.cart_link.is_none());
+        assert!(granted.links.is_empty());
         // Without `_ttp` yet, the report starts tracking, session and all: a page running
         // the pixel made it, so the session is not left for the cookie to come back.
         let fresh = consent_plan(&visit(), Choice::Granted, None, &config(&[]), || {
@@ -503,10 +653,7 @@ mod tests {
             denied.session,
             Some(("T_.tt.1".to_string(), declined_session()))
         );
-        assert_eq!(
-            denied.cart_link,
-            Some(("c1-abc".to_string(), "T_.tt.1".to_string()))
-        );
+        assert_eq!(denied.links, cart_link("c1-abc", "T_.tt.1"));
         assert!(denied.set_cookies.iter().all(|c| !c.contains("SECRET")));
 
         let anonymous = Visit {
@@ -516,10 +663,7 @@ mod tests {
         let p = consent_plan(&anonymous, Choice::Denied, None, &config(&[]), || {
             "R".into()
         });
-        assert_eq!(
-            p.cart_link,
-            Some(("c1-abc".to_string(), "declined-R".to_string()))
-        );
+        assert_eq!(p.links, cart_link("c1-abc", "declined-R"));
 
         // Consent given where tracking waited for it: _ttp and the session start at once.
         let waiting = Visit {
@@ -541,10 +685,7 @@ mod tests {
             (sid.as_str(), s.marketing_allowed),
             ("NEW_.tt.1", Some(true))
         );
-        assert_eq!(
-            p.cart_link,
-            Some(("c1-abc".to_string(), "NEW_.tt.1".to_string()))
-        );
+        assert_eq!(p.links, cart_link("c1-abc", "NEW_.tt.1"));
     }
 
     #[test]
@@ -553,6 +694,7 @@ mod tests {
         assert_eq!(c[0], "_tt_consent=denied; SameSite=Lax; Secure; Path=/; Domain=shop.example; Max-Age=34128000");
         assert!(c[1].starts_with("_ttp=; ") && c[1].contains("Max-Age=0"));
         assert!(c[2].starts_with("ttclid=; ") && c[2].contains("Max-Age=0"));
+        assert!(c[3].starts_with("_tt_click=; ") && c[3].contains("Max-Age=0"));
         assert_eq!(consent_cookies(Choice::Granted, None).len(), 1);
     }
 

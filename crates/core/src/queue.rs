@@ -20,10 +20,13 @@ pub enum RowState {
     Failed,
     /// Built and recorded without an access token; never sent.
     DryRun,
+    /// Stopped by the visitor's refusal of marketing: no payload, never sent, and every later
+    /// copy of the event is ignored.
+    Refused,
 }
 
 impl RowState {
-    pub const ALL: [RowState; 7] = [
+    pub const ALL: [RowState; 8] = [
         RowState::Queued,
         RowState::Waiting,
         RowState::Unconfirmed,
@@ -31,6 +34,7 @@ impl RowState {
         RowState::Sent,
         RowState::Failed,
         RowState::DryRun,
+        RowState::Refused,
     ];
     /// States whose rows the alarm sends when due.
     pub const PENDING: [RowState; 3] = [RowState::Queued, RowState::Waiting, RowState::Retrying];
@@ -44,6 +48,7 @@ impl RowState {
             RowState::Sent => "sent",
             RowState::Failed => "failed",
             RowState::DryRun => "dry_run",
+            RowState::Refused => "refused",
         }
     }
 
@@ -194,6 +199,15 @@ fn first_copy(
     } else {
         (RowState::Waiting, now_ms.saturating_add(hold.wait_ms))
     }
+}
+
+/// A refusal of marketing linked to a checkout or an order: the event keys it stops. Copies
+/// not yet sent become `refused` (their payload dropped), keys not seen yet are held as
+/// `refused`, so a copy arriving later (a webhook, another tab) is ignored ([`admit`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refuse {
+    /// (event name, event_id) keys.
+    pub events: Vec<(String, String)>,
 }
 
 /// The queue's answer to an enqueue: how many copies were new, merged, or changed nothing.
@@ -708,6 +722,32 @@ mod tests {
                 due_ms: NOW + 90_000
             }
         );
+    }
+
+    #[test]
+    fn a_refused_key_takes_no_copy_from_either_source() {
+        let refused = Stored {
+            source: Source::Browser,
+            state: RowState::Refused,
+            attempts: 0,
+            event: None,
+        };
+        for name in ["InitiateCheckout", "AddPaymentInfo", "Purchase"] {
+            for source in [Source::Browser, Source::Webhook] {
+                assert_eq!(
+                    admit(
+                        Some(&refused),
+                        &copy(name, None, Some("1.00")),
+                        source,
+                        &hold(),
+                        NOW
+                    ),
+                    Admission::Ignore,
+                    "{name} from {source:?}"
+                );
+            }
+        }
+        assert_eq!(RowState::parse("refused"), Some(RowState::Refused));
     }
 
     #[test]

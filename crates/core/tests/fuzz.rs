@@ -21,10 +21,13 @@ use tiktok_edge_core::collect::{
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::{Choice, Report};
 use tiktok_edge_core::cookies;
-use tiktok_edge_core::edge::{self, Visit, CART_MARKER, CONSENT_COOKIE, SESSION_MARKER};
+use tiktok_edge_core::edge::{
+    self, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER, TTCLID_MAX_AGE_SECS,
+};
 use tiktok_edge_core::hash;
 use tiktok_edge_core::money::Amount;
 use tiktok_edge_core::session::Session;
+use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState};
 use tiktok_edge_core::shopify::{self, Payload, Topic};
 use tiktok_edge_core::tiktok::{Event, DEFAULT_MARKET_HANDLE};
@@ -1332,9 +1335,10 @@ proptest! {
 // Cookies and the edge's decisions
 // ---------------------------------------------------------------------------------------------
 
-const COOKIE_NAMES: [&str; 5] = [
+const COOKIE_NAMES: [&str; 6] = [
     "_ttp",
     "ttclid",
+    CLICK_COOKIE,
     SESSION_MARKER,
     CART_MARKER,
     CONSENT_COOKIE,
@@ -1391,24 +1395,26 @@ fn visit() -> impl Strategy<Value = Visit> {
     let url = prop_oneof![
         hostile_string(),
         ("https://shop\\.example/[a-z]{0,8}", fragmented()).prop_map(|(u, q)| format!("{u}?{q}")),
+        ("https://shop\\.example/(checkouts/cn|checkouts/c|[0-9]{1,9}/checkouts)/[A-Za-z0-9=_-]{6,20}", fragmented())
+            .prop_map(|(u, q)| format!("{u}?{q}")),
     ];
     (
         url,
         (cookie_value(), cookie_value(), cookie_value()),
-        (cookie_value(), cookie_value()),
+        (cookie_value(), cookie_value(), cookie_value()),
         (
             prop::option::of(hostile_string()),
             prop::option::of(hostile_string()),
         ),
-        any::<(bool, bool)>(),
+        (any::<(bool, bool)>(), any::<i64>()),
     )
         .prop_map(
             |(
                 url,
                 (ttp, ttclid, consent),
-                (cart, cart_marker),
+                (cart, cart_marker, click),
                 (ip, user_agent),
-                (marker, gpc),
+                ((marker, gpc), now_secs),
             )| {
                 Visit {
                     url,
@@ -1418,9 +1424,11 @@ fn visit() -> impl Strategy<Value = Visit> {
                     session_marker: marker,
                     cart_cookie: cart,
                     cart_marker,
+                    click_cookie: click,
                     ip,
                     user_agent,
                     gpc,
+                    now_secs,
                 }
             },
         )
@@ -1466,6 +1474,11 @@ proptest! {
         let plan = edge::plan(&visit, &config, || fresh.clone());
         for c in &plan.set_cookies {
             assert_set_cookie(c, domain)?;
+            // A click's cookie never outlives its 30 days, and is never set already expired.
+            if c.starts_with("ttclid=") || c.starts_with("_tt_click=") {
+                let age: i64 = c.rsplit("Max-Age=").next().unwrap().parse().unwrap();
+                prop_assert!(age > 0 && age <= TTCLID_MAX_AGE_SECS, "{:?}", c);
+            }
         }
         // What the edge sets is what it reads back on the next request.
         let jar = jar_after(&plan.set_cookies);
@@ -1473,8 +1486,13 @@ proptest! {
             let kept = visit.ttp_cookie.clone().filter(|v| edge::plausible(v));
             prop_assert_eq!(cookies::get(&jar, "_ttp"), Some(kept.unwrap_or(fresh.clone())));
         }
-        if let Some((cart, _)) = &plan.cart_link {
-            prop_assert_eq!(cookies::get(&jar, CART_MARKER), Some(cart.clone()));
+        // A linked cart cookie is marked; a checkout page's token links without a marker.
+        let linked = |t: &str| plan.links.iter().any(|(l, _)| *l == JoinToken::Cart(t.to_string()));
+        if let Some(cart) = visit.cart_token().filter(|t| linked(t)) {
+            prop_assert_eq!(cookies::get(&jar, CART_MARKER), Some(cart.to_string()));
+        }
+        if let Some(checkout) = visit.checkout_token() {
+            prop_assert!(plan.links.iter().any(|(t, _)| t == &checkout));
         }
         let stored = stored.then(Session::default);
         let answer = edge::consent_plan(&visit, choice, stored, &config, || fresh.clone());

@@ -1,6 +1,7 @@
 //! Shopify: webhook authenticity, payload models, topics, and the mapping to TikTok events.
 //! Facts and sources: shared/research/shopify.md.
 
+pub mod checkout_url;
 pub mod hmac;
 pub mod mapping;
 pub mod models;

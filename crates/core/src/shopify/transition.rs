@@ -3,6 +3,7 @@
 //! queue, the new memory, what was skipped and why, and what the resource now holds elsewhere
 //! come out. The `ShopState` Durable Object only loads, calls [`apply`] and stores.
 
+use super::checkout_url::JoinToken;
 use super::mapping::{
     self, attribute, attributes, session_from_attributes, CartState, MappingConfig, OrderState,
 };
@@ -39,9 +40,10 @@ impl Settings {
     }
 }
 
-/// Where the shell looks for the resource's browsing session, in this order: the session id
-/// the pixel wrote into the cart attributes, else the session linked to the cart token, else
-/// the one linked to the checkout token (KV links written by the edge and collect).
+/// Where the shell looks for the resource's browsing session: the session id the pixel wrote
+/// into the cart attributes, the session linked to the cart token, and the one linked to the
+/// checkout token (KV links written by the edge and collect), all three, since a refusal may
+/// be linked to any of them ([`Joined::of`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JoinKeys {
     pub session_id: Option<String>,
@@ -77,11 +79,45 @@ impl JoinKeys {
     }
 }
 
+impl JoinKeys {
+    /// The KV links to read, as join tokens.
+    pub fn links(&self) -> Vec<JoinToken> {
+        let cart = self.cart_token.clone().map(JoinToken::Cart);
+        let checkout = self.checkout_token.clone().map(JoinToken::Checkout);
+        cart.into_iter().chain(checkout).collect()
+    }
+}
+
 /// What the shell found: the session id (from the attributes or a KV link) and its record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Joined {
     pub session_id: Option<String>,
     pub session: Option<Session>,
+    /// The session id that holds a refusal of marketing, when any join key leads to one.
+    pub refused_by: Option<String>,
+}
+
+impl Joined {
+    /// From every session id the join keys led to, in [`JoinKeys`] order (the attribute's,
+    /// the cart's, the checkout's), with its record when KV had one: the first is the visitor;
+    /// a refusal behind any of them stops the resource (the visitor declined on the storefront,
+    /// at "Buy it now", or in the checkout, and each is remembered under another key).
+    pub fn of(found: Vec<(String, Option<Session>)>) -> Joined {
+        let refused_by = found
+            .iter()
+            .find(|(sid, session)| {
+                crate::keys::is_declined(sid)
+                    || session.as_ref().and_then(|s| s.marketing_allowed) == Some(false)
+            })
+            .map(|(sid, _)| sid.clone());
+        let mut found = found.into_iter();
+        let (session_id, session) = found.next().map_or((None, None), |(sid, s)| (Some(sid), s));
+        Joined {
+            session_id,
+            session,
+            refused_by,
+        }
+    }
 }
 
 /// The result of one webhook.
@@ -140,7 +176,9 @@ pub fn apply(
                 joined.session,
                 session_from_attributes(&checkout.note_attributes),
             );
-            if let (Some(sid), Some(token)) = (&joined.session_id, &keys.checkout_token) {
+            // A refusal found through the cart stays with the checkout, for orders without a cart.
+            let sid = joined.refused_by.as_ref().or(joined.session_id.as_ref());
+            if let (Some(sid), Some(token)) = (sid, &keys.checkout_token) {
                 out.link_checkout = Some((token.clone(), sid.clone()));
             }
             let created = topic == Topic::CheckoutsCreate;
@@ -177,7 +215,9 @@ pub fn apply(
         }
         Payload::None => (Vec::new(), Session::default()),
     };
-    if tracking_allowed(session.marketing_allowed, settings.consent_default) {
+    if joined.refused_by.is_none()
+        && tracking_allowed(session.marketing_allowed, settings.consent_default)
+    {
         out.events = events;
     } else {
         out.skipped = Some("the visitor declined marketing".to_string());
@@ -223,6 +263,7 @@ mod tests {
                 },
                 ..Session::default()
             }),
+            refused_by: None,
         }
     }
 
@@ -446,6 +487,7 @@ mod tests {
                 Joined {
                     session_id: Some(sid.into()),
                     session: None,
+                    refused_by: None,
                 },
                 &mut Memory::default(),
                 &settings("allowed"),
@@ -453,6 +495,66 @@ mod tests {
             );
             assert_eq!(out.events[0].user.ttp.as_deref(), ttp, "{sid}");
         }
+    }
+
+    #[test]
+    fn a_refusal_behind_any_join_key_stops_every_event() {
+        let session = |allowed: Option<bool>| Session {
+            ttp: Some(SID.into()),
+            marketing_allowed: allowed,
+            ..Session::default()
+        };
+        let declined = crate::edge::declined_session();
+        let token = "9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e";
+        type Found = Vec<(String, Option<Session>)>;
+        let cases: Vec<(Found, Option<&str>)> = vec![
+            (vec![(SID.into(), Some(session(Some(true))))], None),
+            (vec![(SID.into(), Some(session(None)))], None),
+            (vec![(SID.into(), None)], None),
+            // The storefront session is unknown or even consenting; the "Buy it now" cart or the
+            // checkout pixel linked a refusal.
+            (
+                vec![
+                    (SID.into(), Some(session(None))),
+                    ("declined-R".into(), Some(declined.clone())),
+                ],
+                Some("declined-R"),
+            ),
+            (
+                vec![
+                    (SID.into(), Some(session(Some(true)))),
+                    ("declined-R".into(), None),
+                ],
+                Some("declined-R"),
+            ),
+            // The visitor's own session declined (the refusal expired its identifiers).
+            (vec![(SID.into(), Some(declined.clone()))], Some(SID)),
+        ];
+        for (found, refused_by) in cases {
+            let joined = Joined::of(found.clone());
+            assert_eq!(joined.session_id.as_deref(), Some(SID), "{found:?}");
+            assert_eq!(joined.refused_by.as_deref(), refused_by, "{found:?}");
+            for (topic, body) in [
+                ("checkouts/create", CHECKOUT),
+                ("orders/create", ORDER),
+                ("carts/update", CART),
+            ] {
+                let (topic, payload) = delivery(topic, body);
+                let out = apply(
+                    topic,
+                    &payload,
+                    joined.clone(),
+                    &mut Memory::default(),
+                    &settings("allowed"),
+                    NOW,
+                );
+                assert_eq!(out.events.is_empty(), refused_by.is_some(), "{found:?}");
+                if let (Some(sid), Topic::CheckoutsCreate) = (refused_by, topic) {
+                    assert_eq!(out.link_checkout, Some((token.into(), sid.into())));
+                }
+            }
+        }
+        assert_eq!(Joined::of(Vec::new()), Joined::default());
     }
 
     #[test]
@@ -465,6 +567,13 @@ mod tests {
                 cart_token: Some("c1-7a2abe82733a34e84aa472d57fb5c3c1".into()),
                 checkout_token: Some("9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into()),
             }
+        );
+        assert_eq!(
+            JoinKeys::of(&order).links(),
+            vec![
+                JoinToken::Cart("c1-7a2abe82733a34e84aa472d57fb5c3c1".into()),
+                JoinToken::Checkout("9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into()),
+            ]
         );
         let (_, edit) = delivery("orders/edited", EDIT);
         assert_eq!(JoinKeys::of(&edit), JoinKeys::default());

@@ -24,6 +24,14 @@ fn shipping_charged(checkout: &Checkout) -> bool {
     total > before_shipping
 }
 
+/// The checkout steps' (event name, event_id) keys, which the checkout pixel shares.
+pub fn checkout_step_keys(token: &str) -> [(&'static str, String); 2] {
+    [
+        ("InitiateCheckout", keys::initiate_checkout_event(token)),
+        ("AddPaymentInfo", keys::add_payment_info_event(token)),
+    ]
+}
+
 /// `checkouts/create` → InitiateCheckout; `checkouts/create|update` that reached the payment
 /// step (shipping chosen or charged, or nothing to ship) → AddPaymentInfo. Both are valued at
 /// the checkout's subtotal. Repeats carry the same event_ids, so the queue keeps one of each.
@@ -65,21 +73,26 @@ pub fn checkout_events(
             session,
         )
     };
-    let mut events = Vec::new();
-    if created {
-        events.push(event(
-            "InitiateCheckout",
-            keys::initiate_checkout_event(token),
-            event_time(
-                &[
-                    checkout.created_at.as_deref(),
-                    checkout.updated_at.as_deref(),
-                ],
-                now,
-            ),
+    // One event per step, dated by the timestamp that step set (the other as a fallback).
+    let [started, paid] = checkout_step_keys(token);
+    let step = |(name, id): (&str, String), times: [Option<&str>; 2]| {
+        event(
+            name,
+            id,
+            event_time(&times, now),
             user.clone(),
             props(),
             session,
+        )
+    };
+    let mut events = Vec::new();
+    if created {
+        events.push(step(
+            started,
+            [
+                checkout.created_at.as_deref(),
+                checkout.updated_at.as_deref(),
+            ],
         ));
     }
     let nothing_to_ship = !checkout.line_items.is_empty()
@@ -88,19 +101,12 @@ pub fn checkout_events(
             .iter()
             .all(|l| l.requires_shipping == Some(false));
     if !checkout.shipping_lines.is_empty() || nothing_to_ship || shipping_charged(checkout) {
-        events.push(event(
-            "AddPaymentInfo",
-            keys::add_payment_info_event(token),
-            event_time(
-                &[
-                    checkout.updated_at.as_deref(),
-                    checkout.created_at.as_deref(),
-                ],
-                now,
-            ),
-            user,
-            props(),
-            session,
+        events.push(step(
+            paid,
+            [
+                checkout.updated_at.as_deref(),
+                checkout.created_at.as_deref(),
+            ],
         ));
     }
     events

@@ -32,7 +32,7 @@ mod order;
 mod tests;
 
 pub use cart::{cart_added, cart_key, CartState};
-pub use checkout::checkout_events;
+pub use checkout::{checkout_events, checkout_step_keys};
 pub use identity::{
     attribute, attributes, order_user, session_from_attributes, session_from_order, session_user,
     ttclid_from_url,
