@@ -1,24 +1,20 @@
 //! `POST /tt/collect`: browser events in, server copies queued with the same event_id.
 
-use tiktok_edge_core::collect::{self, RequestFacts, MAX_BODY_BYTES};
+use tiktok_edge_core::collect::{self, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
-use tiktok_edge_core::consent::Choice;
-use tiktok_edge_core::cors::SANDBOX_ORIGIN;
 use tiktok_edge_core::edge::Visit;
 use tiktok_edge_core::queue::{Refuse, Source};
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
-use worker::{console_error, Context, Date, Env, Request, Result};
+use worker::{console_error, Context, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
 use crate::store::Store;
-use crate::{edge, queue, respond};
+use crate::{queue, respond, visitor};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config) -> Outcome {
     let body = respond::body_within(&mut req, MAX_BODY_BYTES).await?;
-    let visit = edge::visit_of(&req)?;
-    let sandboxed = req.headers().get("Origin")?.as_deref() == Some(SANDBOX_ORIGIN);
-    let facts = request_facts(&visit, sandboxed);
-    let collected = match collect::parse(&body, &config.purchase_event_name, &facts) {
+    let visit = visitor::visit_of(&req)?;
+    let collected = match collect::parse(&body, &config.purchase_event_name, &visit) {
         Ok(collected) => collected,
         // Oversized bodies never get here: `body_within` refused them with 413.
         Err(e) => return Err(Failure::refused(400, e.code, e.message)),
@@ -27,7 +23,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
     if !collected.allowed(config.consent_default) {
         // Nothing sent; a refusal from a checkout is remembered where its webhooks and the
         // queue will meet it, before answering (the order may follow at once).
-        if let Some(refusal) = collected.refusal(&config.purchase_event_name, edge::fresh_ttp) {
+        if let Some(refusal) = collected.refusal(&config.purchase_event_name, visitor::fresh_ttp) {
             refuse(env, &refusal).await?;
         }
         return Ok(respond::json(
@@ -101,18 +97,4 @@ fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(JoinToken, Strin
         }
     }
     out
-}
-
-/// Identity and context taken from the request itself (as the edge reads it).
-fn request_facts(visit: &Visit, sandboxed: bool) -> RequestFacts {
-    RequestFacts {
-        ttp: visit.ttp_cookie.clone(),
-        ttclid: visit.ttclid_cookie.clone(),
-        ip: visit.ip.clone(),
-        user_agent: visit.user_agent.clone(),
-        now_secs: (Date::now().as_millis() / 1000) as i64,
-        limited_data_use: visit.gpc,
-        consent: Choice::from_cookie(visit.consent_cookie.as_deref()),
-        sandboxed,
-    }
 }

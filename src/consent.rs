@@ -7,10 +7,10 @@ use tiktok_edge_core::consent::Report;
 use tiktok_edge_core::edge;
 use worker::{Env, Request};
 
-use crate::edge::with_cookies;
 use crate::failure::{Failure, Outcome};
 use crate::respond;
 use crate::store::Store;
+use crate::visitor::{self, with_cookies};
 
 /// A report is two booleans; anything bigger is not one.
 const MAX_BODY_BYTES: usize = 1024;
@@ -27,7 +27,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
     let Some(choice) = report.choice() else {
         return Ok(respond::json(200, &serde_json::json!({ "consent": null }))?);
     };
-    let mut visit = crate::edge::visit_of(&req)?;
+    let mut visit = visitor::visit_of(&req)?;
     // The page the choice was made on (a same-origin call sends it), for a ttclid landing that
     // waited for consent.
     if let Some(page) = req.headers().get("Referer")? {
@@ -38,9 +38,9 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
         Some(ttp) => store.session(ttp).await?,
         None => None,
     };
-    let plan = edge::consent_plan(&visit, choice, stored, config, crate::edge::fresh_ttp);
+    let plan = edge::consent_plan(&visit, choice, stored, config, visitor::fresh_ttp);
     // Written before answering: a refusal must hold for the order that may follow at once.
-    crate::edge::remember(&store, &plan).await?;
+    visitor::remember(&store, &plan).await?;
     let resp = respond::json(200, &serde_json::json!({ "consent": choice.as_str() }))?;
     Ok(with_cookies(resp, &plan.set_cookies)?)
 }

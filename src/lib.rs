@@ -1,7 +1,8 @@
 //! tiktok-edge: the Cloudflare Worker shell. It does I/O only (requests, KV, Durable Objects,
 //! outbound fetch); every decision is made by pure code in `tiktok-edge-core`.
 //!
-//! Request flow: [`router::handle`]. Concerns: `edge` (passthrough to the shop),
+//! Request flow: [`router::handle`]. Concerns: `edge` (passthrough to the shop), `visitor` (the
+//! visitor read off a request, their cookies and session),
 //! `respond` (JSON answers), `collect` (browser events), `queue` + `queue_do` (the durable
 //! send queue), `webhooks` + `shop` + `shop_do` (Shopify webhooks and per-resource state), `failure` (the
 //! shell's error type, answered in one place), `store`
@@ -25,6 +26,7 @@ mod settings;
 mod shop;
 mod shop_do;
 mod store;
+mod visitor;
 mod webhooks;
 
 pub use queue_do::EventQueue;

@@ -4,7 +4,7 @@
 
 use crate::config::ConsentDefault;
 use crate::consent::{self, Choice, Report};
-use crate::edge::plausible;
+use crate::edge::{plausible, Visit};
 use crate::money::Amount;
 use crate::shopify::checkout_url::{self, JoinToken};
 use crate::shopify::mapping::checkout_step_keys;
@@ -31,23 +31,6 @@ const BROWSER_EVENTS: &[&str] = &[
     "InitiateCheckout",
     "AddPaymentInfo",
 ];
-
-/// What the Worker knows about the request, independent of what the body claims.
-#[derive(Debug, Clone, Default)]
-pub struct RequestFacts {
-    pub ttp: Option<String>,
-    pub ttclid: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub now_secs: i64,
-    /// `Sec-GPC: 1`.
-    pub limited_data_use: bool,
-    /// The `_tt_consent` cookie.
-    pub consent: Option<Choice>,
-    /// Sent from Shopify's custom-pixel sandbox (`Origin: null`), which has no cookies of the
-    /// shop: only then are `ttp`/`ttclid` taken from the body.
-    pub sandboxed: bool,
-}
 
 /// A valid browser event: the server copy, plus what the shell needs for joins and consent.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +135,7 @@ struct Body {
     #[serde(default)]
     properties: BodyProperties,
     /// Identifiers the custom pixel read from cookies; its sandboxed requests carry none.
-    /// Used only for sandboxed requests ([`RequestFacts::sandboxed`]).
+    /// Used only for sandboxed requests ([`Visit::sandboxed`]).
     #[serde(default)]
     user: BodyUser,
     #[serde(default)]
@@ -201,11 +184,7 @@ fn one() -> u64 {
 }
 
 /// Parses and validates a collect body into the server event.
-pub fn parse(
-    body: &[u8],
-    purchase_event: &str,
-    facts: &RequestFacts,
-) -> Result<Collected, CollectError> {
+pub fn parse(body: &[u8], purchase_event: &str, visit: &Visit) -> Result<Collected, CollectError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(CollectError {
             code: "too_large",
@@ -301,13 +280,13 @@ pub fn parse(
         id => id.unwrap_or(0),
     };
 
-    let consent = facts
-        .consent
+    let consent = visit
+        .consent()
         .or_else(|| body.consent.and_then(Report::choice));
     // Cookies and body alike: only plausible tokens are passed on, and the body's only from
     // the sandbox, so no page can attach someone else's identifiers to its events.
     let usable = |v: Option<String>| v.filter(|v| plausible(v));
-    let (body_ttp, body_ttclid) = if facts.sandboxed {
+    let (body_ttp, body_ttclid) = if visit.sandboxed {
         (body.user.ttp, body.user.ttclid)
     } else {
         (None, None)
@@ -315,18 +294,18 @@ pub fn parse(
     let event = Event {
         event: body.event,
         // The browser's clock is evidence of nothing: the event happened when it reached us.
-        event_time: facts.now_secs,
+        event_time: visit.now_secs,
         event_id: body.event_id,
         user: User {
-            ttp: usable(facts.ttp.clone()).or_else(|| usable(body_ttp)),
-            ttclid: usable(facts.ttclid.clone()).or_else(|| usable(body_ttclid)),
-            ip: facts.ip.clone(),
-            user_agent: facts.user_agent.clone(),
+            ttp: usable(visit.ttp_cookie.clone()).or_else(|| usable(body_ttp)),
+            ttclid: usable(visit.ttclid_cookie.clone()).or_else(|| usable(body_ttclid)),
+            ip: visit.ip.clone(),
+            user_agent: visit.user_agent.clone(),
             ..User::default()
         },
         properties,
         page,
-        limited_data_use: (facts.limited_data_use || consent.is_some_and(Choice::limited_data_use))
+        limited_data_use: (visit.gpc || consent.is_some_and(Choice::limited_data_use))
             .then_some(true),
     };
     Ok(Collected {
@@ -361,16 +340,17 @@ fn is_http_url(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn facts() -> RequestFacts {
-        RequestFacts {
-            ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
-            ttclid: Some("E.C.P.abc".into()),
+    fn visit() -> Visit {
+        Visit {
+            ttp_cookie: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+            ttclid_cookie: Some("E.C.P.abc".into()),
             ip: Some("203.0.113.9".into()),
             user_agent: Some("Mozilla/5.0".into()),
             now_secs: 1_800_000_000,
-            limited_data_use: false,
-            consent: None,
+            gpc: false,
+            consent_cookie: None,
             sandboxed: false,
+            ..Visit::default()
         }
     }
 
@@ -378,12 +358,12 @@ mod tests {
     fn add_to_cart_is_enriched_from_the_request() {
         let body = br#"{"event":"AddToCart","event_id":"atc-1","page":{"url":"https://shop.example/products/mug","referrer":"javascript:alert(1)"},
             "properties":{"currency":"USD","contents":[{"content_id":"42001234567890123","content_name":"Mug","quantity":2,"price":"18.50"}],"market_handle":"us","market_id":23505895537}}"#;
-        let e = parse(body, "CompletePayment", &facts()).unwrap().event;
+        let e = parse(body, "CompletePayment", &visit()).unwrap().event;
         assert_eq!(e.event, "AddToCart");
         assert_eq!(e.event_id, "atc-1");
         assert_eq!(e.event_time, 1_800_000_000);
         assert_eq!(e.user.ip.as_deref(), Some("203.0.113.9"));
-        assert_eq!(e.user.ttp, facts().ttp);
+        assert_eq!(e.user.ttp, visit().ttp_cookie);
         assert_eq!(e.properties.value.unwrap().to_string(), "37.00");
         assert_eq!(e.properties.currency.as_deref(), Some("USD"));
         assert_eq!(e.properties.market_handle, "us");
@@ -400,9 +380,9 @@ mod tests {
     #[test]
     fn purchase_name_is_the_configured_one() {
         let body = br#"{"event":"Purchase","event_id":"5512345"}"#;
-        assert!(parse(body, "Purchase", &facts()).is_ok());
+        assert!(parse(body, "Purchase", &visit()).is_ok());
         assert_eq!(
-            parse(body, "CompletePayment", &facts()).unwrap_err().code,
+            parse(body, "CompletePayment", &visit()).unwrap_err().code,
             "invalid_event"
         );
     }
@@ -448,7 +428,7 @@ mod tests {
             (many.as_bytes(), "invalid_event"),
         ];
         for (body, code) in cases {
-            let err = parse(body, "CompletePayment", &facts()).unwrap_err();
+            let err = parse(body, "CompletePayment", &visit()).unwrap_err();
             assert_eq!(err.code, code, "{}", String::from_utf8_lossy(body));
         }
     }
@@ -461,7 +441,7 @@ mod tests {
             "]".repeat(5_000)
         );
         assert_eq!(
-            parse(nested.as_bytes(), "CompletePayment", &facts())
+            parse(nested.as_bytes(), "CompletePayment", &visit())
                 .unwrap_err()
                 .code,
             "invalid_event"
@@ -470,9 +450,9 @@ mod tests {
 
     #[test]
     fn gpc_sets_limited_data_use() {
-        let f = RequestFacts {
-            limited_data_use: true,
-            ..facts()
+        let f = Visit {
+            gpc: true,
+            ..visit()
         };
         let e = parse(
             br#"{"event":"ViewContent","event_id":"vc-1"}"#,
@@ -488,11 +468,11 @@ mod tests {
     fn sandboxed_pixel_identifiers_and_consent_come_from_the_body() {
         let body = br#"{"event":"InitiateCheckout","event_id":"ic:tok1","checkout_token":"tok1",
             "user":{"ttp":"T_.tt.1","ttclid":"bad value; x=1"},"consent":{"marketing":true,"sale_of_data":false}}"#;
-        let anonymous = RequestFacts {
-            ttp: None,
-            ttclid: None,
+        let anonymous = Visit {
+            ttp_cookie: None,
+            ttclid_cookie: None,
             sandboxed: true,
-            ..facts()
+            ..visit()
         };
         let c = parse(body, "CompletePayment", &anonymous).unwrap();
         assert_eq!(c.event.user.ttp.as_deref(), Some("T_.tt.1"));
@@ -502,11 +482,11 @@ mod tests {
         assert_eq!(c.event.limited_data_use, Some(true));
         assert!(c.allowed(ConsentDefault::Denied));
 
-        let cookie_wins = parse(body, "CompletePayment", &facts()).unwrap();
-        assert_eq!(cookie_wins.event.user.ttp, facts().ttp);
+        let cookie_wins = parse(body, "CompletePayment", &visit()).unwrap();
+        assert_eq!(cookie_wins.event.user.ttp, visit().ttp_cookie);
 
         // The shop's own pages have cookies: a body's identifiers are not taken from them.
-        let storefront = RequestFacts {
+        let storefront = Visit {
             sandboxed: false,
             ..anonymous
         };
@@ -519,7 +499,7 @@ mod tests {
         let body = format!(
             r#"{{"event":"AddToCart","event_id":"x","properties":{{"contents":[{{"content_id":"1","quantity":{MAX_QUANTITY},"price":"100000000"}}],"market_id":{MAX_MARKET_ID}}}}}"#
         );
-        let e = parse(body.as_bytes(), "CompletePayment", &facts())
+        let e = parse(body.as_bytes(), "CompletePayment", &visit())
             .unwrap()
             .event;
         assert_eq!(e.properties.value.unwrap().to_string(), "1000000000000");
@@ -528,11 +508,11 @@ mod tests {
 
     #[test]
     fn a_declined_checkout_event_is_a_refusal_of_its_checkout_and_order() {
-        let sandbox = RequestFacts {
-            ttp: None,
-            ttclid: None,
+        let sandbox = Visit {
+            ttp_cookie: None,
+            ttclid_cookie: None,
             sandboxed: true,
-            ..facts()
+            ..visit()
         };
         let body =
             br#"{"event":"Purchase","event_id":"5900000000000000999","checkout_token":"chk1",
@@ -582,17 +562,17 @@ mod tests {
     #[test]
     fn declined_consent_is_not_allowed_whatever_the_default() {
         let body = br#"{"event":"ViewContent","event_id":"vc-1","consent":{"marketing":false}}"#;
-        let c = parse(body, "CompletePayment", &facts()).unwrap();
+        let c = parse(body, "CompletePayment", &visit()).unwrap();
         assert!(!c.allowed(ConsentDefault::Allowed));
-        let cookie = RequestFacts {
-            consent: Some(Choice::Denied),
-            ..facts()
+        let cookie = Visit {
+            consent_cookie: Some("denied".into()),
+            ..visit()
         };
         let unreported = br#"{"event":"ViewContent","event_id":"vc-1"}"#;
         assert!(!parse(unreported, "CompletePayment", &cookie)
             .unwrap()
             .allowed(ConsentDefault::Allowed));
-        assert!(!parse(unreported, "CompletePayment", &facts())
+        assert!(!parse(unreported, "CompletePayment", &visit())
             .unwrap()
             .allowed(ConsentDefault::Denied));
     }

@@ -23,7 +23,9 @@ pub const CART_MARKER: &str = "_tt_c";
 /// The visitor's marketing consent as the snippet reported it: `granted` or `denied`.
 pub const CONSENT_COOKIE: &str = "_tt_consent";
 
-/// What the Worker sees of one navigation.
+/// What the Worker sees of the visitor in one request (a navigation, a collect or a consent
+/// report): the one model of the visitor on the way in. The shell reads it off the request;
+/// everything decided about it is decided here and in `collect`.
 #[derive(Debug, Clone, Default)]
 pub struct Visit {
     pub url: String,
@@ -37,11 +39,20 @@ pub struct Visit {
     pub click_cookie: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// `Sec-GPC: 1`.
     pub gpc: bool,
     pub now_secs: i64,
+    /// Sent from Shopify's custom-pixel sandbox (`Origin: null`), which has none of the shop's
+    /// cookies: only then does collect take `ttp`/`ttclid` from the body.
+    pub sandboxed: bool,
 }
 
 impl Visit {
+    /// The visitor's choice as the `_tt_consent` cookie records it (decoded here only).
+    pub fn consent(&self) -> Option<Choice> {
+        Choice::from_cookie(self.consent_cookie.as_deref())
+    }
+
     /// The Shopify cart token as a join key: without its `?key=` secret, and only when plausible.
     pub fn cart_token(&self) -> Option<&str> {
         self.cart_cookie
@@ -136,7 +147,7 @@ fn plan_from(
     fresh_ttp: impl FnOnce() -> String,
     started: bool,
 ) -> Plan {
-    let choice = Choice::from_cookie(visit.consent_cookie.as_deref());
+    let choice = visit.consent();
     let consent = choice.map(Choice::marketing);
     let cart = visit.cart_token();
     if !tracking_allowed(consent, config.consent_default) {

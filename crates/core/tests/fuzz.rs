@@ -15,9 +15,7 @@ use proptest::sample::Index;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::fmt;
-use tiktok_edge_core::collect::{
-    self, Collected, RequestFacts, MAX_AMOUNT, MAX_BODY_BYTES, MAX_MARKET_ID,
-};
+use tiktok_edge_core::collect::{self, Collected, MAX_AMOUNT, MAX_BODY_BYTES, MAX_MARKET_ID};
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::{Choice, Report};
 use tiktok_edge_core::cookies;
@@ -346,8 +344,8 @@ fn choice() -> impl Strategy<Value = Choice> {
     prop::sample::select(vec![Choice::Granted, Choice::Denied, Choice::Limited])
 }
 
-/// What the Worker reads off the request: cookie values are whatever the jar held.
-fn facts() -> impl Strategy<Value = RequestFacts> {
+/// What the Worker reads off a collect request: cookie values are whatever the jar held.
+fn facts() -> impl Strategy<Value = Visit> {
     let text = || prop::option::of(hostile_string());
     (
         text(),
@@ -359,15 +357,16 @@ fn facts() -> impl Strategy<Value = RequestFacts> {
         any::<bool>(),
     )
         .prop_map(
-            |(ttp, ttclid, ip, user_agent, limited_data_use, consent, sandboxed)| RequestFacts {
-                ttp,
-                ttclid,
+            |(ttp, ttclid, ip, user_agent, gpc, consent, sandboxed)| Visit {
+                ttp_cookie: ttp,
+                ttclid_cookie: ttclid,
                 ip,
                 user_agent,
                 now_secs: NOW,
-                limited_data_use,
-                consent,
+                gpc,
+                consent_cookie: consent.map(|c: Choice| c.as_str().to_string()),
                 sandboxed,
+                ..Visit::default()
             },
         )
 }
@@ -466,7 +465,7 @@ fn is_http_url(s: &str) -> bool {
 }
 
 /// What every accepted event satisfies, whatever the body said.
-fn assert_sane(c: &Collected, facts: &RequestFacts) -> Result<(), TestCaseError> {
+fn assert_sane(c: &Collected, facts: &Visit) -> Result<(), TestCaseError> {
     let e = &c.event;
     prop_assert!(COLLECTED.contains(&e.event.as_str()), "event {:?}", e.event);
     prop_assert!(collect::is_event_id(&e.event_id), "{:?}", e.event_id);
@@ -504,7 +503,10 @@ fn assert_sane(c: &Collected, facts: &RequestFacts) -> Result<(), TestCaseError>
     let u = &e.user;
     prop_assert_eq!(&u.ip, &facts.ip);
     prop_assert_eq!(&u.user_agent, &facts.user_agent);
-    for (from_request, sent) in [(&facts.ttp, &u.ttp), (&facts.ttclid, &u.ttclid)] {
+    for (from_request, sent) in [
+        (&facts.ttp_cookie, &u.ttp),
+        (&facts.ttclid_cookie, &u.ttclid),
+    ] {
         match from_request.as_ref().filter(|v| edge::plausible(v)) {
             Some(v) => prop_assert_eq!(Some(v), sent.as_ref()),
             // The body's identifiers count only from the custom-pixel sandbox.
@@ -515,10 +517,10 @@ fn assert_sane(c: &Collected, facts: &RequestFacts) -> Result<(), TestCaseError>
         }
     }
     prop_assert!(u.email.is_none() && u.phone.is_none() && u.external_id.is_none());
-    if facts.consent.is_some() {
-        prop_assert_eq!(c.consent, facts.consent);
+    if facts.consent().is_some() {
+        prop_assert_eq!(c.consent, facts.consent());
     }
-    let limited = facts.limited_data_use || c.consent == Some(Choice::Limited);
+    let limited = facts.gpc || c.consent == Some(Choice::Limited);
     prop_assert_eq!(e.limited_data_use, limited.then_some(true));
     if let Some(token) = &c.checkout_token {
         prop_assert!(collect::is_event_id(token));
@@ -563,7 +565,7 @@ fn assert_documented(err: &collect::CollectError, body: &[u8]) -> Result<(), Tes
     Ok(())
 }
 
-fn check_collect(body: &[u8], facts: &RequestFacts) -> Result<(), TestCaseError> {
+fn check_collect(body: &[u8], facts: &Visit) -> Result<(), TestCaseError> {
     match collect::parse(body, PURCHASE, facts) {
         Ok(c) => assert_sane(&c, facts),
         Err(e) => assert_documented(&e, body),
@@ -597,11 +599,11 @@ proptest! {
         prop_assert_eq!(&e.properties.currency, &currency);
         let market_id = body["properties"]["market_id"].as_u64().unwrap_or(0);
         prop_assert_eq!(e.properties.market_id, market_id);
-        if facts.sandboxed && !facts.ttp.as_deref().is_some_and(edge::plausible) {
+        if facts.sandboxed && !facts.ttp_cookie.as_deref().is_some_and(edge::plausible) {
             prop_assert_eq!(e.user.ttp.as_deref(), body["user"]["ttp"].as_str());
         }
         let report = serde_json::from_value::<Report>(body["consent"].clone()).ok();
-        prop_assert_eq!(c.consent, facts.consent.or(report.and_then(Report::choice)));
+        prop_assert_eq!(c.consent, facts.consent().or(report.and_then(Report::choice)));
     }
 
     /// Size is judged before anything else, and exactly at the documented limit.
@@ -613,7 +615,7 @@ proptest! {
             // Trailing whitespace keeps the JSON valid.
             text.push_str(&" ".repeat(target - text.len()));
         }
-        let facts = RequestFacts { now_secs: NOW, ..RequestFacts::default() };
+        let facts = Visit { now_secs: NOW, ..Visit::default() };
         let result = collect::parse(text.as_bytes(), PURCHASE, &facts);
         if text.len() > MAX_BODY_BYTES {
             prop_assert_eq!(result.unwrap_err().code, "too_large");
@@ -632,7 +634,7 @@ proptest! {
         ],
     ) {
         let body = json!({ "event": "ViewContent", "event_id": "e1", "event_time": time });
-        let facts = RequestFacts { now_secs: NOW, ..RequestFacts::default() };
+        let facts = Visit { now_secs: NOW, ..Visit::default() };
         let collected = collect::parse(body.to_string().as_bytes(), PURCHASE, &facts)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(collected.event.event_time, NOW, "event_time {}", time);
@@ -654,7 +656,7 @@ proptest! {
             "event": "AddToCart", "event_id": "e1",
             "properties": { "contents": contents },
         });
-        let facts = RequestFacts { now_secs: NOW, ..RequestFacts::default() };
+        let facts = Visit { now_secs: NOW, ..Visit::default() };
         let result = collect::parse(body.to_string().as_bytes(), PURCHASE, &facts);
         prop_assert_eq!(result.is_ok(), n <= 100);
         if let Ok(c) = result {
@@ -684,7 +686,7 @@ proptest! {
             properties["value"] = value.clone();
         }
         let body = json!({ "event": "AddToCart", "event_id": "e1", "properties": properties });
-        let facts = RequestFacts { now_secs: NOW, ..RequestFacts::default() };
+        let facts = Visit { now_secs: NOW, ..Visit::default() };
         let result = collect::parse(body.to_string().as_bytes(), PURCHASE, &facts);
         // An independent oracle for decimal strings and integers: nano-units in u128.
         let nanos = |v: &Value| -> Option<u128> {
@@ -1429,6 +1431,7 @@ fn visit() -> impl Strategy<Value = Visit> {
                     user_agent,
                     gpc,
                     now_secs,
+                    sandboxed: false,
                 }
             },
         )
@@ -1669,9 +1672,9 @@ fn serde_json_stops_building_values_at_128_levels() {
 
 #[test]
 fn collect_survives_nesting_in_every_field() {
-    let facts = RequestFacts {
+    let facts = Visit {
         now_secs: NOW,
-        ..RequestFacts::default()
+        ..Visit::default()
     };
     let too_deep = format!(
         r#"{{"event":"AddToCart","event_id":"x","pad":{}}}"#,
@@ -1745,9 +1748,9 @@ fn webhook_parsers_refuse_nesting_past_the_recursion_limit() {
 /// near `i64::MIN`. The body's time is now ignored; such values still change nothing.
 #[test]
 fn event_time_near_i64_min_is_ignored() {
-    let facts = RequestFacts {
+    let facts = Visit {
         now_secs: NOW,
-        ..RequestFacts::default()
+        ..Visit::default()
     };
     for time in [i64::MIN, i64::MIN + NOW, i64::MAX] {
         let body = json!({ "event": "ViewContent", "event_id": "e1", "event_time": time });

@@ -1,0 +1,80 @@
+//! The visitor, as every browser-facing handler (edge, collect, consent) meets them: read off
+//! the request once ([`visit_of`]), given a fresh `_ttp`, remembered in KV, and sent cookies.
+
+use tiktok_edge_core::cookies;
+use tiktok_edge_core::cors::SANDBOX_ORIGIN;
+use tiktok_edge_core::edge::{
+    self, Plan, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER,
+};
+use tiktok_edge_core::text;
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::{console_error, web_sys, Date, Request, Response, Result};
+
+use crate::store::Store;
+
+/// Writes what a plan decided to keep about the session.
+pub async fn remember(store: &Store, plan: &Plan) -> Result<()> {
+    if let Some((sid, session)) = &plan.session {
+        store.save_session(sid, session).await?;
+    }
+    for (token, sid) in &plan.links {
+        store.link(token, sid).await?;
+    }
+    Ok(())
+}
+
+/// `resp` with `cookies` added. A fetched response's headers are immutable: the runtime copies
+/// them with the body stream in one call (header by header through the JavaScript boundary
+/// cost a measurable share of a page's overhead).
+pub fn with_cookies(resp: Response, cookies: &[String]) -> Result<Response> {
+    Ok(Response::from(append_cookies(
+        resp.into(),
+        &cookies.join("\n"),
+    )?))
+}
+
+#[wasm_bindgen(inline_js = "
+export function appendCookies(response, cookies) {
+  const copy = new Response(response.body, response);
+  for (const cookie of cookies.split('\\n')) copy.headers.append('Set-Cookie', cookie);
+  return copy;
+}")]
+extern "C" {
+    /// `cookies`: `Set-Cookie` values, one per line (a value never holds a line break).
+    #[wasm_bindgen(js_name = appendCookies, catch)]
+    fn append_cookies(
+        response: web_sys::Response,
+        cookies: &str,
+    ) -> std::result::Result<web_sys::Response, wasm_bindgen::JsValue>;
+}
+
+/// A fresh `_ttp` from the clock and 80 random bits.
+pub fn fresh_ttp() -> String {
+    let mut random = [0u8; 10];
+    if getrandom::fill(&mut random).is_err() {
+        console_error!("{{\"event\":\"random_unavailable\"}}");
+    }
+    edge::new_ttp(Date::now().as_millis(), random)
+}
+
+/// What the request says about the visitor.
+pub fn visit_of(req: &Request) -> Result<Visit> {
+    let headers = req.headers();
+    let jar = headers.get("Cookie")?.unwrap_or_default();
+    Ok(Visit {
+        url: req.inner().url(),
+        ttp_cookie: cookies::get(&jar, "_ttp"),
+        ttclid_cookie: cookies::get(&jar, "ttclid"),
+        consent_cookie: cookies::get(&jar, CONSENT_COOKIE),
+        session_marker: cookies::get(&jar, SESSION_MARKER).is_some(),
+        cart_cookie: cookies::get(&jar, "cart"),
+        cart_marker: cookies::get(&jar, CART_MARKER),
+        click_cookie: cookies::get(&jar, CLICK_COOKIE),
+        ip: headers.get("CF-Connecting-IP")?,
+        // Stored with the session and sent to TikTok: capped here, where it comes in.
+        user_agent: text::capped(headers.get("User-Agent")?, text::MAX_USER_AGENT),
+        gpc: headers.get("Sec-GPC")?.as_deref() == Some("1"),
+        now_secs: (Date::now().as_millis() / 1000) as i64,
+        sandboxed: headers.get("Origin")?.as_deref() == Some(SANDBOX_ORIGIN),
+    })
+}
