@@ -154,11 +154,12 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
             Err(e) => return Err(Failure::refused(400, "invalid_filter", e.to_string())),
         }
     };
-    match queue::resend(env, &filter).await? {
-        Ok(count) => Ok(respond::json(
-            200,
-            &serde_json::json!({ "requeued": count }),
-        )?),
-        Err(message) => Err(Failure::refused(400, "invalid_filter", message)),
+    if let Err(message) = filter.condition() {
+        return Err(Failure::refused(400, "invalid_filter", message));
     }
+    let count = queue::resend(env, &filter).await?;
+    Ok(respond::json(
+        200,
+        &serde_json::json!({ "requeued": count }),
+    )?)
 }

@@ -15,13 +15,9 @@ use crate::outbound;
 pub const BINDING: &str = "EVENT_QUEUE";
 
 /// Operation `op` of the shard named `shard`: a POST of `body` when there is one, else a GET.
-async fn ask(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
-    outbound::object(env, BINDING, shard, op, body).await
-}
-
-/// [`ask`], where any answer but 200 is an error naming the shard and its message.
+/// Any answer but 200 is an error naming the shard and its message.
 async fn call(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
-    let mut resp = ask(env, shard, op, body).await?;
+    let mut resp = outbound::object(env, BINDING, shard, op, body).await?;
     if resp.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
             "queue shard {shard} answered {} to {op}: {}",
@@ -93,24 +89,15 @@ pub async fn health(env: &Env) -> Result<ShardHealth> {
 }
 
 /// Puts the operator's choice of failed or unconfirmed events back in every shard's queue;
-/// returns how many. `Err` (the shard's message) for a filter that cannot be used.
-pub async fn resend(env: &Env, request: &Resend) -> Result<std::result::Result<u64, String>> {
+/// returns how many. The filter must have been checked (`Resend::condition`).
+pub async fn resend(env: &Env, request: &Resend) -> Result<u64> {
     let body = serde_json::to_string(request)?;
     let mut total = 0;
     for shard in 0..SHARDS {
-        let name = shard_name_at(shard);
-        let mut resp = ask(env, &name, "resend", Some(body.clone())).await?;
-        match resp.status_code() {
-            200 => total += resp.json::<u64>().await?,
-            400 => return Ok(Err(resp.text().await?)),
-            status => {
-                return Err(worker::Error::RustError(format!(
-                    "queue shard {name} answered {status} to resend"
-                )))
-            }
-        }
+        let mut resp = call(env, &shard_name_at(shard), "resend", Some(body.clone())).await?;
+        total += resp.json::<u64>().await?;
     }
-    Ok(Ok(total))
+    Ok(total)
 }
 
 /// Deletes queued and finished events: the listed ones, and every one carrying one of

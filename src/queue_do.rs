@@ -180,10 +180,7 @@ impl DurableObject for EventQueue {
             }
             (Method::Post, "/resend") => {
                 let request: Resend = serde_json::from_str(&req.text().await?)?;
-                let count = match self.resend(&request)? {
-                    Ok(count) => count,
-                    Err(message) => return Response::error(message, 400),
-                };
+                let count = self.resend(&request)?;
                 if count > 0 {
                     self.schedule().await?;
                 }
@@ -445,12 +442,10 @@ impl EventQueue {
         Ok(())
     }
 
-    /// Puts the operator's choice of failed or unconfirmed events back in the queue.
-    fn resend(&self, request: &Resend) -> Result<std::result::Result<usize, String>> {
-        let (condition, values) = match request.condition() {
-            Ok(found) => found,
-            Err(message) => return Ok(Err(message)),
-        };
+    /// Puts the operator's choice of failed or unconfirmed events back in the queue (the
+    /// Worker has checked the filter already).
+    fn resend(&self, request: &Resend) -> Result<usize> {
+        let (condition, values) = request.condition().map_err(worker::Error::RustError)?;
         let mut bindings = vec![text(RowState::Queued), now_ms().into(), now_ms().into()];
         bindings.extend(values.into_iter().map(|v| match v {
             ResendValue::Text(t) => SqlStorageValue::from(t),
@@ -463,7 +458,7 @@ impl EventQueue {
             ),
             bindings,
         )?;
-        Ok(Ok(count))
+        Ok(count)
     }
 
     /// Events still waiting to be sent (queued, waiting or retrying), whatever their age.
@@ -691,7 +686,7 @@ impl EventQueue {
             )?;
         }
         // A paused shard checks with one small batch before sending the rest.
-        let mut work: Vec<&[DueRow]> = match paused {
+        let mut work: Vec<&[DueRow]> = match &paused {
             Some(_) => vec![&due[..1]],
             None => vec![&due[..]],
         };
@@ -742,7 +737,7 @@ impl EventQueue {
                     }
                 }
                 Step::Pause(reason) => {
-                    let pause = Pause::after(self.pause()?, reason, config.retry_base_ms, now_ms());
+                    let pause = Pause::after(paused, reason, config.retry_base_ms, now_ms());
                     console_error!(
                         "{{\"event\":\"queue_paused\",\"reason\":{:?}}}",
                         pause.reason
@@ -753,7 +748,7 @@ impl EventQueue {
                     return Ok(());
                 }
             }
-            if token_works && self.pause()?.is_some() {
+            if token_works && paused.is_some() {
                 self.set_pause(None)?;
                 self.mirror_pause(None).await;
                 console_log!("{{\"event\":\"queue_resumed\"}}");
