@@ -7,19 +7,20 @@ use tiktok_edge_core::snippet;
 use worker::{console_error, web_sys, Context, Env, Fetch, Request, Response, Result};
 
 use crate::store::Store;
-use crate::visitor::{fresh_ttp, remember, visit_of, with_cookies};
-use crate::{inject, respond};
+use crate::visitor::{fresh_ttp, remember, visit_of};
+use crate::{page, respond};
 
 /// The shop's traffic through the edge: passthrough, plus first-party cookies and the session
 /// record on HTML navigations (written after the response, never delaying the page).
 pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
-    let method = req.method().to_string();
-    let visit = visit_of(&req)?;
     let resp = passthrough(&req, config.origin.as_ref()).await?;
     let content_type = resp.headers().get("Content-Type")?;
-    if !edge::is_html_navigation(&method, resp.status_code(), content_type.as_deref()) {
+    let method = req.method();
+    if !edge::is_html_navigation(method.as_ref(), resp.status_code(), content_type.as_deref()) {
         return Ok(resp);
     }
+    // Read only for pages: an asset's request is never looked at.
+    let visit = visit_of(&req)?;
     let mut plan = edge::plan(&visit, config, fresh_ttp);
     let set_cookies = std::mem::take(&mut plan.set_cookies);
     if plan.session.is_some() || !plan.links.is_empty() {
@@ -33,17 +34,11 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
             }
         });
     }
-    let resp = if set_cookies.is_empty() {
-        resp
-    } else {
-        with_cookies(resp, &set_cookies)?
-    };
     // The pixel runs whatever the consent: it is what reports the visitor's choice.
-    if config.inject_pixel {
-        inject::into_head(resp, &snippet::script_tag(&config.route_prefix))
-    } else {
-        Ok(resp)
-    }
+    let tag = config
+        .inject_pixel
+        .then(|| snippet::script_tag(&config.route_prefix));
+    page::rewrite(resp, &set_cookies, tag.as_deref())
 }
 
 /// Sends `req` to the origin (`ORIGIN_URL`, or the request's own URL when unset: on an

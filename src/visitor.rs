@@ -7,9 +7,9 @@ use tiktok_edge_core::edge::{
     self, Plan, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER,
 };
 use tiktok_edge_core::text;
-use wasm_bindgen::prelude::wasm_bindgen;
-use worker::{console_error, web_sys, Date, Request, Response, Result};
+use worker::{console_error, Date, Request, Response, Result};
 
+use crate::page;
 use crate::store::Store;
 
 /// Writes what a plan decided to keep about the session.
@@ -23,29 +23,9 @@ pub async fn remember(store: &Store, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// `resp` with `cookies` added. A fetched response's headers are immutable: the runtime copies
-/// them with the body stream in one call (header by header through the JavaScript boundary
-/// cost a measurable share of a page's overhead).
+/// `resp` with `cookies` added.
 pub fn with_cookies(resp: Response, cookies: &[String]) -> Result<Response> {
-    Ok(Response::from(append_cookies(
-        resp.into(),
-        &cookies.join("\n"),
-    )?))
-}
-
-#[wasm_bindgen(inline_js = "
-export function appendCookies(response, cookies) {
-  const copy = new Response(response.body, response);
-  for (const cookie of cookies.split('\\n')) copy.headers.append('Set-Cookie', cookie);
-  return copy;
-}")]
-extern "C" {
-    /// `cookies`: `Set-Cookie` values, one per line (a value never holds a line break).
-    #[wasm_bindgen(js_name = appendCookies, catch)]
-    fn append_cookies(
-        response: web_sys::Response,
-        cookies: &str,
-    ) -> std::result::Result<web_sys::Response, wasm_bindgen::JsValue>;
+    page::rewrite(resp, cookies, None)
 }
 
 /// A fresh `_ttp` from the clock and 80 random bits.

@@ -117,6 +117,40 @@ test("non-HTML is byte-identical and cookie-free; a 100 KB page keeps every byte
   }
 });
 
+test("the tag goes after the first real <head> start tag however the origin sends the page; pages without one pass unchanged", async () => {
+  // Cut inside "<head", inside the tag's attributes and after it, with a pause between pieces.
+  const pages = {
+    "/shout": [["<!DOCTYPE html><!-- <head> in a comment --><HTML><HE", "AD data-a='x>y'", ">\n<title>M</title></HEAD><body>M</body></HTML>"],
+      `<!DOCTYPE html><!-- <head> in a comment --><HTML><HEAD data-a='x>y'>${TAG}\n<title>M</title></HEAD><body>M</body></HTML>`],
+    "/no-head": [["<html><bo", "dy><p>no head; a <head> later is not one</p></body></html>"], null],
+    "/fragment": [["<p>just a fragment</p>"], null],
+  };
+  const env = await startShop({
+    origin: async (req, res) => {
+      const [pieces] = pages[req.url];
+      const length = pieces.reduce((n, p) => n + Buffer.byteLength(p), 0);
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": length });
+      for (const piece of pieces) {
+        res.write(piece);
+        await new Promise((r) => setImmediate(r));
+      }
+      res.end();
+    },
+  });
+  try {
+    for (const [url, [pieces, expected]] of Object.entries(pages)) {
+      const resp = await env.worker.fetch(url, { headers: { "accept-encoding": "identity" } });
+      assert.equal(resp.status, 200);
+      const body = await resp.text();
+      assert.equal(body, expected ?? pieces.join(""), url);
+      const length = resp.headers.get("content-length");
+      if (length !== null) assert.equal(Number(length), Buffer.byteLength(body), `${url}: Content-Length true to the body`);
+    }
+  } finally {
+    await env.close();
+  }
+});
+
 test("/tt/pixel.js and /tt/custom-pixel.js come from the shop's origin with its settings", async () => {
   const env = await setup({ bindings: { PURCHASE_EVENT_NAME: "Purchase" } });
   try {
