@@ -4,7 +4,10 @@
 use tiktok_edge_core::config::{Config, Origin};
 use tiktok_edge_core::edge;
 use tiktok_edge_core::snippet;
-use worker::{console_error, web_sys, Context, Env, Fetch, Request, Response, Result};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_error, js_sys, web_sys, Context, Env, Request, Result};
 
 use crate::store::Store;
 use crate::visitor::{fresh_ttp, remember, visit_of};
@@ -12,11 +15,16 @@ use crate::{page, respond};
 
 /// The shop's traffic through the edge: passthrough, plus first-party cookies and the session
 /// record on HTML navigations (written after the response, never delaying the page).
-pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
+pub async fn serve(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+) -> Result<web_sys::Response> {
     let resp = passthrough(&req, config.origin.as_ref()).await?;
     let content_type = resp.headers().get("Content-Type")?;
     let method = req.method();
-    if !edge::is_html_navigation(method.as_ref(), resp.status_code(), content_type.as_deref()) {
+    if !edge::is_html_navigation(method.as_ref(), resp.status(), content_type.as_deref()) {
         return Ok(resp);
     }
     // Read only for pages: an asset's request is never looked at.
@@ -41,10 +49,18 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context, config: &Config) -> R
     page::rewrite(resp, &set_cookies, tag.as_deref())
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The runtime's own `fetch`: its response is handed back as it came (workers-rs's `Fetch`
+    /// would wrap it, and the wrapper be copied again on the way out).
+    #[wasm_bindgen(js_name = fetch)]
+    fn runtime_fetch(request: &web_sys::Request) -> js_sys::Promise;
+}
+
 /// Sends `req` to the origin (`ORIGIN_URL`, or the request's own URL when unset: on an
 /// Orange-to-Orange route that reaches Shopify) and returns the origin's response untouched:
 /// method, headers, body stream, status, every `Set-Cookie`; redirects are returned, not followed.
-pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<Response> {
+pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<web_sys::Response> {
     let url = req.inner().url();
     let target = match origin {
         Some(origin) => origin.join(tiktok_edge_core::urls::path_and_query(&url)),
@@ -59,18 +75,19 @@ pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<Respo
     }
     init.set_redirect(web_sys::RequestRedirect::Manual);
     let outgoing = web_sys::Request::new_with_str_and_init(&target, &init)?;
-    match Fetch::Request(outgoing.into()).send().await {
-        Ok(resp) => Ok(resp),
+    match JsFuture::from(runtime_fetch(&outgoing)).await {
+        Ok(resp) => Ok(resp.unchecked_into()),
         Err(e) => {
             console_error!(
                 "{{\"event\":\"origin_unreachable\",\"error\":{:?}}}",
-                e.to_string()
+                worker::Error::from(e).to_string()
             );
-            respond::error(
+            Ok(respond::error(
                 502,
                 "origin_unreachable",
                 "the shop's origin did not answer; check ORIGIN_URL or the Orange-to-Orange setup",
-            )
+            )?
+            .into())
         }
     }
 }

@@ -43,16 +43,17 @@ impl From<serde_json::Error> for Failure {
     }
 }
 
-/// The HTTP answer of an outcome.
-pub fn answer(outcome: Outcome) -> worker::Result<Response> {
+/// The HTTP answer of an outcome (`T`: a `worker::Response`, or the runtime's own
+/// `web_sys::Response` at the router).
+pub fn answer<T: From<Response>>(outcome: Outcome<T>) -> worker::Result<T> {
     match outcome {
         Ok(resp) => Ok(resp),
         Err(Failure::Refused {
             status,
             code,
             message,
-        }) => respond::error(status, code, &message),
-        Err(Failure::Unusable(reason)) => respond::error(400, "unusable", &reason),
+        }) => respond::error(status, code, &message).map(T::from),
+        Err(Failure::Unusable(reason)) => respond::error(400, "unusable", &reason).map(T::from),
         Err(Failure::Runtime(e)) => Err(e),
     }
 }

@@ -32,9 +32,9 @@ mod webhooks;
 pub use queue_do::EventQueue;
 pub use shop_do::ShopState;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, web_sys, Context, Env, Request, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     router::handle(req, env, ctx).await
 }

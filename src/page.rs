@@ -4,7 +4,7 @@
 //! wasm and the wasm carries no HTML parser.
 
 use wasm_bindgen::prelude::*;
-use worker::{web_sys, Response, Result};
+use worker::{web_sys, Result};
 
 #[wasm_bindgen(module = "/src/page.js")]
 extern "C" {
@@ -19,10 +19,17 @@ extern "C" {
 }
 
 /// `resp` with `cookies` set and, when given, `head_tag` at the start of its `<head>`.
-pub fn rewrite(resp: Response, cookies: &[String], head_tag: Option<&str>) -> Result<Response> {
+pub fn rewrite(
+    resp: web_sys::Response,
+    cookies: &[String],
+    head_tag: Option<&str>,
+) -> Result<web_sys::Response> {
     if cookies.is_empty() && head_tag.is_none() {
         return Ok(resp);
     }
-    let rewritten = rewrite_page(resp.into(), &cookies.join("\n"), head_tag.unwrap_or(""))?;
-    Ok(Response::from(rewritten))
+    Ok(rewrite_page(
+        resp,
+        &cookies.join("\n"),
+        head_tag.unwrap_or(""),
+    )?)
 }

@@ -5,17 +5,19 @@ use tiktok_edge_core::cors::Cors;
 use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
 use tiktok_edge_core::urls;
-use worker::{console_error, Context, Env, Request, Response, Result};
+use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
 
 use crate::failure::{self, Failure, Outcome};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
-pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
+/// The answer goes back to the runtime as a `web_sys::Response`: the shop's own responses pass
+/// as the origin's fetch returned them, without the copy a `worker::Response` would make.
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     failure::answer(dispatch(req, env, ctx).await)
 }
 
-async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome {
+async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Response> {
     let lookup = |name: &str| settings::var(&env, name);
     let loaded = settings::config(&env);
     let prefix = loaded
@@ -41,7 +43,7 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome {
                 };
                 health.with_pause(paused)
             };
-            return Ok(respond::json(health.http_status(), &health)?);
+            return Ok(respond::json(health.http_status(), &health)?.into());
         }
         (Ok(config), _) => config,
         (Err(err), Route::Passthrough) => {
@@ -58,8 +60,10 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome {
         (Err(err), _) => return Err(Failure::refused(503, "config_invalid", err.to_string())),
     };
 
-    match route {
-        Route::Passthrough => Ok(edge::serve(req, &env, &ctx, config).await?),
+    if route == Route::Passthrough {
+        return Ok(edge::serve(req, &env, &ctx, config).await?);
+    }
+    let built = match route {
         Route::PixelJs => Ok(scripts::pixel_js(&req, config)?),
         Route::CustomPixelJs => Ok(scripts::custom_pixel_js(&req, config)?),
         Route::SdkJs => Ok(scripts::sdk_js(&req, &env, &ctx, config).await?),
@@ -83,7 +87,8 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome {
             "not_found",
             "no such tiktok-edge endpoint",
         )),
-    }
+    };
+    built.map(web_sys::Response::from)
 }
 
 /// The endpoints a page calls: only from the shop's own origin or Shopify's pixel sandbox, and

@@ -25,7 +25,7 @@ pub async fn remember(store: &Store, plan: &Plan) -> Result<()> {
 
 /// `resp` with `cookies` added.
 pub fn with_cookies(resp: Response, cookies: &[String]) -> Result<Response> {
-    page::rewrite(resp, cookies, None)
+    Ok(Response::from(page::rewrite(resp.into(), cookies, None)?))
 }
 
 /// A fresh `_ttp` from the clock and 80 random bits.
