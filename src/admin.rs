@@ -9,6 +9,7 @@ use tiktok_edge_core::auth;
 use tiktok_edge_core::config::{Config, Secret};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::health::Health;
+use tiktok_edge_core::json;
 use tiktok_edge_core::queue::{Resend, ShardHealth};
 use worker::{Date, Env, Request, Response, Result};
 
@@ -149,7 +150,7 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
     let filter: Resend = if body.is_empty() {
         Resend::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match json::parse(&body) {
             Ok(filter) => filter,
             Err(e) => return Err(Failure::refused(400, "invalid_filter", e.to_string())),
         }

@@ -5,6 +5,7 @@
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::Report;
 use tiktok_edge_core::edge;
+use tiktok_edge_core::json;
 use worker::{Env, Request};
 
 use crate::failure::{Failure, Outcome};
@@ -17,7 +18,7 @@ const MAX_BODY_BYTES: usize = 1024;
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
     let body = respond::body_within(&mut req, MAX_BODY_BYTES).await?;
-    let Ok(report) = serde_json::from_slice::<Report>(&body) else {
+    let Ok(report) = json::parse::<Report>(&body) else {
         return Err(Failure::refused(
             400,
             "invalid_consent",

@@ -12,6 +12,7 @@ pub mod cors;
 pub mod edge;
 pub mod hash;
 pub mod health;
+pub mod json;
 pub mod keys;
 pub mod limits;
 pub mod money;

@@ -93,7 +93,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Stri
             e.column()
         )
     };
-    serde_json::from_slice(body).map_err(|e| {
+    // From text, as everywhere (crate::json); here a body that is not UTF-8 is a syntax error.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err("body is not JSON: it is not UTF-8".to_string());
+    };
+    serde_json::from_str(text).map_err(|e| {
         if !e.is_data() {
             return not_json(&e);
         }
@@ -298,7 +302,7 @@ pub fn redact(body: &[u8]) -> String {
             other => other.clone(),
         }
     }
-    match serde_json::from_slice::<serde_json::Value>(body) {
+    match crate::json::parse::<serde_json::Value>(body) {
         Ok(v) => shape(&v).to_string(),
         Err(_) => format!("<{} bytes, not JSON>", body.len()),
     }
