@@ -16,7 +16,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { startServer, startWorker, waitFor, loadFixture, toJson, big, tiktokAnswer, ROOT } from "../tests/support/harness.mjs";
-import { DEFAULT_WASM, profile, report as sizeReport, sections } from "./wasm-size.mjs";
+import { DEFAULT_WASM, profile, report as sizeReport } from "./wasm-size.mjs";
+import { sections } from "../scripts/lib/wasm.mjs";
 import { rowsBench } from "./rows.mjs";
 
 // Every timing budget is a ratio of two figures measured side by side in this run, so it

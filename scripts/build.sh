@@ -13,8 +13,5 @@ if [ "${profile#--}" = release ]; then
   # target/ for the size profile (bench/wasm-size.mjs).
   mkdir -p target/wasm-names
   cp build/index_bg.wasm target/wasm-names/index_bg.wasm
-  features=(--enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int
-    --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling)
-  "$WASM_OPT_BIN" target/wasm-names/index_bg.wasm "${features[@]}" --strip-debug --strip-producers \
-    -o build/index_bg.wasm
+  node scripts/strip-wasm.mjs target/wasm-names/index_bg.wasm build/index_bg.wasm
 fi
