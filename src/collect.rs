@@ -81,7 +81,7 @@ async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
 /// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the
 /// visitor's session. Linked once, on the checkout's first step.
 fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(JoinToken, String)> {
-    let Some(sid) = collected.event.user.ttp.clone() else {
+    let Some(sid) = collected.event.user.browser.ttp.clone() else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -500,12 +500,12 @@ fn assert_sane(c: &Collected, facts: &Visit) -> Result<(), TestCaseError> {
             prop_assert!(is_http_url(url), "{:?}", url);
         }
     }
-    let u = &e.user;
-    prop_assert_eq!(&u.ip, &facts.ip);
-    prop_assert_eq!(&u.user_agent, &facts.user_agent);
+    let (u, b) = (&e.user, &e.user.browser);
+    prop_assert_eq!(&b.ip, &facts.ip);
+    prop_assert_eq!(&b.user_agent, &facts.user_agent);
     for (from_request, sent) in [
-        (&facts.ttp_cookie, &u.ttp),
-        (&facts.ttclid_cookie, &u.ttclid),
+        (&facts.ttp_cookie, &b.ttp),
+        (&facts.ttclid_cookie, &b.ttclid),
     ] {
         match from_request.as_ref().filter(|v| edge::plausible(v)) {
             Some(v) => prop_assert_eq!(Some(v), sent.as_ref()),
@@ -600,7 +600,7 @@ proptest! {
         let market_id = body["properties"]["market_id"].as_u64().unwrap_or(0);
         prop_assert_eq!(e.properties.market_id, market_id);
         if facts.sandboxed && !facts.ttp_cookie.as_deref().is_some_and(edge::plausible) {
-            prop_assert_eq!(e.user.ttp.as_deref(), body["user"]["ttp"].as_str());
+            prop_assert_eq!(e.user.browser.ttp.as_deref(), body["user"]["ttp"].as_str());
         }
         let report = serde_json::from_value::<Report>(body["consent"].clone()).ok();
         prop_assert_eq!(c.consent, facts.consent().or(report.and_then(Report::choice)));
