@@ -1,5 +1,6 @@
 //! The send queue's vocabulary, shared by the Worker and the `EventQueue` Durable Object.
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// Shards of the send queue: events are spread over this many Durable Objects by key.
@@ -326,16 +327,27 @@ pub struct Resend {
 }
 
 impl Resend {
+    /// The operator's filter from a request body (empty: the default filter), checked.
+    pub fn from_body(body: &[u8]) -> Result<Resend, Error> {
+        let filter = if body.is_empty() {
+            Resend::default()
+        } else {
+            serde_json::from_slice(body).map_err(|e| Error::Filter(e.to_string()))?
+        };
+        filter.condition()?;
+        Ok(filter)
+    }
+
     /// The SQL condition and its values (`?` placeholders, in order), or why the filter is
     /// not acceptable.
-    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), String> {
+    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), Error> {
         let state = match self.state.as_deref().unwrap_or("failed") {
             "failed" => RowState::Failed,
             "unconfirmed" => RowState::Unconfirmed,
             other => {
-                return Err(format!(
+                return Err(Error::Filter(format!(
                     "state {other:?} cannot be re-sent: use \"failed\" or \"unconfirmed\""
-                ))
+                )))
             }
         };
         let mut sql = "state = ?".to_string();
@@ -987,6 +999,13 @@ mod tests {
             ..Resend::default()
         };
         assert!(sent.condition().is_err());
+        assert_eq!(Resend::from_body(b"").unwrap(), Resend::default());
+        let refused = |body: &[u8]| match Resend::from_body(body) {
+            Err(Error::Filter(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(br#"{"state":"sent"}"#).contains("cannot be re-sent"));
+        assert!(refused(br#"{"from_ms":"soon"}"#).contains("invalid type"));
     }
 
     #[test]

@@ -272,7 +272,7 @@ fn map(
             if topic == Topic::OrdersCreate {
                 match mapping::purchase(&order, &session, config, now) {
                     Ok(e) => events.push(e),
-                    Err(reason) => skipped = Some(reason),
+                    Err(reason) => skipped = Some(reason.to_string()),
                 }
             }
             (events, skipped)

@@ -94,7 +94,9 @@ fn pos_draft_test_and_cancelled_orders_are_skipped() {
         ),
     ] {
         assert_eq!(
-            purchase(&order(patch), &s, &config(), NOW).unwrap_err(),
+            purchase(&order(patch), &s, &config(), NOW)
+                .unwrap_err()
+                .to_string(),
             reason
         );
     }
