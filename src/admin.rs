@@ -9,8 +9,8 @@ use tiktok_edge_core::auth;
 use tiktok_edge_core::config::{Config, Secret};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::health::Health;
-use tiktok_edge_core::json;
 use tiktok_edge_core::queue::{Resend, ShardHealth};
+use tiktok_edge_core::Error;
 use worker::{Date, Env, Request, Response, Result};
 
 use crate::failure::{Failure, Outcome};
@@ -35,7 +35,7 @@ fn admin_token(config: &Config) -> Outcome<&Secret> {
         return Ok(token);
     }
     Err(match config.degraded("ADMIN_TOKEN") {
-        Some(problem) => Failure::refused(503, "config_invalid", problem.to_string()),
+        Some(problem) => Error::FeatureOff(problem.clone()).into(),
         None => Failure::refused(
             404,
             "not_found",
@@ -147,17 +147,7 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
         ));
     }
     let body = respond::body_within(&mut req, 4096).await?;
-    let filter: Resend = if body.is_empty() {
-        Resend::default()
-    } else {
-        match json::parse(&body) {
-            Ok(filter) => filter,
-            Err(e) => return Err(Failure::refused(400, "invalid_filter", e.to_string())),
-        }
-    };
-    if let Err(message) = filter.condition() {
-        return Err(Failure::refused(400, "invalid_filter", message));
-    }
+    let filter = Resend::from_body(&body)?;
     let count = queue::resend(env, &filter).await?;
     Ok(respond::json(
         200,

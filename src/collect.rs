@@ -5,20 +5,19 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::edge::Visit;
 use tiktok_edge_core::queue::{Refuse, Source};
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
+use tiktok_edge_core::Error;
 use worker::{console_error, Context, Env, Request, Result};
 
-use crate::failure::{Failure, Outcome};
+use crate::failure::Outcome;
 use crate::store::Store;
 use crate::{queue, respond, visitor};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config) -> Outcome {
     let body = respond::body_within(&mut req, MAX_BODY_BYTES).await?;
     let visit = visitor::visit_of(&req)?;
-    let collected = match collect::parse(&body, &config.purchase_event_name, &visit) {
-        Ok(collected) => collected,
-        // Oversized bodies never get here: `body_within` refused them with 413.
-        Err(e) => return Err(Failure::refused(400, e.code, e.message)),
-    };
+    // Oversized bodies never get here: `body_within` refused them with 413.
+    let collected =
+        collect::parse(&body, &config.purchase_event_name, &visit).map_err(Error::from)?;
     let event_id = collected.event.event_id.clone();
     if !collected.allowed(config.consent_default) {
         // Nothing sent; a refusal from a checkout is remembered where its webhooks and the
@@ -81,7 +80,7 @@ async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
 /// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the
 /// visitor's session. Linked once, on the checkout's first step.
 fn joins(visit: &Visit, collected: &collect::Collected) -> Vec<(JoinToken, String)> {
-    let Some(sid) = collected.event.user.ttp.clone() else {
+    let Some(sid) = collected.event.user.browser.ttp.clone() else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -1,6 +1,8 @@
 //! The shell's one error type. A handler ends in its answer or a [`Failure`]; the router turns
-//! a failure into its HTTP answer in one place ([`answer`]).
+//! a failure into its HTTP answer in one place ([`answer`]). The core's errors become failures
+//! in one place too (`From<Error>`), each with its status and the core's own text.
 
+use tiktok_edge_core::Error;
 use worker::Response;
 
 use crate::respond;
@@ -27,6 +29,22 @@ impl Failure {
             status,
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        match e {
+            Error::Config(e) => Failure::refused(503, "config_invalid", e.to_string()),
+            // The shop cannot be reached: a gateway's failure, not this Worker's.
+            Error::Origin(problem) => Failure::refused(502, "config_invalid", problem.to_string()),
+            Error::FeatureOff(problem) => {
+                Failure::refused(503, "config_invalid", problem.to_string())
+            }
+            Error::Collect(e) => Failure::refused(400, e.code, e.message),
+            Error::Unusable(reason) => Failure::Unusable(reason.into()),
+            Error::Filter(message) => Failure::refused(400, "invalid_filter", message),
         }
     }
 }

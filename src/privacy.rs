@@ -8,9 +8,10 @@ use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::{CustomersRedact, Held};
 use tiktok_edge_core::queue::Forget;
 use tiktok_edge_core::shopify::Topic;
+use tiktok_edge_core::Error;
 use worker::{Env, Result};
 
-use crate::failure::{Failure, Outcome};
+use crate::failure::Outcome;
 use crate::store::Store;
 use crate::{queue, shop};
 
@@ -18,7 +19,7 @@ use crate::{queue, shop};
 pub async fn handle(env: &Env, topic: Topic, body: &[u8]) -> Outcome<Value> {
     match topic {
         Topic::CustomersRedact => {
-            let request = CustomersRedact::parse(body).map_err(Failure::Unusable)?;
+            let request = CustomersRedact::parse(body).map_err(Error::from)?;
             let orders = request.order_ids();
             let held = redact_orders(env, &orders).await?;
             Ok(json!({ "redacted_orders": orders.len(), "redacted_events": held.events.len() }))

@@ -445,7 +445,11 @@ impl EventQueue {
     /// Puts the operator's choice of failed or unconfirmed events back in the queue (the
     /// Worker has checked the filter already).
     fn resend(&self, request: &Resend) -> Result<usize> {
-        let (condition, values) = request.condition().map_err(worker::Error::RustError)?;
+        let Ok((condition, values)) = request.condition() else {
+            return Err(worker::Error::RustError(
+                "re-send filter not usable (the Worker checks it before asking)".into(),
+            ));
+        };
         let mut bindings = vec![text(RowState::Queued), now_ms().into(), now_ms().into()];
         bindings.extend(values.into_iter().map(|v| match v {
             ResendValue::Text(t) => SqlStorageValue::from(t),

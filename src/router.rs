@@ -5,6 +5,7 @@ use tiktok_edge_core::cors::Cors;
 use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{route, Route};
 use tiktok_edge_core::urls;
+use tiktok_edge_core::Error;
 use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
 
 use crate::failure::{self, Failure, Outcome};
@@ -54,10 +55,10 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
             );
             return match config::origin_from(&lookup) {
                 Ok(origin) => Ok(edge::passthrough(&req, origin.as_ref()).await?),
-                Err(problem) => Err(Failure::refused(502, "config_invalid", problem.to_string())),
+                Err(problem) => Err(problem.into()),
             };
         }
-        (Err(err), _) => return Err(Failure::refused(503, "config_invalid", err.to_string())),
+        (Err(err), _) => return Err(Error::Config(err.clone()).into()),
     };
 
     if route == Route::Passthrough {

@@ -133,7 +133,7 @@ impl ShopState {
         let topic = Topic::parse(&call.topic);
         let payload = match Payload::parse(topic, &call.body) {
             Ok(payload) => payload,
-            Err(unusable) => return Ok(WebhookAnswer::Unusable(unusable)),
+            Err(unusable) => return Ok(WebhookAnswer::Unusable(unusable.into())),
         };
         let config =
             settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;

@@ -8,6 +8,7 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::shopify::shape;
 use tiktok_edge_core::shopify::{self, hmac, Parked, Topic, MAX_WEBHOOK_BYTES};
 use tiktok_edge_core::text;
+use tiktok_edge_core::Error;
 use worker::{console_log, Date, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
@@ -32,13 +33,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
             "SHOPIFY_WEBHOOK_SECRET is not set, so no webhook can be verified",
         ));
     }
-    let Some(shop_domain) = config.shop_domain.as_deref() else {
-        let problem = config.degraded("SHOPIFY_SHOP_DOMAIN").map_or_else(
-            || "SHOPIFY_SHOP_DOMAIN is not set".to_string(),
-            |p| p.to_string(),
-        );
-        return Err(Failure::refused(503, "config_invalid", problem));
-    };
+    let shop_domain = config.webhook_shop_domain()?;
     let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();
     if !hmac::verify(
         &secrets,
@@ -65,7 +60,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
         text::cap(&header(&req, "Shopify-Webhook-Id")?.unwrap_or_default(), 64).to_string();
     let topic = Topic::parse(&topic_name);
     if let Err(reason) = shape::check(topic, &body, shop_domain) {
-        let parked = park(env, &topic_name, &webhook_id, reason, &body).await?;
+        let parked = park(env, &topic_name, &webhook_id, reason.into(), &body).await?;
         return Ok(respond::json(200, &parked)?);
     }
     let handled = match topic {
@@ -137,7 +132,7 @@ async fn route(
     webhook_id: &str,
     body: &[u8],
 ) -> Outcome<WebhookResult> {
-    let resource = shopify::resource_key(topic, body).map_err(Failure::Unusable)?;
+    let resource = shopify::resource_key(topic, body).map_err(Error::from)?;
     let Ok(text) = std::str::from_utf8(body) else {
         return Err(Failure::Unusable("body is not UTF-8".to_string()));
     };

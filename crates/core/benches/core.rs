@@ -16,7 +16,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use tiktok_edge_core::hash::{hash_email, hash_phone};
-use tiktok_edge_core::session::Session;
+use tiktok_edge_core::session::{Browser, Session};
 use tiktok_edge_core::shopify::mapping::{self, MappingConfig};
 use tiktok_edge_core::shopify::{hmac as shopify_hmac, Payload, Topic};
 
@@ -113,10 +113,12 @@ fn main() {
             .collect(),
     };
     let joined = Session {
-        ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".to_string()),
-        ttclid: Some("E.C.P.bench".to_string()),
-        ip: Some("203.0.113.50".to_string()),
-        user_agent: Some("BenchBrowser/1.0".to_string()),
+        browser: Browser {
+            ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".to_string()),
+            ttclid: Some("E.C.P.bench".to_string()),
+            ip: Some("203.0.113.50".to_string()),
+            user_agent: Some("BenchBrowser/1.0".to_string()),
+        },
         landing_url: Some("https://shop.example/products/demo-mug?ttclid=E.C.P.bench".to_string()),
         ..Session::default()
     };

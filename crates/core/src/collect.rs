@@ -6,6 +6,7 @@ use crate::config::ConsentDefault;
 use crate::consent::{self, Choice, Report};
 use crate::edge::{plausible, Visit};
 use crate::money::Amount;
+use crate::session::Browser;
 use crate::shopify::checkout_url::{self, JoinToken};
 use crate::shopify::mapping::checkout_step_keys;
 use crate::text::{cap, MAX_TEXT, MAX_URL};
@@ -84,6 +85,7 @@ impl Collected {
         let session_id = self
             .event
             .user
+            .browser
             .ttp
             .clone()
             .unwrap_or_else(|| crate::keys::declined(&fresh_id()));
@@ -297,10 +299,12 @@ pub fn parse(body: &[u8], purchase_event: &str, visit: &Visit) -> Result<Collect
         event_time: visit.now_secs,
         event_id: body.event_id,
         user: User {
-            ttp: usable(visit.ttp_cookie.clone()).or_else(|| usable(body_ttp)),
-            ttclid: usable(visit.ttclid_cookie.clone()).or_else(|| usable(body_ttclid)),
-            ip: visit.ip.clone(),
-            user_agent: visit.user_agent.clone(),
+            browser: Browser {
+                ttp: usable(visit.ttp_cookie.clone()).or_else(|| usable(body_ttp)),
+                ttclid: usable(visit.ttclid_cookie.clone()).or_else(|| usable(body_ttclid)),
+                ip: visit.ip.clone(),
+                user_agent: visit.user_agent.clone(),
+            },
             ..User::default()
         },
         properties,
@@ -362,8 +366,8 @@ mod tests {
         assert_eq!(e.event, "AddToCart");
         assert_eq!(e.event_id, "atc-1");
         assert_eq!(e.event_time, 1_800_000_000);
-        assert_eq!(e.user.ip.as_deref(), Some("203.0.113.9"));
-        assert_eq!(e.user.ttp, visit().ttp_cookie);
+        assert_eq!(e.user.browser.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(e.user.browser.ttp, visit().ttp_cookie);
         assert_eq!(e.properties.value.unwrap().to_string(), "37.00");
         assert_eq!(e.properties.currency.as_deref(), Some("USD"));
         assert_eq!(e.properties.market_handle, "us");
@@ -475,15 +479,18 @@ mod tests {
             ..visit()
         };
         let c = parse(body, "CompletePayment", &anonymous).unwrap();
-        assert_eq!(c.event.user.ttp.as_deref(), Some("T_.tt.1"));
-        assert_eq!(c.event.user.ttclid, None, "implausible value dropped");
+        assert_eq!(c.event.user.browser.ttp.as_deref(), Some("T_.tt.1"));
+        assert_eq!(
+            c.event.user.browser.ttclid, None,
+            "implausible value dropped"
+        );
         assert_eq!(c.checkout_token.as_deref(), Some("tok1"));
         assert_eq!(c.consent, Some(Choice::Limited));
         assert_eq!(c.event.limited_data_use, Some(true));
         assert!(c.allowed(ConsentDefault::Denied));
 
         let cookie_wins = parse(body, "CompletePayment", &visit()).unwrap();
-        assert_eq!(cookie_wins.event.user.ttp, visit().ttp_cookie);
+        assert_eq!(cookie_wins.event.user.browser.ttp, visit().ttp_cookie);
 
         // The shop's own pages have cookies: a body's identifiers are not taken from them.
         let storefront = Visit {
@@ -491,7 +498,10 @@ mod tests {
             ..anonymous
         };
         let c = parse(body, "CompletePayment", &storefront).unwrap();
-        assert_eq!((c.event.user.ttp, c.event.user.ttclid), (None, None));
+        assert_eq!(
+            (c.event.user.browser.ttp, c.event.user.browser.ttclid),
+            (None, None)
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! second-guess them; a bad value becomes a [`Problem`] that names the variable and says how
 //! to fix it, and never echoes the value (it may be a secret).
 
+use crate::error::Error;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
@@ -304,11 +305,7 @@ impl Config {
             degraded: Vec::new(),
         };
         if !config.webhook_secrets.is_empty() && r.get("SHOPIFY_SHOP_DOMAIN").is_none() {
-            r.problems.push(Problem {
-                name: "SHOPIFY_SHOP_DOMAIN",
-                message: format!("must be set: {SHOP_DOMAIN_HINT}"),
-                disables: Some(WEBHOOKS_FEATURE),
-            });
+            r.problems.push(shop_domain_unset());
         }
         if r.problems.iter().any(|p| p.disables.is_none()) {
             Err(ConfigError {
@@ -325,22 +322,39 @@ impl Config {
         self.degraded.iter().find(|p| p.name == name)
     }
 
+    /// The shop webhooks must come from, or why webhooks are off.
+    pub fn webhook_shop_domain(&self) -> Result<&str, Error> {
+        self.shop_domain.as_deref().ok_or_else(|| {
+            let problem = self.degraded("SHOPIFY_SHOP_DOMAIN").cloned();
+            Error::FeatureOff(problem.unwrap_or_else(shop_domain_unset))
+        })
+    }
+
     /// Dry run: no access token, so events are recorded but never sent to TikTok.
     pub fn dry_run(&self) -> bool {
         self.access_token.is_none()
     }
 }
 
+/// Webhooks without `SHOPIFY_SHOP_DOMAIN`: off, since no webhook can be checked against it.
+fn shop_domain_unset() -> Problem {
+    Problem {
+        name: "SHOPIFY_SHOP_DOMAIN",
+        message: format!("must be set: {SHOP_DOMAIN_HINT}"),
+        disables: Some(WEBHOOKS_FEATURE),
+    }
+}
+
 /// The passthrough origin alone, so the storefront keeps working when some other setting
 /// is invalid (tracking is then off, but a typo must never take the shop down).
-pub fn origin_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Origin>, Problem> {
+pub fn origin_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Origin>, Error> {
     let mut r = Reader {
         lookup,
         problems: Vec::new(),
     };
     let origin = r.parse("ORIGIN_URL", parse_origin);
     match r.problems.pop() {
-        Some(p) => Err(p),
+        Some(p) => Err(Error::Origin(p)),
         None => Ok(origin),
     }
 }
@@ -649,6 +663,12 @@ mod tests {
     fn shop_domain_is_required_with_webhooks_and_normalised() {
         let unset = load(&[("SHOPIFY_WEBHOOK_SECRET", "whsec")]).unwrap();
         assert!(unset.degraded("SHOPIFY_SHOP_DOMAIN").is_some());
+        match unset.webhook_shop_domain() {
+            Err(Error::FeatureOff(p)) => assert!(p
+                .to_string()
+                .starts_with("SHOPIFY_SHOP_DOMAIN: must be set")),
+            other => panic!("{other:?}"),
+        }
         assert!(
             load(&[]).unwrap().degraded.is_empty(),
             "no webhooks, no need"
@@ -658,7 +678,7 @@ mod tests {
             ("SHOPIFY_SHOP_DOMAIN", " Demo-Shop.myshopify.com "),
         ])
         .unwrap();
-        assert_eq!(set.shop_domain.as_deref(), Some("demo-shop.myshopify.com"));
+        assert_eq!(set.webhook_shop_domain(), Ok("demo-shop.myshopify.com"));
         assert!(set.degraded.is_empty());
         for bad in [
             "myshopify.com",

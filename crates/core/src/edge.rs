@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::consent::{tracking_allowed, Choice};
 use crate::keys;
-use crate::session::Session;
+use crate::session::{Browser, Session};
 use crate::shopify::checkout_url::{self, JoinToken};
 use crate::shopify::mapping::{cart_key, ttclid_from_url};
 
@@ -186,10 +186,12 @@ fn plan_from(
         (worth_keeping && (landed_ttclid.is_some() || !visit.session_marker)).then(|| {
             set_cookies.push(cookie(SESSION_MARKER, "1", None, None));
             let session = Session {
-                ttp: Some(ttp.clone()),
-                ttclid: ttclid.clone(),
-                ip: visit.ip.clone(),
-                user_agent: visit.user_agent.clone(),
+                browser: Browser {
+                    ttp: Some(ttp.clone()),
+                    ttclid: ttclid.clone(),
+                    ip: visit.ip.clone(),
+                    user_agent: visit.user_agent.clone(),
+                },
                 landing_url: Some(crate::text::cap(&visit.url, crate::text::MAX_URL).to_string()),
                 marketing_allowed: consent,
                 limited_data_use: visit.gpc || choice.is_some_and(Choice::limited_data_use),
@@ -392,7 +394,10 @@ mod tests {
             .is_some_and(|c| c.starts_with("ttclid=E.C.P.click;") && c.ends_with(&left)));
         assert!(cookie_named(&p, CLICK_COOKIE)
             .is_some_and(|c| c.starts_with(&format!("_tt_click={NOW};")) && c.ends_with(&left)));
-        assert_eq!(p.session.unwrap().1.ttclid.as_deref(), Some("E.C.P.click"));
+        assert_eq!(
+            p.session.unwrap().1.browser.ttclid.as_deref(),
+            Some("E.C.P.click")
+        );
         // A click time that is over, in the future, unreadable or missing: not refreshed.
         for click in [
             Some((NOW - 30 * DAY).to_string()),
@@ -479,7 +484,7 @@ mod tests {
         let (sid, s) = p.session.unwrap();
         assert_eq!(sid, "NEWTTP_.tt.1");
         assert_eq!(
-            (s.ip.as_deref(), s.user_agent.as_deref()),
+            (s.browser.ip.as_deref(), s.browser.user_agent.as_deref()),
             (Some("203.0.113.9"), Some("UA"))
         );
         assert_eq!(
@@ -513,7 +518,7 @@ mod tests {
         let p = plan(&v, &config(&[]), || "NEWTTP_.tt.1".into());
         let (sid, s) = p.session.unwrap();
         assert_eq!(sid, "NEWTTP_.tt.1");
-        assert_eq!(s.ttclid.as_deref(), Some("E.C.P.first"));
+        assert_eq!(s.browser.ttclid.as_deref(), Some("E.C.P.first"));
         assert_eq!(s.landing_url.as_deref(), Some(v.url.as_str()));
     }
 
@@ -530,7 +535,10 @@ mod tests {
             p.set_cookies[1],
             "ttclid=E.C.P.abc+1; SameSite=Lax; Secure; Path=/; Max-Age=2592000"
         );
-        assert_eq!(p.session.unwrap().1.ttclid.as_deref(), Some("E.C.P.abc+1"));
+        assert_eq!(
+            p.session.unwrap().1.browser.ttclid.as_deref(),
+            Some("E.C.P.abc+1")
+        );
     }
 
     #[test]
@@ -630,8 +638,11 @@ mod tests {
             ..visit()
         };
         let stored = Session {
-            ttp: Some("T_.tt.1".into()),
-            ip: Some("203.0.113.9".into()),
+            browser: Browser {
+                ttp: Some("T_.tt.1".into()),
+                ip: Some("203.0.113.9".into()),
+                ..Browser::default()
+            },
             ..Session::default()
         };
         let granted = consent_plan(
@@ -643,7 +654,7 @@ mod tests {
         );
         let (sid, s) = granted.session.unwrap();
         assert_eq!(sid, "T_.tt.1");
-        assert!(s.marketing_allowed == Some(true) && s.limited_data_use && s.ip.is_some());
+        assert!(s.marketing_allowed == Some(true) && s.limited_data_use && s.browser.ip.is_some());
         assert_eq!(granted.set_cookies.len(), 1);
         assert!(granted.links.is_empty());
         // Without `_ttp` yet, the report starts tracking, session and all: a page running

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod cookies;
 pub mod cors;
 pub mod edge;
+pub mod error;
 pub mod hash;
 pub mod health;
 pub mod json;
@@ -25,3 +26,5 @@ pub mod snippet;
 pub mod text;
 pub mod tiktok;
 pub mod urls;
+
+pub use error::Error;

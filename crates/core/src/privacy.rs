@@ -1,6 +1,7 @@
 //! Privacy webhooks: what the Worker holds for each Shopify resource, so `customers/redact` and
 //! `shop/redact` delete exactly that, and the payloads those topics carry.
 
+use crate::error::Unusable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -52,9 +53,10 @@ pub struct CustomersRedact {
 }
 
 impl CustomersRedact {
-    pub fn parse(body: &[u8]) -> Result<CustomersRedact, String> {
-        crate::shopify::parse_json(body)
-            .map_err(|reason| format!("customers/redact payload is not usable: {reason}"))
+    pub fn parse(body: &[u8]) -> Result<CustomersRedact, Unusable> {
+        crate::shopify::parse_json(body).map_err(|unusable| {
+            unusable.explained(|reason| format!("customers/redact payload is not usable: {reason}"))
+        })
     }
 
     /// Order ids, exact (numbers above 2^53 included) whether sent as numbers or strings.

@@ -1,5 +1,6 @@
 //! The send queue's vocabulary, shared by the Worker and the `EventQueue` Durable Object.
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// Shards of the send queue: events are spread over this many Durable Objects by key.
@@ -326,16 +327,27 @@ pub struct Resend {
 }
 
 impl Resend {
+    /// The operator's filter from a request body (empty: the default filter), checked.
+    pub fn from_body(body: &[u8]) -> Result<Resend, Error> {
+        let filter = if body.is_empty() {
+            Resend::default()
+        } else {
+            crate::json::parse(body).map_err(|e| Error::Filter(e.to_string()))?
+        };
+        filter.condition()?;
+        Ok(filter)
+    }
+
     /// The SQL condition and its values (`?` placeholders, in order), or why the filter is
     /// not acceptable.
-    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), String> {
+    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), Error> {
         let state = match self.state.as_deref().unwrap_or("failed") {
             "failed" => RowState::Failed,
             "unconfirmed" => RowState::Unconfirmed,
             other => {
-                return Err(format!(
+                return Err(Error::Filter(format!(
                     "state {other:?} cannot be re-sent: use \"failed\" or \"unconfirmed\""
-                ))
+                )))
             }
         };
         let mut sql = "state = ?".to_string();
@@ -637,7 +649,10 @@ mod tests {
     #[test]
     fn ttp_fragment_matches_serialised_events() {
         let user = crate::tiktok::User {
-            ttp: Some("A\"b_.tt.1".into()),
+            browser: crate::session::Browser {
+                ttp: Some("A\"b_.tt.1".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let payload = serde_json::to_string(&user).unwrap();
@@ -649,13 +664,17 @@ mod tests {
     }
 
     fn copy(name: &str, ttp: Option<&str>, value: Option<&str>) -> crate::tiktok::Event {
+        use crate::session::Browser;
         use crate::tiktok::{Event, Properties, User};
         Event {
             event: name.into(),
             event_time: 1_800_000_000,
             event_id: "id-1".into(),
             user: User {
-                ttp: ttp.map(String::from),
+                browser: Browser {
+                    ttp: ttp.map(String::from),
+                    ..Browser::default()
+                },
                 ..User::default()
             },
             properties: Properties {
@@ -757,7 +776,7 @@ mod tests {
         webhook.user.email = Some("hashed-email".into());
         let merged = {
             let mut m = webhook.clone();
-            m.user.ttp = Some("ttp-1".into());
+            m.user.browser.ttp = Some("ttp-1".into());
             m
         };
         for state in [RowState::Unconfirmed, RowState::Waiting, RowState::Queued] {
@@ -852,8 +871,8 @@ mod tests {
     #[test]
     fn another_visitors_browser_copy_adds_nothing_to_a_signed_order() {
         let mut forged = copy("Purchase", Some("attacker-ttp"), Some("99999.99"));
-        forged.user.ttclid = Some("E.C.P.forged".into());
-        forged.user.ip = Some("198.51.100.66".into());
+        forged.user.browser.ttclid = Some("E.C.P.forged".into());
+        forged.user.browser.ip = Some("198.51.100.66".into());
         forged.properties.currency = Some("XXX".into());
         let mut real = copy("Purchase", Some("buyer-ttp"), Some("42.00"));
         real.properties.currency = Some("EUR".into());
@@ -872,9 +891,9 @@ mod tests {
     fn the_browser_fills_only_what_the_webhook_lacks() {
         use crate::tiktok::Page;
         let mut browser = copy("Purchase", Some("ttp-1"), Some("1.00"));
-        browser.user.ttclid = Some("E.C.P.click".into());
-        browser.user.ip = Some("203.0.113.9".into());
-        browser.user.user_agent = Some("Mozilla/5.0 (browser)".into());
+        browser.user.browser.ttclid = Some("E.C.P.click".into());
+        browser.user.browser.ip = Some("203.0.113.9".into());
+        browser.user.browser.user_agent = Some("Mozilla/5.0 (browser)".into());
         browser.page = Some(Page {
             url: Some("https://shop.example/checkouts/cn/abc/thank-you".into()),
             referrer: None,
@@ -883,13 +902,17 @@ mod tests {
         browser.properties.market_id = 7;
         browser.limited_data_use = Some(true);
         let mut webhook = copy("Purchase", Some("ttp-1"), Some("42.00"));
-        webhook.user.ip = Some("192.0.2.1".into());
+        webhook.user.browser.ip = Some("192.0.2.1".into());
         webhook.user.email = Some("e".into());
         let merged = webhook.clone().merged_with_browser(&browser);
-        assert_eq!(merged.user.ip.as_deref(), Some("192.0.2.1"), "webhook wins");
-        assert_eq!(merged.user.ttclid.as_deref(), Some("E.C.P.click"));
         assert_eq!(
-            merged.user.user_agent.as_deref(),
+            merged.user.browser.ip.as_deref(),
+            Some("192.0.2.1"),
+            "webhook wins"
+        );
+        assert_eq!(merged.user.browser.ttclid.as_deref(), Some("E.C.P.click"));
+        assert_eq!(
+            merged.user.browser.user_agent.as_deref(),
             Some("Mozilla/5.0 (browser)")
         );
         assert_eq!(merged.user.email.as_deref(), Some("e"));
@@ -976,6 +999,13 @@ mod tests {
             ..Resend::default()
         };
         assert!(sent.condition().is_err());
+        assert_eq!(Resend::from_body(b"").unwrap(), Resend::default());
+        let refused = |body: &[u8]| match Resend::from_body(body) {
+            Err(Error::Filter(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(br#"{"state":"sent"}"#).contains("cannot be re-sent"));
+        assert!(refused(br#"{"from_ms":"soon"}"#).contains("invalid type"));
     }
 
     #[test]

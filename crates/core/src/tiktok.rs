@@ -3,6 +3,7 @@
 //! unverified there live in one constant or match arm here, so they change in one place.
 
 use crate::money::Amount;
+use crate::session::Browser;
 use crate::text::{capped, MAX_TEXT, MAX_URL, MAX_USER_AGENT};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -76,7 +77,8 @@ impl Event {
     /// TikTok takes.
     pub fn tiktok_json(&self) -> serde_json::Result<String> {
         let mut event = self.clone();
-        event.user.user_agent = capped(event.user.user_agent, MAX_USER_AGENT);
+        let browser = &mut event.user.browser;
+        browser.user_agent = capped(browser.user_agent.take(), MAX_USER_AGENT);
         if let Some(page) = &mut event.page {
             page.url = capped(page.url.take(), MAX_URL);
             page.referrer = capped(page.referrer.take(), MAX_URL);
@@ -100,15 +102,15 @@ impl Event {
     /// Which match keys the event carries (in [`MATCH_KEYS`] order), for the operator's
     /// coverage figures (kept after the payload itself is dropped).
     pub fn match_keys(&self) -> Vec<&'static str> {
-        let u = &self.user;
+        let (u, b) = (&self.user, &self.user.browser);
         let values = [
-            &u.ttp,
-            &u.ttclid,
+            &b.ttp,
+            &b.ttclid,
             &u.email,
             &u.phone,
             &u.external_id,
-            &u.ip,
-            &u.user_agent,
+            &b.ip,
+            &b.user_agent,
             &u.first_name,
             &u.last_name,
             &u.zip_code,
@@ -130,24 +132,15 @@ impl Event {
     /// user agent, page, market). A browser copy from another visitor (a different `ttp`) is
     /// not this buyer's evidence: it adds nothing, so a forged collect cannot steer a real order.
     pub fn merged_with_browser(mut self, browser: &Event) -> Event {
-        let same_visitor = match (&self.user.ttp, &browser.user.ttp) {
+        let same_visitor = match (&self.user.browser.ttp, &browser.user.browser.ttp) {
             (Some(ours), Some(theirs)) => ours == theirs,
             _ => true,
         };
         if !same_visitor {
             return self;
         }
-        let (user, theirs) = (&mut self.user, &browser.user);
-        for (field, other) in [
-            (&mut user.ttp, &theirs.ttp),
-            (&mut user.ttclid, &theirs.ttclid),
-            (&mut user.ip, &theirs.ip),
-            (&mut user.user_agent, &theirs.user_agent),
-        ] {
-            if field.is_none() {
-                field.clone_from(other);
-            }
-        }
+        let ours = std::mem::take(&mut self.user.browser);
+        self.user.browser = ours.or(browser.user.browser.clone());
         if self.page.as_ref().is_none_or(|p| p.url.is_none()) && browser.page.is_some() {
             self.page.clone_from(&browser.page);
         }
@@ -194,18 +187,13 @@ pub const MATCH_KEYS: [&str; 14] = [
 ];
 
 /// Match keys. `email`, `phone`, `external_id`, names and zip are SHA-256 (see `hash`);
-/// `ttp`, `ttclid`, `ip` and `user_agent` are sent raw, as TikTok asks; `city`, `state`,
+/// the [`Browser`]'s `ttp`, `ttclid`, `ip` and `user_agent` are sent raw, as TikTok asks; `city`, `state`,
 /// `country` normalised (hashed only if `hash::LOCATION_HASHED`), `locale` as BCP 47.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttclid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    /// `ttp`, `ttclid`, `ip`, `user_agent`, flat in `user`.
+    #[serde(flatten)]
+    pub browser: Browser,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -594,7 +582,10 @@ mod tests {
             event_time: 1_704_721_970,
             event_id: "5512345".into(),
             user: User {
-                ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+                browser: Browser {
+                    ttp: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+                    ..Browser::default()
+                },
                 ..User::default()
             },
             properties,
@@ -643,6 +634,31 @@ mod tests {
         );
     }
 
+    /// An event as the queue stored it before [`Browser`]: `user` flat. It must still read,
+    /// and go to TikTok in the same flat form.
+    #[test]
+    fn stored_events_read_and_send_flat() {
+        let user = r#"{"ttp":"T_.tt.1","ttclid":"E.C.P.x","ip":"203.0.113.9","user_agent":"UA","email":"e"}"#;
+        let stored = format!(
+            r#"{{"event":"Purchase","event_time":1,"event_id":"5","user":{user},"properties":{{"market_handle":"us","market_id":9007199254740993}}}}"#
+        );
+        let event: Event = serde_json::from_str(&stored).unwrap();
+        let b = &event.user.browser;
+        assert_eq!(
+            (b.ttp.as_deref(), b.ttclid.as_deref(), b.ip.as_deref()),
+            (Some("T_.tt.1"), Some("E.C.P.x"), Some("203.0.113.9"))
+        );
+        assert_eq!(b.user_agent.as_deref(), Some("UA"));
+        assert_eq!(event.user.email.as_deref(), Some("e"));
+        assert_eq!(event.properties.market_id, 9_007_199_254_740_993);
+        assert_eq!(serde_json::to_string(&event).unwrap(), stored);
+        let sent: serde_json::Value = serde_json::from_str(&event.tiktok_json().unwrap()).unwrap();
+        assert_eq!(
+            sent["user"],
+            serde_json::from_str::<serde_json::Value>(user).unwrap()
+        );
+    }
+
     #[test]
     fn sent_strings_are_capped() {
         let event = Event {
@@ -650,7 +666,10 @@ mod tests {
             event_time: 1,
             event_id: "vc-1".into(),
             user: User {
-                user_agent: Some("U".repeat(128 * 1024)),
+                browser: Browser {
+                    user_agent: Some("U".repeat(128 * 1024)),
+                    ..Browser::default()
+                },
                 ..User::default()
             },
             properties: Properties {

@@ -22,6 +22,7 @@ use tiktok_edge_core::cookies;
 use tiktok_edge_core::edge::{
     self, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER, TTCLID_MAX_AGE_SECS,
 };
+use tiktok_edge_core::error::Unusable;
 use tiktok_edge_core::hash;
 use tiktok_edge_core::money::Amount;
 use tiktok_edge_core::session::Session;
@@ -500,12 +501,12 @@ fn assert_sane(c: &Collected, facts: &Visit) -> Result<(), TestCaseError> {
             prop_assert!(is_http_url(url), "{:?}", url);
         }
     }
-    let u = &e.user;
-    prop_assert_eq!(&u.ip, &facts.ip);
-    prop_assert_eq!(&u.user_agent, &facts.user_agent);
+    let (u, b) = (&e.user, &e.user.browser);
+    prop_assert_eq!(&b.ip, &facts.ip);
+    prop_assert_eq!(&b.user_agent, &facts.user_agent);
     for (from_request, sent) in [
-        (&facts.ttp_cookie, &u.ttp),
-        (&facts.ttclid_cookie, &u.ttclid),
+        (&facts.ttp_cookie, &b.ttp),
+        (&facts.ttclid_cookie, &b.ttclid),
     ] {
         match from_request.as_ref().filter(|v| edge::plausible(v)) {
             Some(v) => prop_assert_eq!(Some(v), sent.as_ref()),
@@ -600,7 +601,7 @@ proptest! {
         let market_id = body["properties"]["market_id"].as_u64().unwrap_or(0);
         prop_assert_eq!(e.properties.market_id, market_id);
         if facts.sandboxed && !facts.ttp_cookie.as_deref().is_some_and(edge::plausible) {
-            prop_assert_eq!(e.user.ttp.as_deref(), body["user"]["ttp"].as_str());
+            prop_assert_eq!(e.user.browser.ttp.as_deref(), body["user"]["ttp"].as_str());
         }
         let report = serde_json::from_value::<Report>(body["consent"].clone()).ok();
         prop_assert_eq!(c.consent, facts.consent().or(report.and_then(Report::choice)));
@@ -811,7 +812,7 @@ fn mapping_config() -> MappingConfig {
 
 /// The resource key's contract per topic. The match is exhaustive on purpose: a new topic
 /// does not compile until its key is covered here.
-fn assert_resource_key(topic: Topic, key: &Result<String, String>) -> Result<(), TestCaseError> {
+fn assert_resource_key(topic: Topic, key: &Result<String, Unusable>) -> Result<(), TestCaseError> {
     let Ok(key) = key else { return Ok(()) };
     // `resource:<key>` is a KV key: KV refuses keys over 512 bytes.
     prop_assert!(key.len() <= 300, "{} bytes", key.len());
@@ -873,7 +874,7 @@ fn map_payload(payload: &Payload) -> Result<Vec<Event>, TestCaseError> {
 
 fn assert_payload_fits(
     topic: Topic,
-    parsed: &Result<Payload, String>,
+    parsed: &Result<Payload, Unusable>,
 ) -> Result<(), TestCaseError> {
     let fits = matches!(
         (topic, parsed),
@@ -1095,7 +1096,7 @@ proptest! {
         prop_assert_eq!(parsed.line_items[0].id, Some(line_id));
         prop_assert_eq!(parsed.line_items[0].variant_id, Some(variant_id));
         let event = mapping::purchase(&parsed, &Session::default(), &mapping_config(), NOW)
-            .map_err(TestCaseError::fail)?;
+            .map_err(|skip| TestCaseError::fail(skip.to_string()))?;
         prop_assert_eq!(event.event_id, order_id.to_string());
         prop_assert_eq!(&event.properties.contents[0].content_id, &variant_id.to_string());
         prop_assert_eq!(event.user.external_id, hash::hash_external_id(&customer_id.to_string()));
@@ -1143,7 +1144,7 @@ proptest! {
         let mut state = OrderState::default();
         for (header, body) in bodies {
             let payload = Payload::parse(Topic::parse(header), &body.to_string())
-                .map_err(TestCaseError::fail)?;
+                .map_err(|unusable| TestCaseError::fail(unusable.0))?;
             map_payload(&payload)?;
             if let Payload::Order(order) = payload {
                 state.absorb(&order, Session::default(), &mapping_config());

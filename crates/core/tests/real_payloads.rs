@@ -272,7 +272,7 @@ fn map(
             if topic == Topic::OrdersCreate {
                 match mapping::purchase(&order, &session, config, now) {
                     Ok(e) => events.push(e),
-                    Err(reason) => skipped = Some(reason),
+                    Err(reason) => skipped = Some(reason.to_string()),
                 }
             }
             (events, skipped)
@@ -419,7 +419,7 @@ fn the_real_au_order_carries_one_persons_match_keys() {
             Some("en-AU")
         )
     );
-    assert_eq!(u.ip.as_deref(), Some("203.0.113.140"));
+    assert_eq!(u.browser.ip.as_deref(), Some("203.0.113.140"));
     let c = &e.properties.contents;
     assert_eq!(c.len(), 1);
     assert_eq!(

@@ -8,6 +8,8 @@ pub mod models;
 pub mod shape;
 pub mod transition;
 
+use crate::error::Unusable;
+
 /// The team's webhook fixtures (tests/fixtures/shopify), shared by the unit tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -82,7 +84,7 @@ mod tests {
 
 /// `body` as a `T`; `Err` names the field that does not fit (its JSON path) and what was
 /// expected there, never the value found (reasons are logged and shown to the operator).
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Unusable> {
     // Syntax errors name what the parser expected, never the text it found.
     let not_json = |e: &serde_json::Error| {
         let message = e.to_string();
@@ -95,11 +97,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Stri
     };
     // From text, as everywhere (crate::json); here a body that is not UTF-8 is a syntax error.
     let Ok(text) = std::str::from_utf8(body) else {
-        return Err("body is not JSON: it is not UTF-8".to_string());
+        return Err(Unusable("body is not JSON: it is not UTF-8".to_string()));
     };
     serde_json::from_str(text).map_err(|e| {
         if !e.is_data() {
-            return not_json(&e);
+            return Unusable(not_json(&e));
         }
         let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or_default();
@@ -113,7 +115,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Stri
             None if message.starts_with("missing field") => message.to_string(),
             None => "a value of another kind expected".to_string(),
         };
-        format!("{path}: {expected}")
+        Unusable(format!("{path}: {expected}"))
     })
 }
 
@@ -202,10 +204,11 @@ pub enum Payload {
 
 impl Payload {
     /// `Err` says why the body does not fit the topic (the webhook is then parked).
-    pub fn parse(topic: Topic, body: &str) -> Result<Payload, String> {
-        fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
-            parse_json(body.as_bytes())
-                .map_err(|reason| format!("payload does not match the topic: {reason}"))
+    pub fn parse(topic: Topic, body: &str) -> Result<Payload, Unusable> {
+        fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Unusable> {
+            parse_json(body.as_bytes()).map_err(|unusable| {
+                unusable.explained(|reason| format!("payload does not match the topic: {reason}"))
+            })
         }
         Ok(match topic {
             Topic::CartsCreate | Topic::CartsUpdate => Payload::Cart(json(body)?),
@@ -224,7 +227,7 @@ const MAX_TOKEN_BYTES: usize = 256;
 
 /// The Durable Object (by name) that keeps one resource's state and serialises its webhooks.
 /// `Err` says why the payload cannot be used (it is then parked for the operator).
-pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
+pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, Unusable> {
     #[derive(serde::Deserialize)]
     struct Keys {
         #[serde(default)]
@@ -246,11 +249,11 @@ pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
         .as_ref()
         .is_some_and(|t| t.len() > MAX_TOKEN_BYTES)
     {
-        return Err(format!(
+        return Err(Unusable(format!(
             "token: expected a string of at most {MAX_TOKEN_BYTES} bytes"
-        ));
+        )));
     }
-    let missing = |what: &str| format!("{what} is missing");
+    let missing = |what: &str| Unusable(format!("{what} is missing"));
     match topic {
         Topic::CartsCreate | Topic::CartsUpdate => keys
             .token
@@ -271,7 +274,7 @@ pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, String> {
             .and_then(|e| e.order_id)
             .map(crate::keys::order)
             .ok_or_else(|| missing("order_edit.order_id")),
-        _ => Err("topic has no resource".to_string()),
+        _ => Err(Unusable("topic has no resource".to_string())),
     }
 }
 

@@ -6,6 +6,7 @@
 //! never a value (they are logged and shown to the operator).
 
 use super::Topic;
+use crate::error::Unusable;
 use serde_json::{Map, Value};
 
 /// A JSON type a field must have.
@@ -140,54 +141,60 @@ fn rule(topic: Topic) -> Option<Rule> {
 
 /// `Err(reason)` when `body` is not the kind of body `topic` carries, or (privacy topics)
 /// names another shop than `shop_domain`.
-pub fn check(topic: Topic, body: &[u8], shop_domain: &str) -> Result<(), String> {
+pub fn check(topic: Topic, body: &[u8], shop_domain: &str) -> Result<(), Unusable> {
     let Some(rule) = rule(topic) else {
         return Ok(());
     };
-    let fields: Map<String, Value> =
-        super::parse_json(body).map_err(|reason| format!("{reason} (expected {})", rule.what))?;
+    let fields: Map<String, Value> = super::parse_json(body)
+        .map_err(|u| u.explained(|r| format!("{r} (expected {})", rule.what)))?;
     for (name, kind) in rule.requires {
         match fields.get(*name) {
             Some(v) if kind.fits(v) => {}
-            Some(_) => return Err(format!("{name}: expected {} in {}", kind.name(), rule.what)),
+            Some(_) => {
+                return Err(Unusable(format!(
+                    "{name}: expected {} in {}",
+                    kind.name(),
+                    rule.what
+                )))
+            }
             None => {
-                return Err(format!(
+                return Err(Unusable(format!(
                     "{name}: missing, expected {} in {}",
                     kind.name(),
                     rule.what
-                ))
+                )))
             }
         }
     }
     if !rule.one_of.is_empty() && !rule.one_of.iter().any(|n| fields.contains_key(*n)) {
-        return Err(format!(
+        return Err(Unusable(format!(
             "{}: missing, expected one of them in {}",
             rule.one_of.join(" or "),
             rule.what
-        ));
+        )));
     }
     if let Some(name) = rule.forbids.iter().find(|n| fields.contains_key(**n)) {
-        return Err(format!(
+        return Err(Unusable(format!(
             "{name}: expected absent in {} (another resource's field)",
             rule.what
-        ));
+        )));
     }
     // Unknown field names are counted, not named: a crafted body could carry data in them.
     let documented = |name: &String| rule.requires.iter().any(|(n, _)| n == name);
     let extra = fields.keys().filter(|k| !documented(k)).count();
     if rule.only && extra > 0 {
-        return Err(format!(
+        return Err(Unusable(format!(
             "{extra} field(s) beyond the documented ones of {}",
             rule.what
-        ));
+        )));
     }
     if rule.only {
         let named = fields.get(PRIVACY_ONLY).and_then(Value::as_str);
         if !named.is_some_and(|d| d.eq_ignore_ascii_case(shop_domain)) {
-            return Err(format!(
+            return Err(Unusable(format!(
                 "{PRIVACY_ONLY}: expected the configured shop (SHOPIFY_SHOP_DOMAIN) in {}",
                 rule.what
-            ));
+            )));
         }
     }
     Ok(())

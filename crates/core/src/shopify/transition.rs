@@ -11,7 +11,7 @@ use super::{Payload, Topic};
 use crate::config::{Config, ConsentDefault};
 use crate::consent::tracking_allowed;
 use crate::privacy::Held;
-use crate::session::{merge_sessions, Session};
+use crate::session::{merge_sessions, Browser, Session};
 use crate::tiktok::Event;
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +155,10 @@ pub fn apply(
         session: joined.session.or_else(|| {
             let ttp = crate::edge::ttp_of_session(joined.session_id.as_deref()?)?;
             Some(Session {
-                ttp: Some(ttp.to_string()),
+                browser: Browser {
+                    ttp: Some(ttp.to_string()),
+                    ..Browser::default()
+                },
                 ..Session::default()
             })
         }),
@@ -254,8 +257,11 @@ mod tests {
         Joined {
             session_id: Some(SID.into()),
             session: Some(Session {
-                ttp: Some(SID.into()),
-                ip: Some("203.0.113.8".into()),
+                browser: Browser {
+                    ttp: Some(SID.into()),
+                    ip: Some("203.0.113.8".into()),
+                    ..Browser::default()
+                },
                 marketing_allowed: match consent {
                     Consent::Granted => Some(true),
                     Consent::Declined => Some(false),
@@ -493,14 +499,17 @@ mod tests {
                 &settings("allowed"),
                 NOW,
             );
-            assert_eq!(out.events[0].user.ttp.as_deref(), ttp, "{sid}");
+            assert_eq!(out.events[0].user.browser.ttp.as_deref(), ttp, "{sid}");
         }
     }
 
     #[test]
     fn a_refusal_behind_any_join_key_stops_every_event() {
         let session = |allowed: Option<bool>| Session {
-            ttp: Some(SID.into()),
+            browser: Browser {
+                ttp: Some(SID.into()),
+                ..Browser::default()
+            },
             marketing_allowed: allowed,
             ..Session::default()
         };

@@ -3,7 +3,7 @@
 
 use super::MappingConfig;
 use crate::hash;
-use crate::session::Session;
+use crate::session::{Browser, Session};
 use crate::shopify::models::{Address, Customer, NoteAttribute, Order};
 use crate::tiktok::User;
 
@@ -34,8 +34,11 @@ pub fn ttclid_from_url(url: &str) -> Option<String> {
 /// The session facts carried by note attributes, for orders whose KV session expired.
 pub fn session_from_attributes(attrs: &[NoteAttribute]) -> Session {
     Session {
-        ttp: attribute(attrs, attributes::TTP).map(String::from),
-        ttclid: attribute(attrs, attributes::TTCLID).map(String::from),
+        browser: Browser {
+            ttp: attribute(attrs, attributes::TTP).map(String::from),
+            ttclid: attribute(attrs, attributes::TTCLID).map(String::from),
+            ..Browser::default()
+        },
         market_handle: attribute(attrs, attributes::MARKET_HANDLE).map(String::from),
         market_id: attribute(attrs, attributes::MARKET_ID).and_then(|v| v.parse().ok()),
         ..Session::default()
@@ -147,10 +150,7 @@ impl Identity<'_> {
 /// Match keys of a session alone (no PII known yet).
 pub fn session_user(session: &Session) -> User {
     User {
-        ttp: session.ttp.clone(),
-        ttclid: session.ttclid.clone(),
-        ip: session.ip.clone(),
-        user_agent: session.user_agent.clone(),
+        browser: session.browser.clone(),
         ..User::default()
     }
 }
@@ -163,14 +163,16 @@ pub fn session_from_order(order: &Order) -> Session {
         .and_then(|d| d.browser_ip.clone())
         .or_else(|| order.browser_ip.clone())
         .filter(|ip| !ip.is_empty() && ip != "0.0.0.0");
-    Session {
+    let mut session = session_from_attributes(&order.note_attributes);
+    session.browser = Browser {
         ip,
         user_agent: details
             .and_then(|d| d.user_agent.clone())
             .filter(|ua| !ua.is_empty()),
         ttclid: order.landing_site.as_deref().and_then(ttclid_from_url),
-        ..session_from_attributes(&order.note_attributes)
-    }
+        ..session.browser
+    };
+    session
 }
 
 /// The buyer of an order as TikTok match keys (hashed PII, session ttp/ttclid/IP/UA).

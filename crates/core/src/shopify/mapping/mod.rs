@@ -37,7 +37,7 @@ pub use identity::{
     attribute, attributes, order_user, session_from_attributes, session_from_order, session_user,
     ttclid_from_url,
 };
-pub use order::{purchase, skip_reason, OrderState, StoredLine, DEFAULT_EXCLUDED_SOURCES};
+pub use order::{purchase, skip_reason, OrderState, Skip, StoredLine, DEFAULT_EXCLUDED_SOURCES};
 
 use super::models::{LineItem, MoneySet};
 use crate::config::Config;

@@ -12,6 +12,7 @@ use crate::shopify::models::{Order, OrderEdit};
 use crate::tiktok::{Content, Event, User};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Order channels that are not ad conversions unless `EXCLUDED_SOURCES` says otherwise:
 /// point of sale, draft orders (invoices), and subscription renewals (Shopify's
@@ -29,20 +30,44 @@ fn source_matches(patterns: &[String], source: &str) -> bool {
 }
 
 /// Why an order is not sent, if it is not: the one place that decides.
-pub fn skip_reason(order: &Order, config: &MappingConfig) -> Option<String> {
+pub fn skip_reason(order: &Order, config: &MappingConfig) -> Option<Skip> {
     let source = order.source_name.as_deref().unwrap_or("");
     if source_matches(&config.excluded_sources, source) {
-        Some(format!(
-            "source_name `{source}` is not an ad conversion (EXCLUDED_SOURCES)"
-        ))
+        Some(Skip::ExcludedSource(source.to_string()))
     } else if order.test == Some(true) && !config.send_test_orders {
-        Some("test order (set SEND_TEST_ORDERS=true to send)".to_string())
+        Some(Skip::TestOrder)
     } else if order.cancelled_at.is_some() {
-        Some("cancelled order".to_string())
+        Some(Skip::Cancelled)
     } else if order.id.is_none() {
-        Some("order without an id".to_string())
+        Some(Skip::NoId)
     } else {
         None
+    }
+}
+
+/// Why an order is not sent as a purchase: not a failure, an order that is no ad conversion.
+/// Its text goes into the webhook's answer (`skipped`) and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Its channel (`source_name`) is in `EXCLUDED_SOURCES`.
+    ExcludedSource(String),
+    /// A Shopify test order, and `SEND_TEST_ORDERS` is off.
+    TestOrder,
+    Cancelled,
+    NoId,
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::ExcludedSource(source) => write!(
+                f,
+                "source_name `{source}` is not an ad conversion (EXCLUDED_SOURCES)"
+            ),
+            Skip::TestOrder => f.write_str("test order (set SEND_TEST_ORDERS=true to send)"),
+            Skip::Cancelled => f.write_str("cancelled order"),
+            Skip::NoId => f.write_str("order without an id"),
+        }
     }
 }
 
@@ -62,7 +87,7 @@ pub fn purchase(
     session: &Session,
     config: &MappingConfig,
     now: i64,
-) -> Result<Event, String> {
+) -> Result<Event, Skip> {
     if let Some(reason) = skip_reason(order, config) {
         return Err(reason);
     }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::hash::sha256_hex;
-use crate::session::{merge_sessions, Session};
+use crate::session::{merge_sessions, Browser, Session};
 use crate::shopify::models::OrderEdited;
 use crate::shopify::models::{Cart, Checkout, NoteAttribute, Order};
 
@@ -47,10 +47,11 @@ fn purchase_from_a_real_order_shape() {
     assert_eq!(u.first_name.as_deref(), Some(sha256_hex("buyer").as_str()));
     assert_eq!(u.zip_code.as_deref(), Some(sha256_hex("90210").as_str()));
     assert_eq!(u.country.as_deref(), Some("us"));
-    assert_eq!(u.ttclid.as_deref(), Some("E.C.P.landing123"));
-    assert_eq!(u.ttp.as_deref(), Some("01JY68AFXQXP2232M0V748XS0P_.tt.1"));
-    assert_eq!(u.ip.as_deref(), Some("198.51.100.7"));
-    assert!(u.user_agent.as_deref().unwrap().contains("iPhone"));
+    let b = &u.browser;
+    assert_eq!(b.ttclid.as_deref(), Some("E.C.P.landing123"));
+    assert_eq!(b.ttp.as_deref(), Some("01JY68AFXQXP2232M0V748XS0P_.tt.1"));
+    assert_eq!(b.ip.as_deref(), Some("198.51.100.7"));
+    assert!(b.user_agent.as_deref().unwrap().contains("iPhone"));
     let p = &e.properties;
     assert_eq!(
         p.currency.as_deref(),
@@ -93,7 +94,9 @@ fn pos_draft_test_and_cancelled_orders_are_skipped() {
         ),
     ] {
         assert_eq!(
-            purchase(&order(patch), &s, &config(), NOW).unwrap_err(),
+            purchase(&order(patch), &s, &config(), NOW)
+                .unwrap_err()
+                .to_string(),
             reason
         );
     }
@@ -135,12 +138,12 @@ fn null_customer_missing_client_details_and_zero_value() {
     }));
     let e = purchase(&o, &session_from_order(&o), &config(), NOW).unwrap();
     assert_eq!(
-        e.user.ip.as_deref(),
+        e.user.browser.ip.as_deref(),
         Some("198.51.100.7"),
         "browser_ip when client_details is null"
     );
     assert!(e.user.email.is_none() && e.user.phone.is_none() && e.user.external_id.is_none());
-    assert!(e.user.user_agent.is_none() && e.user.ttclid.is_none());
+    assert!(e.user.browser.user_agent.is_none() && e.user.browser.ttclid.is_none());
     assert_eq!(e.properties.value.unwrap().to_f64(), 0.0);
     assert_eq!(e.properties.currency.as_deref(), Some("USD"));
     assert_eq!(e.properties.market_handle, "unassigned_market");
@@ -162,7 +165,10 @@ fn national_phone_is_completed_from_the_address_country() {
 fn cart_updates_give_one_add_to_cart_per_increase() {
     let cart: Cart = serde_json::from_str(CART).unwrap();
     let session = Session {
-        ttp: Some("ttp-1".into()),
+        browser: Browser {
+            ttp: Some("ttp-1".into()),
+            ..Browser::default()
+        },
         ..Session::default()
     };
     let (events, state) = cart_added(&cart, &CartState::default(), &session, NOW);
@@ -174,7 +180,7 @@ fn cart_updates_give_one_add_to_cart_per_increase() {
     assert_eq!(events[0].properties.contents[0].quantity, 2);
     assert_eq!(events[0].properties.value.unwrap().to_string(), "34.00");
     assert_eq!(events[0].properties.currency.as_deref(), Some("EUR"));
-    assert_eq!(events[0].user.ttp.as_deref(), Some("ttp-1"));
+    assert_eq!(events[0].user.browser.ttp.as_deref(), Some("ttp-1"));
 
     let (again, same) = cart_added(&cart, &state, &session, NOW);
     assert!(again.is_empty(), "the same cart again adds nothing");
@@ -308,18 +314,28 @@ fn join_helpers() {
     let attrs: Vec<NoteAttribute> = serde_json::from_str(r#"[{"name":"_ttclid","value":" E.C.P.z "},{"key":"_tt_market","value":"us"},{"name":"_tt_market_id","value":7}]"#).unwrap();
     let s = session_from_attributes(&attrs);
     assert_eq!(
-        (s.ttclid.as_deref(), s.market_handle.as_deref(), s.market_id),
+        (
+            s.browser.ttclid.as_deref(),
+            s.market_handle.as_deref(),
+            s.market_id
+        ),
         (Some("E.C.P.z"), Some("us"), None)
     );
     let merged = merge_sessions(
         Some(Session {
-            ip: Some("1.1.1.1".into()),
+            browser: Browser {
+                ip: Some("1.1.1.1".into()),
+                ..Browser::default()
+            },
             ..Session::default()
         }),
         s,
     );
     assert_eq!(
-        (merged.ip.as_deref(), merged.ttclid.as_deref()),
+        (
+            merged.browser.ip.as_deref(),
+            merged.browser.ttclid.as_deref()
+        ),
         (Some("1.1.1.1"), Some("E.C.P.z"))
     );
 }
