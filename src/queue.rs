@@ -1,13 +1,13 @@
 //! Client side of the send queue: hands events to their `EventQueue` shard and waits only for
 //! the durable write, never for TikTok.
 
-use std::collections::BTreeMap;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::queue::{
     earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
     QueueStats, Refuse, Resend, ShardHealth, Source, SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
+use tiktok_edge_core::vec_map::VecMap;
 use worker::{Env, Response, Result};
 
 use crate::outbound;
@@ -32,11 +32,11 @@ async fn call(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<
 fn by_shard<T>(
     items: impl IntoIterator<Item = T>,
     key: impl Fn(&T) -> (&str, &str),
-) -> BTreeMap<String, Vec<T>> {
-    let mut groups: BTreeMap<String, Vec<T>> = BTreeMap::new();
+) -> VecMap<String, Vec<T>> {
+    let mut groups: VecMap<String, Vec<T>> = VecMap::new();
     for item in items {
         let (event, id) = key(&item);
-        groups.entry(shard_name(event, id)).or_default().push(item);
+        groups.entry_or_default(shard_name(event, id)).push(item);
     }
     groups
 }

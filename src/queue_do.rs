@@ -20,6 +20,7 @@ use tiktok_edge_core::queue::{
     HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
 };
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
+use tiktok_edge_core::vec_map::VecMap;
 use worker::{
     console_error, console_log, durable_object, AbortController, Date, Delay, DurableObject, Env,
     Fetch, Headers, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State,
@@ -520,7 +521,7 @@ impl EventQueue {
         )?;
         let mut counts: Vec<Count> = Vec::new();
         let mut hourly: Vec<HourCount> = Vec::new();
-        let mut match_keys = std::collections::BTreeMap::new();
+        let mut match_keys = VecMap::new();
         for row in &rows {
             match counts
                 .iter_mut()
@@ -546,7 +547,7 @@ impl EventQueue {
                 }),
             }
             for key in row.match_keys.split(',').filter(|k| !k.is_empty()) {
-                *match_keys.entry(key.to_string()).or_default() += 1;
+                *match_keys.entry_or_default(key.to_string()) += 1;
             }
         }
         let last_failures: Vec<Failure> = self.all(

@@ -617,7 +617,9 @@ mod tests {
         assert_eq!(percent(5, 4), 100);
         let html = render_html(
             &report(QueueStats {
-                match_keys: [("ttp".to_string(), 3), ("ip".to_string(), 4)].into(),
+                match_keys: [("ttp".to_string(), 3), ("ip".to_string(), 4)]
+                    .into_iter()
+                    .collect(),
                 events_in_window: 4,
                 ..QueueStats::default()
             }),

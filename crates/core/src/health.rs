@@ -1,8 +1,8 @@
 //! The `/tt/health` report: liveness, mode and which settings are present, never their values.
 
 use crate::config::{self, Config, ConfigError};
+use crate::vec_map::VecMap;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -15,7 +15,7 @@ pub struct Health {
     pub tiktok_configured: bool,
     pub webhook_secret_configured: bool,
     pub shop_domain_configured: bool,
-    pub config: BTreeMap<&'static str, bool>,
+    pub config: VecMap<&'static str, bool>,
     pub problems: Vec<ProblemReport>,
     /// Events waiting to be sent (queued, waiting or retrying), with `?queue=1`; `None`
     /// without it or when the queue could not be read.
@@ -62,13 +62,14 @@ impl Health {
             ),
             Err(e) => ("misconfigured", "off", reports(&e.problems)),
         };
-        let config: BTreeMap<_, _> = config::presence(lookup).into_iter().collect();
+        let config: VecMap<_, _> = config::presence(lookup).into_iter().collect();
+        let set = |name: &str| config.get(name) == Some(&true);
         Health {
             status,
             version: env!("CARGO_PKG_VERSION"),
             mode,
-            tiktok_configured: config["TIKTOK_PIXEL_ID"] && config["TIKTOK_ACCESS_TOKEN"],
-            webhook_secret_configured: config["SHOPIFY_WEBHOOK_SECRET"],
+            tiktok_configured: set("TIKTOK_PIXEL_ID") && set("TIKTOK_ACCESS_TOKEN"),
+            webhook_secret_configured: set("SHOPIFY_WEBHOOK_SECRET"),
             shop_domain_configured: loaded.as_ref().is_ok_and(|c| c.shop_domain.is_some()),
             config,
             problems,

@@ -26,5 +26,6 @@ pub mod snippet;
 pub mod text;
 pub mod tiktok;
 pub mod urls;
+pub mod vec_map;
 
 pub use error::Error;

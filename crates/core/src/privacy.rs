@@ -2,22 +2,22 @@
 //! `shop/redact` delete exactly that, and the payloads those topics carry.
 
 use crate::error::Unusable;
+use crate::vec_map::VecSet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 /// What a resource (cart, checkout, order) led the Worker to keep elsewhere: KV session records
 /// and join links, and queued events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     #[serde(default)]
-    pub sessions: BTreeSet<String>,
+    pub sessions: VecSet<String>,
     #[serde(default)]
-    pub carts: BTreeSet<String>,
+    pub carts: VecSet<String>,
     #[serde(default)]
-    pub checkouts: BTreeSet<String>,
+    pub checkouts: VecSet<String>,
     /// (event name, event_id): the send queue's key.
     #[serde(default)]
-    pub events: BTreeSet<(String, String)>,
+    pub events: VecSet<(String, String)>,
 }
 
 impl Held {
@@ -95,12 +95,14 @@ mod tests {
         let mut a = Held::default();
         assert!(a.is_empty());
         a.absorb(Held {
-            carts: ["c1".to_string()].into(),
-            events: [("AddToCart".to_string(), "atc:c1:1:1".to_string())].into(),
+            carts: ["c1".to_string()].into_iter().collect(),
+            events: [("AddToCart".to_string(), "atc:c1:1:1".to_string())]
+                .into_iter()
+                .collect(),
             ..Held::default()
         });
         a.absorb(Held {
-            carts: ["c1".to_string(), "c2".to_string()].into(),
+            carts: ["c1".to_string(), "c2".to_string()].into_iter().collect(),
             ..Held::default()
         });
         assert_eq!(a.carts.len(), 2);

@@ -441,7 +441,7 @@ pub struct QueueStats {
     /// Events still waiting to be sent (queued or retrying), whatever their age.
     pub depth: u64,
     /// How many events in the window carried each match key, and how many events there were.
-    pub match_keys: std::collections::BTreeMap<String, u64>,
+    pub match_keys: crate::vec_map::VecMap<String, u64>,
     pub events_in_window: u64,
     pub last_failures: Vec<Failure>,
     /// Events created in the window, by UTC hour and event name, sorted by (hour, event).
@@ -493,7 +493,7 @@ impl QueueStats {
             .sort_by(|a, b| (&a.event, &a.state).cmp(&(&b.event, &b.state)));
         self.depth += other.depth;
         for (key, n) in other.match_keys {
-            *self.match_keys.entry(key).or_default() += n;
+            *self.match_keys.entry_or_default(key) += n;
         }
         self.events_in_window += other.events_in_window;
         self.last_failures.extend(other.last_failures);
@@ -563,7 +563,7 @@ mod tests {
         let mut a = QueueStats {
             counts: vec![count("AddToCart", "sent", 2)],
             depth: 1,
-            match_keys: [("ttp".to_string(), 2)].into(),
+            match_keys: [("ttp".to_string(), 2)].into_iter().collect(),
             events_in_window: 3,
             last_failures: vec![Failure {
                 event: "A".into(),
@@ -581,7 +581,9 @@ mod tests {
                 count("AddToCart", "failed", 1),
             ],
             depth: 2,
-            match_keys: [("ttp".to_string(), 1), ("ip".to_string(), 4)].into(),
+            match_keys: [("ttp".to_string(), 1), ("ip".to_string(), 4)]
+                .into_iter()
+                .collect(),
             events_in_window: 4,
             last_failures: vec![Failure {
                 event: "B".into(),
@@ -601,7 +603,7 @@ mod tests {
         assert_eq!(a.count("AddToCart", RowState::Failed), 1);
         assert_eq!(a.count("ViewContent", RowState::Sent), 0);
         assert_eq!((a.depth, a.events_in_window), (3, 7));
-        assert_eq!(a.match_keys["ttp"], 3);
+        assert_eq!(a.match_keys.get("ttp"), Some(&3));
         assert_eq!(a.last_failures[0].event, "B");
         assert_eq!(
             a.hourly,

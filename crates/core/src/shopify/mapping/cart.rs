@@ -5,8 +5,8 @@ use crate::keys;
 use crate::session::Session;
 use crate::shopify::models::Cart;
 use crate::tiktok::Event;
+use crate::vec_map::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A cart token as a join key: the part before `?key=` (the secret is never stored).
 pub fn cart_key(token: &str) -> &str {
@@ -16,7 +16,7 @@ pub fn cart_key(token: &str) -> &str {
 /// Quantities per variant last seen for one cart, and when.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CartState {
-    pub quantities: BTreeMap<u64, u64>,
+    pub quantities: VecMap<u64, u64>,
     pub updated_at: Option<String>,
 }
 
@@ -42,10 +42,10 @@ pub fn cart_added(
             return (Vec::new(), state.clone());
         }
     }
-    let mut quantities = BTreeMap::new();
+    let mut quantities = VecMap::new();
     for line in &cart.line_items {
         if let Some(variant) = line.variant_id.or(line.product_id) {
-            let total = quantities.entry(variant).or_insert(0u64);
+            let total: &mut u64 = quantities.entry_or_default(variant);
             *total = total.saturating_add(line.quantity.unwrap_or(0));
         }
     }

@@ -10,8 +10,8 @@ use crate::money::Amount;
 use crate::session::{merge_sessions, Session};
 use crate::shopify::models::{Order, OrderEdit};
 use crate::tiktok::{Content, Event, User};
+use crate::vec_map::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Order channels that are not ad conversions unless `EXCLUDED_SOURCES` says otherwise:
@@ -119,12 +119,12 @@ pub fn purchase(
 /// edits whose added lines were not priced yet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderState {
-    pub lines: BTreeMap<u64, StoredLine>,
+    pub lines: VecMap<u64, StoredLine>,
     pub currency: Option<String>,
-    pub pending_edits: BTreeMap<u64, Vec<(u64, u64)>>,
+    pub pending_edits: VecMap<u64, Vec<(u64, u64)>>,
     /// When each pending edit was committed, for its event_time.
     #[serde(default)]
-    pub edit_times: BTreeMap<u64, String>,
+    pub edit_times: VecMap<u64, String>,
     /// The buyer's match keys (hashed PII only), for upsell events.
     pub user: Option<User>,
     pub session: Session,
