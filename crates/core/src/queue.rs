@@ -477,43 +477,42 @@ pub fn hour_start(ms: i64) -> i64 {
 }
 
 impl QueueStats {
-    /// Folds another shard's report into this one.
+    /// Folds another shard's report into this one. Every list stays in its order by inserting
+    /// at the place a binary search finds (no sort: each `sort_by` compiled a stable sort per
+    /// element type into the wasm).
     pub fn merge(&mut self, other: QueueStats) {
         for c in other.counts {
-            match self
+            let place = self
                 .counts
-                .iter_mut()
-                .find(|m| m.event == c.event && m.state == c.state)
-            {
-                Some(m) => m.count += c.count,
-                None => self.counts.push(c),
+                .binary_search_by(|m| (&m.event, &m.state).cmp(&(&c.event, &c.state)));
+            match place {
+                Ok(i) => self.counts[i].count += c.count,
+                Err(i) => self.counts.insert(i, c),
             }
         }
-        self.counts
-            .sort_by(|a, b| (&a.event, &a.state).cmp(&(&b.event, &b.state)));
         self.depth += other.depth;
         for (key, n) in other.match_keys {
             *self.match_keys.entry_or_default(key) += n;
         }
         self.events_in_window += other.events_in_window;
-        self.last_failures.extend(other.last_failures);
-        self.last_failures
-            .sort_by_key(|f| std::cmp::Reverse(f.at_ms));
+        for f in other.last_failures {
+            let at = self.last_failures.partition_point(|m| m.at_ms >= f.at_ms);
+            self.last_failures.insert(at, f);
+        }
         self.last_failures.truncate(MAX_FAILURES);
         for h in other.hourly {
-            match self
+            let place = self
                 .hourly
-                .iter_mut()
-                .find(|m| m.hour_ms == h.hour_ms && m.event == h.event)
-            {
-                Some(m) => m.count += h.count,
-                None => self.hourly.push(h),
+                .binary_search_by(|m| (m.hour_ms, &m.event).cmp(&(h.hour_ms, &h.event)));
+            match place {
+                Ok(i) => self.hourly[i].count += h.count,
+                Err(i) => self.hourly.insert(i, h),
             }
         }
-        self.hourly
-            .sort_by(|a, b| (a.hour_ms, &a.event).cmp(&(b.hour_ms, &b.event)));
-        self.recent.extend(other.recent);
-        self.recent.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
+        for e in other.recent {
+            let at = self.recent.partition_point(|m| m.at_ms >= e.at_ms);
+            self.recent.insert(at, e);
+        }
         self.recent.truncate(MAX_RECENT);
         self.paused = earliest_pause(self.paused.take(), other.paused);
     }
