@@ -12,6 +12,13 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
     }
 }
 
+/// The content of `raw`, a JSON value's text, when it is a string (escapes resolved).
+pub fn string(raw: &str) -> Option<String> {
+    raw.starts_with('"')
+        .then(|| serde_json::from_str(raw).ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -22,5 +29,12 @@ mod tests {
         let err = parse::<Vec<u8>>(b"[\"\xff\"]").unwrap_err();
         assert_eq!(err.to_string(), "the body is not UTF-8");
         assert!(parse::<Vec<u8>>(b"[1,").unwrap_err().is_eof());
+    }
+
+    #[test]
+    fn a_raw_string_is_read_with_its_escapes() {
+        assert_eq!(string(r#""a\u0062""#).as_deref(), Some("ab"));
+        assert_eq!(string("12"), None);
+        assert_eq!(string("\"unterminated"), None);
     }
 }

@@ -128,23 +128,26 @@ impl Serialize for Amount {
     }
 }
 
+/// The decimal text of `raw`, a JSON value's text: a string's content, or a number's digits as
+/// written (never through `f64`, which would change them); `None` for other JSON.
+pub fn decimal_text(raw: &str) -> Option<String> {
+    match raw.as_bytes().first() {
+        Some(b'"') => crate::json::string(raw),
+        Some(b'-' | b'0'..=b'9') => Some(raw.to_string()),
+        _ => None,
+    }
+}
+
 impl<'de> Deserialize<'de> for Amount {
     /// Accepts a JSON number or a decimal string (browser events send either).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(serde_json::Number),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(n) => n.to_string(),
-            Raw::Text(t) => t,
-        };
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
         // The message never quotes the value: it may end up in a parked webhook's reason.
-        Amount::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom("expected a decimal amount (digits, at most 9 decimals)")
-        })
+        decimal_text(raw.get())
+            .and_then(|text| Amount::parse(&text))
+            .ok_or_else(|| {
+                serde::de::Error::custom("expected a decimal amount (digits, at most 9 decimals)")
+            })
     }
 }
 

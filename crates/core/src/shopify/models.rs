@@ -12,30 +12,31 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::json;
+use crate::money::decimal_text;
+
+// The lenient fields below read the field's JSON text as it came and decide from that: no
+// `serde_json::Value` is built, and every nested type is parsed by the one `from_str` reader
+// (through a `Value`, each nested type was compiled a second time for `Value`'s deserializer).
+
+/// The field's JSON text, `None` for `null` or a missing field.
+fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Option::<Box<RawValue>>::deserialize(d)
+}
 
 /// A Shopify id given as a JSON number or a numeric string.
 pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(u64),
-        Text(String),
-        Other(serde::de::IgnoredAny),
-    }
-    Ok(match Option::<Raw>::deserialize(d)? {
-        Some(Raw::Number(n)) => Some(n),
-        Some(Raw::Text(t)) => t.trim().parse().ok(),
-        Some(Raw::Other(_)) | None => None,
-    })
+    Ok(raw(d)?.and_then(|r| match json::string(r.get()) {
+        Some(text) => text.trim().parse().ok(),
+        None => r.get().parse().ok(),
+    }))
 }
 
 /// A decimal amount given as a JSON string or number, kept as its text. Other JSON is no amount.
 fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
+    Ok(raw(d)?.and_then(|r| decimal_text(r.get())))
 }
 
 /// A list that may also come as `null` (an empty list then).
@@ -45,10 +46,9 @@ fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, 
 
 /// A nested object, or `None` when the field holds anything but a usable object.
 fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v).ok(),
-        _ => None,
-    })
+    Ok(raw(d)?
+        .filter(|r| r.get().starts_with('{'))
+        .and_then(|r| serde_json::from_str(r.get()).ok()))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -307,5 +307,24 @@ mod tests {
             serde_json::from_str(r#"{"price": "12,50", "discounted_price": true}"#).unwrap();
         assert_eq!(bad.price.as_deref(), Some("12,50"));
         assert!(crate::money::Amount::parse("12,50").is_none() && bad.discounted_price.is_none());
+    }
+
+    #[test]
+    fn numbers_keep_their_digits_and_strings_their_escapes() {
+        let line: LineItem = serde_json::from_str(
+            r#"{"id": "12", "variant_id": " 7 ", "product_id": "7.0",
+                "price": 1234567890123456.78, "discounted_price": "17.50"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            line.id,
+            Some(12),
+            "escapes resolved before the digits are read"
+        );
+        assert_eq!(line.variant_id, Some(7));
+        assert_eq!(line.product_id, None, "a decimal point is no id");
+        // Through f64 these digits would have become 1234567890123456.8.
+        assert_eq!(line.price.as_deref(), Some("1234567890123456.78"));
+        assert_eq!(line.discounted_price.as_deref(), Some("17.50"));
     }
 }
