@@ -49,12 +49,15 @@ pub async fn serve(
     page::rewrite(resp, &set_cookies, tag.as_deref())
 }
 
-#[wasm_bindgen]
+#[wasm_bindgen(inline_js = "
+export function forward(request, url) {
+  return fetch(url, { method: request.method, headers: request.headers, body: request.body, redirect: 'manual' });
+}")]
 extern "C" {
-    /// The runtime's own `fetch`: its response is handed back as it came (workers-rs's `Fetch`
-    /// would wrap it, and the wrapper be copied again on the way out).
-    #[wasm_bindgen(js_name = fetch)]
-    fn runtime_fetch(request: &web_sys::Request) -> js_sys::Promise;
+    /// `request` sent on to `url` by the runtime's own `fetch`, in one call, redirects returned
+    /// as they are. Its response is handed back as it came (workers-rs's `Fetch` would wrap it,
+    /// and the wrapper be copied again on the way out).
+    fn forward(request: &web_sys::Request, url: &str) -> js_sys::Promise;
 }
 
 /// Sends `req` to the origin (`ORIGIN_URL`, or the request's own URL when unset: on an
@@ -66,16 +69,7 @@ pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<web_s
         Some(origin) => origin.join(tiktok_edge_core::urls::path_and_query(&url)),
         None => url,
     };
-    let incoming = req.inner();
-    let init = web_sys::RequestInit::new();
-    init.set_method(&incoming.method());
-    init.set_headers(&incoming.headers());
-    if let Some(body) = incoming.body() {
-        init.set_body(&body);
-    }
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    let outgoing = web_sys::Request::new_with_str_and_init(&target, &init)?;
-    match JsFuture::from(runtime_fetch(&outgoing)).await {
+    match JsFuture::from(forward(req.inner(), &target)).await {
         Ok(resp) => Ok(resp.unchecked_into()),
         Err(e) => {
             console_error!(
