@@ -434,7 +434,7 @@ impl EventQueue {
             self.run(
                 "INSERT INTO events (event_name, event_id, payload, match_keys, state, source, created_at, next_attempt_at, updated_at)
                  VALUES (?, ?, '', '', ?, ?, ?, ?, ?)
-                 ON CONFLICT (event_name, event_id) DO UPDATE SET state = 'refused', payload = '',
+                 ON CONFLICT (event_name, event_id) DO UPDATE SET state = excluded.state, payload = '',
                    match_keys = '', updated_at = ?
                  WHERE state IN (?, ?, ?, ?)",
                 values,
