@@ -57,7 +57,11 @@ extern "C" {
     /// `request` sent on to `url` by the runtime's own `fetch`, in one call, redirects returned
     /// as they are. Its response is handed back as it came (workers-rs's `Fetch` would wrap it,
     /// and the wrapper be copied again on the way out).
-    fn forward(request: &web_sys::Request, url: &str) -> js_sys::Promise;
+    #[wasm_bindgen(catch)]
+    fn forward(
+        request: &web_sys::Request,
+        url: &str,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
 }
 
 /// Sends `req` to the origin (`ORIGIN_URL`, or the request's own URL when unset: on an
@@ -69,7 +73,12 @@ pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<web_s
         Some(origin) => origin.join(tiktok_edge_core::urls::path_and_query(&url)),
         None => url,
     };
-    match JsFuture::from(forward(req.inner(), &target)).await {
+    // A `fetch` that throws at once (a URL it cannot take) is answered like one that fails.
+    let answer = match forward(req.inner(), &target) {
+        Ok(pending) => JsFuture::from(pending).await,
+        Err(thrown) => Err(thrown),
+    };
+    match answer {
         Ok(resp) => Ok(resp.unchecked_into()),
         Err(e) => {
             console_error!(

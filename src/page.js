@@ -11,6 +11,7 @@
 export const SCAN_LIMIT = 65536;
 
 const LT = 0x3c, GT = 0x3e, BANG = 0x21, DASH = 0x2d, SLASH = 0x2f, DQUOTE = 0x22, SQUOTE = 0x27;
+const EQUALS = 0x3d;
 const NOT_YET = -1;
 const NONE = -2;
 
@@ -38,22 +39,26 @@ export function headEnd(page) {
     if (b[i] !== LT) continue;
     if (i + 6 > b.length) return undecided(); // "<head" plus the byte after the name
     if (b[i + 1] === BANG && b[i + 2] === DASH && b[i + 3] === DASH) {
-      let j = i + 4;
+      // The closing "-->" may share the opening's dashes: "<!-->" and "<!--->" are whole.
+      let j = i + 2;
       while (j + 2 < b.length && !(b[j] === DASH && b[j + 1] === DASH && b[j + 2] === GT)) j++;
       if (j + 2 >= b.length) return undecided();
       i = j + 2;
     } else if (tagNamed(b, i + 1, "body")) {
       return NONE;
     } else if (tagNamed(b, i + 1, "head")) {
+      // A quote opens an attribute value only right after "=" (spaces allowed between).
       let quote = 0;
+      let afterEquals = false;
       for (let j = i + 5; j < b.length; j++) {
         if (quote) {
           if (b[j] === quote) quote = 0;
-        } else if (b[j] === DQUOTE || b[j] === SQUOTE) {
+        } else if (afterEquals && (b[j] === DQUOTE || b[j] === SQUOTE)) {
           quote = b[j];
         } else if (b[j] === GT) {
           return j + 1;
         }
+        if (!isSpace(b[j])) afterEquals = !quote && b[j] === EQUALS;
       }
       return undecided();
     }
@@ -68,33 +73,45 @@ function concat(a, b) {
   return both;
 }
 
-/** Copies `body` into `writable` with `tag` (bytes) after the <head> start tag. */
+/**
+ * Copies `body` into `writable` with `tag` (bytes) after the <head> start tag. Until the rest
+ * is handed to `pipeTo`, a failure on either side (the origin's body breaking off, the visitor
+ * leaving) ends both: the visitor's read fails instead of waiting, and the origin is cancelled.
+ */
 async function pump(body, writable, tag) {
   const reader = body.getReader();
   const writer = writable.getWriter();
-  let held = new Uint8Array(0);
-  let end = NOT_YET;
-  while (end === NOT_YET) {
-    const { value, done } = await reader.read();
-    if (done) {
-      if (held.length) await writer.write(held);
-      return writer.close();
+  try {
+    let held = new Uint8Array(0);
+    let end = NOT_YET;
+    while (end === NOT_YET) {
+      const { value, done } = await reader.read();
+      if (done) {
+        if (held.length) await writer.write(held);
+        return await writer.close();
+      }
+      held = concat(held, value instanceof Uint8Array ? value : new Uint8Array(value));
+      end = headEnd(held);
     }
-    held = concat(held, value instanceof Uint8Array ? value : new Uint8Array(value));
-    end = headEnd(held);
-  }
-  if (end === NONE) {
-    await writer.write(held);
-  } else {
-    const out = new Uint8Array(held.length + tag.length);
-    out.set(held.subarray(0, end));
-    out.set(tag, end);
-    out.set(held.subarray(end), end + tag.length);
-    await writer.write(out);
+    if (end === NONE) {
+      await writer.write(held);
+    } else {
+      const out = new Uint8Array(held.length + tag.length);
+      out.set(held.subarray(0, end));
+      out.set(tag, end);
+      out.set(held.subarray(end), end + tag.length);
+      await writer.write(out);
+    }
+  } catch (e) {
+    const ignored = () => {};
+    writer.abort(e).catch(ignored);
+    reader.cancel(e).catch(ignored);
+    return;
   }
   writer.releaseLock();
   reader.releaseLock();
-  return body.pipeTo(writable);
+  // Errors and cancellation now travel through the pipe itself.
+  return body.pipeTo(writable).catch(() => {});
 }
 
 /**

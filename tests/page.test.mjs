@@ -26,6 +26,8 @@ const PAGES = [
   ["<header> is not <head>; <head/>", "<html><header>x</header><head/><title>M</title>",
     `<html><header>x</header><head/>${TAG}<title>M</title>`],
   ["a tab after the name", "<html><head\tid=h><title>M</title>", `<html><head\tid=h>${TAG}<title>M</title>`],
+  ["empty comments, then the head", "<!--><!---><head><title>M</title>", `<!--><!---><head>${TAG}<title>M</title>`],
+  ["a quote that opens no value", "<html><head it's data-a = \"x>y\"><title>M</title>", `<html><head it's data-a = "x>y">${TAG}<title>M</title>`],
   ["no head: <body> first", "<html><body><head>late</head></body></html>", null],
   ["no head at all", "<p>fragment</p>", null],
   ["an unclosed comment", "<html><!-- <head>", null],
@@ -69,6 +71,22 @@ test("a page that shows no <head> within the scan limit passes unchanged, and no
   same(await inject([page]));
   same(await inject([page.subarray(0, SCAN_LIMIT), page.subarray(SCAN_LIMIT)]));
   same(await inject([page.subarray(0, SCAN_LIMIT - 3), page.subarray(SCAN_LIMIT - 3)]));
+});
+
+test("an origin that breaks off before <head> fails the visitor's read instead of leaving it waiting", { timeout: 10_000 }, async () => {
+  let cancelled = null;
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes("<html><he"));
+      controller.error(new Error("origin reset"));
+    },
+    cancel(reason) {
+      cancelled = reason;
+    },
+  });
+  const resp = rewritePage(new Response(body, { headers: { "content-type": "text/html" } }), "", TAG);
+  await assert.rejects(resp.arrayBuffer());
+  assert.equal(cancelled, null, "an errored origin is not cancelled again");
 });
 
 test("an empty body stays empty; without a body or a tag only the cookies change", async () => {
