@@ -27,7 +27,7 @@ use worker::{
 };
 
 use crate::store::Store;
-use crate::{outbound, settings};
+use crate::{outbound, respond, settings};
 
 /// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -166,7 +166,7 @@ impl DurableObject for EventQueue {
                 if summary.accepted + summary.merged > 0 {
                     self.schedule().await?;
                 }
-                Response::from_json(&summary)
+                respond::json(200, &summary)
             }
             (Method::Post, "/forget") => {
                 let request: Forget = serde_json::from_str(&req.text().await?)?;
@@ -185,17 +185,20 @@ impl DurableObject for EventQueue {
                 if count > 0 {
                     self.schedule().await?;
                 }
-                Response::from_json(&count)
+                respond::json(200, &count)
             }
-            (Method::Get, "/health") => Response::from_json(&ShardHealth {
-                depth: self.depth()?,
-                paused: self.pause()?,
-            }),
+            (Method::Get, "/health") => respond::json(
+                200,
+                &ShardHealth {
+                    depth: self.depth()?,
+                    paused: self.pause()?,
+                },
+            ),
             (Method::Get, "/stats") => {
                 let since: i64 = tiktok_edge_core::urls::query_param(&req.inner().url(), "since")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                Response::from_json(&self.stats(since)?)
+                respond::json(200, &self.stats(since)?)
             }
             _ => Response::error("no such queue operation", 404),
         }

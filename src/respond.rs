@@ -7,9 +7,15 @@ use worker::{Request, Response, Result};
 
 use crate::failure::{Failure, Outcome};
 
-/// A JSON answer that no cache keeps.
+/// A JSON answer that no cache keeps. Only the serialising is per type: the response is built
+/// once, by [`json_text`] (`Response::from_json` built it again for every body type).
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
-    let resp = Response::from_json(body)?.with_status(status);
+    json_text(status, serde_json::to_string(body)?)
+}
+
+fn json_text(status: u16, body: String) -> Result<Response> {
+    let resp = Response::from_bytes(body.into_bytes())?.with_status(status);
+    resp.headers().set("Content-Type", "application/json")?;
     resp.headers().set("Cache-Control", "no-store")?;
     Ok(resp)
 }

@@ -14,7 +14,7 @@ use tiktok_edge_core::shopify::{Payload, Topic};
 use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State};
 
 use crate::store::Store;
-use crate::{queue, settings};
+use crate::{queue, respond, settings};
 
 /// Resource state is forgotten after this long (webhook retries end after 4 h; upsells come
 /// minutes after the order).
@@ -65,9 +65,9 @@ impl DurableObject for ShopState {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/webhook") => {
                 let call: WebhookCall = serde_json::from_str(&req.text().await?)?;
-                Response::from_json(&self.handle(call).await?)
+                respond::json(200, &self.handle(call).await?)
             }
-            (Method::Post, "/redact") => Response::from_json(&self.redact().await?),
+            (Method::Post, "/redact") => respond::json(200, &self.redact().await?),
             _ => Response::error("no such operation", 404),
         }
     }
