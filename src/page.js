@@ -81,11 +81,17 @@ function concat(a, b) {
 async function pump(body, writable, tag) {
   const reader = body.getReader();
   const writer = writable.getWriter();
+  // Settles only if the visitor goes away: a read still waiting on the origin then ends too.
+  const visitorGone = writer.closed.then(
+    () => Promise.reject(new Error("the page was closed")),
+    (e) => Promise.reject(e),
+  );
+  visitorGone.catch(() => {});
   try {
     let held = new Uint8Array(0);
     let end = NOT_YET;
     while (end === NOT_YET) {
-      const { value, done } = await reader.read();
+      const { value, done } = await Promise.race([reader.read(), visitorGone]);
       if (done) {
         if (held.length) await writer.write(held);
         return await writer.close();

@@ -89,6 +89,20 @@ test("an origin that breaks off before <head> fails the visitor's read instead o
   assert.equal(cancelled, null, "an errored origin is not cancelled again");
 });
 
+test("a visitor who leaves before <head> came cancels the origin's body", { timeout: 10_000 }, async () => {
+  let cancelled;
+  const originCancelled = new Promise((resolve) => (cancelled = resolve));
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes("<html><he")); // and nothing more: the origin stalls
+    },
+    cancel: (reason) => cancelled(reason),
+  });
+  const resp = rewritePage(new Response(body, { headers: { "content-type": "text/html" } }), "", TAG);
+  await resp.body.cancel(new Error("tab closed"));
+  assert.ok(await originCancelled, "the origin's body is cancelled with a reason");
+});
+
 test("an empty body stays empty; without a body or a tag only the cookies change", async () => {
   assert.equal(await inject([]), "");
   const none = rewritePage(new Response(null, { status: 204 }), "a=1", TAG);
