@@ -66,12 +66,19 @@ export function headEnd(page) {
   return undecided();
 }
 
-function concat(a, b) {
-  const both = new Uint8Array(a.length + b.length);
-  both.set(a);
-  both.set(b, a.length);
-  return both;
+/** The byte arrays `parts`, one after another, in a new array. */
+function concat(...parts) {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
 }
+
+/** For promises whose failure is already handled elsewhere (or cannot be handled at all). */
+const ignore = () => {};
 
 /**
  * Copies `body` into `writable` with `tag` (bytes) after the <head> start tag. Until the rest
@@ -82,11 +89,10 @@ async function pump(body, writable, tag) {
   const reader = body.getReader();
   const writer = writable.getWriter();
   // Settles only if the visitor goes away: a read still waiting on the origin then ends too.
-  const visitorGone = writer.closed.then(
-    () => Promise.reject(new Error("the page was closed")),
-    (e) => Promise.reject(e),
-  );
-  visitorGone.catch(() => {});
+  const visitorGone = writer.closed.then(() => {
+    throw new Error("the page was closed");
+  });
+  visitorGone.catch(ignore);
   try {
     let held = new Uint8Array(0);
     let end = NOT_YET;
@@ -99,25 +105,16 @@ async function pump(body, writable, tag) {
       held = concat(held, value instanceof Uint8Array ? value : new Uint8Array(value));
       end = headEnd(held);
     }
-    if (end === NONE) {
-      await writer.write(held);
-    } else {
-      const out = new Uint8Array(held.length + tag.length);
-      out.set(held.subarray(0, end));
-      out.set(tag, end);
-      out.set(held.subarray(end), end + tag.length);
-      await writer.write(out);
-    }
+    await writer.write(end === NONE ? held : concat(held.subarray(0, end), tag, held.subarray(end)));
   } catch (e) {
-    const ignored = () => {};
-    writer.abort(e).catch(ignored);
-    reader.cancel(e).catch(ignored);
+    writer.abort(e).catch(ignore);
+    reader.cancel(e).catch(ignore);
     return;
   }
   writer.releaseLock();
   reader.releaseLock();
   // Errors and cancellation now travel through the pipe itself.
-  return body.pipeTo(writable).catch(() => {});
+  return body.pipeTo(writable).catch(ignore);
 }
 
 /**
@@ -129,7 +126,7 @@ export function rewritePage(response, cookies, tag) {
   let body = response.body;
   if (tag && body) {
     const { readable, writable } = new IdentityTransformStream();
-    pump(body, writable, new TextEncoder().encode(tag)).catch((e) => writable.abort(e).catch(() => {}));
+    pump(body, writable, new TextEncoder().encode(tag)).catch((e) => writable.abort(e).catch(ignore));
     body = readable;
   }
   const copy = new Response(body, response);
