@@ -37,6 +37,9 @@ export async function startServer(handler) {
   };
 }
 
+/** The window of the local rate limiters, in seconds (Miniflare allows 10 or 60). */
+const RATE_PERIOD_S = 60;
+
 /** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
 export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000 } = {}) {
   const logs = []; // every line the Worker logged, for tests that check what logs may contain
@@ -56,8 +59,8 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
       SHOP_STATE: { className: "ShopState", useSQLite: true },
     },
     ratelimits: {
-      COLLECT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: collectLimit, period: 60 } },
-      SHOP_RATE_LIMITER: { namespace_id: "1002", simple: { limit: shopLimit, period: 60 } },
+      COLLECT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: collectLimit, period: RATE_PERIOD_S } },
+      SHOP_RATE_LIMITER: { namespace_id: "1002", simple: { limit: shopLimit, period: RATE_PERIOD_S } },
     },
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
@@ -89,6 +92,26 @@ export async function waitFor(what, check, timeoutMs = 20_000) {
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Runs `steps` (which count calls against the rate limiters) within one limiter window.
+ * Miniflare's limiters, like Cloudflare's, count per fixed window of the wall clock, so a run
+ * that straddles a window's end finds its counters zeroed halfway. When less than `needMs` is
+ * left of the current window, the run starts as the next one begins: the wait is for a known
+ * instant of the clock, not for something to happen.
+ */
+export async function inOneRateWindow(steps, needMs = 10_000) {
+  const periodMs = RATE_PERIOD_S * 1000;
+  const left = periodMs - (Date.now() % periodMs);
+  if (left < needMs) await new Promise((resolve) => setTimeout(resolve, left + 1));
+  const start = Math.floor(Date.now() / periodMs);
+  try {
+    return await steps();
+  } catch (error) {
+    if (Math.floor(Date.now() / periodMs) === start) throw error;
+    throw new Error(`the run outlasted its rate-limit window (over ${needMs} ms): ${error.message}`, { cause: error });
   }
 }
 
