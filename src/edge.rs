@@ -1,10 +1,10 @@
-//! The shop's own traffic: passed to the origin as it came, and answered as the origin
-//! answered, bodies streamed both ways.
+//! The shop's own traffic. The entry (`src/entry.js`) forwards it to the origin without
+//! entering the wasm and hands back what is plainly not a page as it came; what may be a page,
+//! and a fetch that failed, come here with the origin's pending response.
 
-use tiktok_edge_core::config::{Config, Origin};
+use tiktok_edge_core::config::Config;
 use tiktok_edge_core::edge;
 use tiktok_edge_core::snippet;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_error, js_sys, web_sys, Context, Env, Request, Result};
@@ -13,15 +13,36 @@ use crate::store::Store;
 use crate::visitor::{fresh_ttp, remember, visit_of};
 use crate::{page, respond};
 
-/// The shop's traffic through the edge: passthrough, plus first-party cookies and the session
-/// record on HTML navigations (written after the response, never delaying the page).
+/// The origin's answer to `req` (`origin`: the entry's `fetch`, redirects not followed) on its
+/// way out: a failed fetch is answered 502; an HTML navigation gets first-party cookies, the
+/// pixel's tag and its session record (written after the response, never delaying the page);
+/// anything else, or everything while the settings are invalid (`config` `None`: tracking is
+/// off), passes as it came, body streamed.
 pub async fn serve(
     req: Request,
+    origin: js_sys::Promise,
     env: &Env,
     ctx: &Context,
-    config: &Config,
+    config: Option<&Config>,
 ) -> Result<web_sys::Response> {
-    let resp = passthrough(&req, config.origin.as_ref()).await?;
+    let resp: web_sys::Response = match JsFuture::from(origin).await {
+        Ok(resp) => resp.unchecked_into(),
+        Err(e) => {
+            console_error!(
+                "{{\"event\":\"origin_unreachable\",\"error\":{:?}}}",
+                worker::Error::from(e).to_string()
+            );
+            return Ok(respond::error(
+                502,
+                "origin_unreachable",
+                "the shop's origin did not answer; check ORIGIN_URL or the Orange-to-Orange setup",
+            )?
+            .into());
+        }
+    };
+    let Some(config) = config else {
+        return Ok(resp);
+    };
     let content_type = resp.headers().get("Content-Type")?;
     let method = req.method();
     if !edge::is_html_navigation(method.as_ref(), resp.status(), content_type.as_deref()) {
@@ -47,50 +68,4 @@ pub async fn serve(
         .inject_pixel
         .then(|| snippet::script_tag(&config.route_prefix));
     page::rewrite(resp, &set_cookies, tag.as_deref())
-}
-
-#[wasm_bindgen(inline_js = "
-export function forward(request, url) {
-  return fetch(url, { method: request.method, headers: request.headers, body: request.body, redirect: 'manual' });
-}")]
-extern "C" {
-    /// `request` sent on to `url` by the runtime's own `fetch`, in one call, redirects returned
-    /// as they are. Its response is handed back as it came (workers-rs's `Fetch` would wrap it,
-    /// and the wrapper be copied again on the way out).
-    #[wasm_bindgen(catch)]
-    fn forward(
-        request: &web_sys::Request,
-        url: &str,
-    ) -> std::result::Result<js_sys::Promise, JsValue>;
-}
-
-/// Sends `req` to the origin (`ORIGIN_URL`, or the request's own URL when unset: on an
-/// Orange-to-Orange route that reaches Shopify) and returns the origin's response untouched:
-/// method, headers, body stream, status, every `Set-Cookie`; redirects are returned, not followed.
-pub async fn passthrough(req: &Request, origin: Option<&Origin>) -> Result<web_sys::Response> {
-    let url = req.inner().url();
-    let target = match origin {
-        Some(origin) => origin.join(tiktok_edge_core::urls::path_and_query(&url)),
-        None => url,
-    };
-    // A `fetch` that throws at once (a URL it cannot take) is answered like one that fails.
-    let answer = match forward(req.inner(), &target) {
-        Ok(pending) => JsFuture::from(pending).await,
-        Err(thrown) => Err(thrown),
-    };
-    match answer {
-        Ok(resp) => Ok(resp.unchecked_into()),
-        Err(e) => {
-            console_error!(
-                "{{\"event\":\"origin_unreachable\",\"error\":{:?}}}",
-                worker::Error::from(e).to_string()
-            );
-            Ok(respond::error(
-                502,
-                "origin_unreachable",
-                "the shop's origin did not answer; check ORIGIN_URL or the Orange-to-Orange setup",
-            )?
-            .into())
-        }
-    }
 }

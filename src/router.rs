@@ -3,17 +3,46 @@
 use tiktok_edge_core::config::{self, Config, DEFAULT_ROUTE_PREFIX};
 use tiktok_edge_core::cors::Cors;
 use tiktok_edge_core::health::Health;
-use tiktok_edge_core::routes::{route, Route};
+use tiktok_edge_core::routes::{self, route, Route};
 use tiktok_edge_core::urls;
 use tiktok_edge_core::Error;
-use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
+use worker::{console_error, js_sys, web_sys, Context, Env, Request, Response, Result};
 
 use crate::failure::{self, Failure, Outcome};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
-/// The answer goes back to the runtime as a `web_sys::Response`: the shop's own responses pass
-/// as the origin's fetch returned them, without the copy a `worker::Response` would make.
+/// Where the entry (`src/entry.js`) forwards a request itself: the shop's own traffic, to its
+/// origin. `None` for our routes, and when the origin is not known (the router then says why).
+pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
+    settings::with_config(env, |loaded| match loaded {
+        Ok(config) => routes::passthrough_target(&config.route_prefix, config.origin.as_ref(), url),
+        Err(err) => {
+            // Tracking is off, but a bad setting must never take the storefront down.
+            console_error!(
+                "{{\"event\":\"config_invalid\",\"error\":{:?}}}",
+                err.to_string()
+            );
+            let lookup = |name: &str| settings::var(env, name);
+            let origin = config::origin_from(&lookup).ok()?;
+            routes::passthrough_target(DEFAULT_ROUTE_PREFIX, origin.as_ref(), url)
+        }
+    })
+}
+
+/// The origin's answer to the shop's own request, from the entry: whatever may be a page, and a
+/// fetch that failed.
+pub async fn serve_shop(
+    req: web_sys::Request,
+    origin: js_sys::Promise,
+    env: Env,
+    ctx: Context,
+) -> Result<web_sys::Response> {
+    let config = settings::config(&env).ok();
+    edge::serve(req.into(), origin, &env, &ctx, config.as_ref()).await
+}
+
+/// Our routes. The answer goes back to the runtime as a `web_sys::Response`.
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     failure::answer(dispatch(req, env, ctx).await)
 }
@@ -48,22 +77,14 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
         }
         (Ok(config), _) => config,
         (Err(err), Route::Passthrough) => {
-            // Tracking is off, but a bad setting must never take the storefront down.
-            console_error!(
-                "{{\"event\":\"config_invalid\",\"error\":{:?}}}",
-                err.to_string()
-            );
-            return match config::origin_from(&lookup) {
-                Ok(origin) => Ok(edge::passthrough(&req, origin.as_ref()).await?),
-                Err(problem) => Err(problem.into()),
-            };
+            // The entry forwards the shop's traffic whenever its origin is known: what comes
+            // here has an ORIGIN_URL that cannot be used.
+            let problem = config::origin_from(&lookup).err();
+            return Err(problem.unwrap_or_else(|| Error::Config(err.clone())).into());
         }
         (Err(err), _) => return Err(Error::Config(err.clone()).into()),
     };
 
-    if route == Route::Passthrough {
-        return Ok(edge::serve(req, &env, &ctx, config).await?);
-    }
     let built = match route {
         Route::PixelJs => Ok(scripts::pixel_js(&req, config)?),
         Route::CustomPixelJs => Ok(scripts::custom_pixel_js(&req, config)?),

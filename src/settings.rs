@@ -19,8 +19,10 @@ pub fn var(env: &Env, name: &str) -> Option<String> {
 
 /// The whole configuration, parsed and validated.
 pub fn config(env: &Env) -> Result<Config, ConfigError> {
-    CONFIG.with(|c| {
-        c.get_or_init(|| Config::from_lookup(&|name| var(env, name)))
-            .clone()
-    })
+    with_config(env, Result::clone)
+}
+
+/// `f` of the configuration, without a copy of it (the passthrough asks on every request).
+pub fn with_config<T>(env: &Env, f: impl FnOnce(&Result<Config, ConfigError>) -> T) -> T {
+    CONFIG.with(|c| f(c.get_or_init(|| Config::from_lookup(&|name| var(env, name)))))
 }

@@ -1,4 +1,4 @@
-// End-to-end harness: the built Worker (build/index.js + wasm) runs in workerd through
+// End-to-end harness: the built Worker (src/entry.js over build/index.js + wasm) runs in workerd through
 // Miniflare with real local KV and SQLite-backed Durable Objects. Only what lies outside the
 // product is played by the test, as real HTTP servers on 127.0.0.1: the Shopify origin and
 // TikTok's API (the Worker reaches them through ORIGIN_URL and TIKTOK_API_BASE, the same code
@@ -49,9 +49,12 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
       if (process.env.WORKER_LOGS) process.stderr.write(`[worker ${level}] ${message}\n`);
     },
     modules: true,
-    scriptPath: path.join(ROOT, "build/index.js"),
+    scriptPath: path.join(ROOT, "src/entry.js"),
     modulesRoot: ROOT,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
     compatibilityDate: COMPATIBILITY_DATE,
     kvNamespaces: ["SESSIONS"],
     durableObjects: {
@@ -185,24 +188,42 @@ export const WEBHOOK_SECRET = "whsec-test-current";
 let webhookSeq = 0;
 export const signWebhook = (body, secret = WEBHOOK_SECRET) => createHmac("sha256", secret).update(body).digest("base64");
 
-/** Delivers `payload` (object or raw string) as webhook `topic` from `shop`; `hmac: null` sends none. */
-export async function deliverWebhook(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = WEBHOOK_SECRET, hmac, shop = SHOP_DOMAIN } = {}) {
+/**
+ * Delivers `payload` (object or raw string) as webhook `topic` from `shop`; `hmac: null` sends none.
+ * `alone`: on a connection of its own, closed after the answer. For a body the Worker refuses
+ * before reading it (413), the runtime closes the connection while the body is still coming,
+ * and a pooled connection could carry the next request into that close.
+ */
+export async function deliverWebhook(worker, topic, payload, { webhookId = `wh-${++webhookSeq}`, secret = WEBHOOK_SECRET, hmac, shop = SHOP_DOMAIN, alone = false } = {}) {
   const body = typeof payload === "string" || payload instanceof Uint8Array ? payload : toJson(payload);
-  const res = await worker.fetch("/tt/webhooks/shopify", {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-shopify-topic": topic,
-      "x-shopify-webhook-id": webhookId,
-      "x-shopify-shop-domain": shop,
-      ...(hmac === null ? {} : { "x-shopify-hmac-sha256": hmac ?? signWebhook(body, secret) }),
-    },
-    body,
-  });
-  const text = await res.text();
+  const headers = {
+    "content-type": "application/json",
+    "x-shopify-topic": topic,
+    "x-shopify-webhook-id": webhookId,
+    "x-shopify-shop-domain": shop,
+    ...(hmac === null ? {} : { "x-shopify-hmac-sha256": hmac ?? signWebhook(body, secret) }),
+  };
+  const { status, text } = alone
+    ? await postAlone(new URL("/tt/webhooks/shopify", worker.url), headers, body)
+    : await worker.fetch("/tt/webhooks/shopify", { method: "POST", headers, body }).then(async (res) => ({ status: res.status, text: await res.text() }));
   let json;
   try { json = JSON.parse(text); } catch { json = text; }
-  return { status: res.status, body: json };
+  return { status, body: json };
+}
+
+/** A POST on a connection used for nothing else (`agent: false`); the answer as status and text. */
+function postAlone(url, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: "POST", headers: { ...headers, connection: "close" }, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    // The runtime may close the connection before the whole body is written: the answer counts.
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** The value a response's Set-Cookie gives cookie `name` (undefined when not set). */

@@ -1,6 +1,9 @@
 //! Which handler a request goes to. Everything outside the route prefix is the shop's own
 //! traffic and passes through untouched.
 
+use crate::config::Origin;
+use crate::urls;
+
 /// A request's destination, decided from its method and path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -29,13 +32,9 @@ pub enum Route {
 
 /// Routes `path` (without the query) for `method` under `prefix` (e.g. `/tt`).
 pub fn route(prefix: &str, method: &str, path: &str) -> Route {
-    let Some(rest) = path.strip_prefix(prefix) else {
+    let Some(rest) = ours(prefix, path) else {
         return Route::Passthrough;
     };
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        // `/ttx` is the shop's, not ours.
-        return Route::Passthrough;
-    }
     let (route, allowed): (Route, &[&str]) = match rest {
         "/health" => (Route::Health, &["GET", "HEAD"]),
         "/pixel.js" => (Route::PixelJs, &["GET", "HEAD"]),
@@ -62,6 +61,24 @@ pub fn route(prefix: &str, method: &str, path: &str) -> Route {
             method_not_allowed: true,
         }
     }
+}
+
+/// What of `path` follows `prefix` when the path is ours: `/tt` and `/tt/…`, not `/ttx`.
+fn ours<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
+    path.strip_prefix(prefix)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Where a request for `url` goes when it is the shop's own traffic: the same path and query
+/// on `origin` (`ORIGIN_URL`), or `url` itself when no origin is set (an Orange-to-Orange
+/// route reaches Shopify). `None` when `url` is under `prefix`: the router answers it.
+pub fn passthrough_target(prefix: &str, origin: Option<&Origin>, url: &str) -> Option<String> {
+    let path_and_query = urls::path_and_query(url);
+    let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+    if ours(prefix, path).is_some() {
+        return None;
+    }
+    Some(origin.map_or_else(|| url.to_string(), |o| o.join(path_and_query)))
 }
 
 #[cfg(test)]
@@ -148,5 +165,55 @@ mod tests {
                 "{method} {path} under {prefix}"
             );
         }
+    }
+
+    #[test]
+    fn the_shops_traffic_goes_to_the_origin_with_its_path_and_query() {
+        let lookup =
+            |name: &str| (name == "ORIGIN_URL").then(|| "http://127.0.0.1:8787".to_string());
+        let origin = crate::config::origin_from(&lookup).unwrap();
+        let cases = [
+            (
+                "/tt",
+                "https://shop.example/products/mug?variant=1",
+                Some("http://127.0.0.1:8787/products/mug?variant=1"),
+            ),
+            (
+                "/tt",
+                "https://shop.example/",
+                Some("http://127.0.0.1:8787/"),
+            ),
+            (
+                "/tt",
+                "https://shop.example/ttx/a",
+                Some("http://127.0.0.1:8787/ttx/a"),
+            ),
+            (
+                "/tt",
+                "https://shop.example/products?next=/tt/collect",
+                Some("http://127.0.0.1:8787/products?next=/tt/collect"),
+            ),
+            ("/tt", "https://shop.example/tt", None),
+            ("/tt", "https://shop.example/tt?x=1", None),
+            ("/tt", "https://shop.example/tt/collect", None),
+            ("/tt", "https://shop.example/tt/nope", None),
+            (
+                "/edge/tt",
+                "https://shop.example/tt/collect",
+                Some("http://127.0.0.1:8787/tt/collect"),
+            ),
+        ];
+        for (prefix, url, want) in cases {
+            assert_eq!(
+                passthrough_target(prefix, origin.as_ref(), url).as_deref(),
+                want,
+                "{url} under {prefix}"
+            );
+        }
+        assert_eq!(
+            passthrough_target("/tt", None, "https://shop.example/cart?a=b").as_deref(),
+            Some("https://shop.example/cart?a=b"),
+            "without ORIGIN_URL the request's own URL"
+        );
     }
 }
