@@ -117,6 +117,46 @@ test("non-HTML is byte-identical and cookie-free; a 100 KB page keeps every byte
   }
 });
 
+test("only HTML navigations are pages, however the origin labels its answers; the route prefix is ours, a look-alike path the shop's", async () => {
+  const asked = [];
+  const origin = (req, res) => {
+    asked.push(`${req.method} ${req.url}`);
+    const [status, type] = {
+      "/upper": [200, "TEXT/HTML; Charset=UTF-8"],
+      "/missing": [404, "text/html; charset=utf-8"],
+      "/feed.xhtml": [200, "application/xhtml+xml"],
+      "/untyped": [200, undefined],
+    }[req.url] ?? [200, "text/html; charset=utf-8"];
+    res.writeHead(status, type ? { "content-type": type } : {}).end(PAGE);
+  };
+  const env = await startShop({ origin });
+  try {
+    const tagged = PAGE.replace("<head>", `<head>${TAG}`);
+    for (const [what, path, init, want] of [
+      ["a page", "/products/mug", {}, tagged],
+      ["a page labelled in capitals", "/upper", {}, tagged],
+      ["a look-alike of the prefix", "/ttx/page", {}, tagged],
+      ["an error page", "/missing", {}, PAGE],
+      ["XHTML", "/feed.xhtml", {}, PAGE],
+      ["an answer without a type", "/untyped", {}, PAGE],
+      ["the answer to a form post", "/cart/add", { method: "POST", body: "id=1" }, PAGE],
+    ]) {
+      const res = await env.worker.fetch(path, init);
+      assert.equal(await res.text(), want, what);
+      assert.equal(setCookieValue(res, "_ttp") !== undefined, want === tagged, `${what}: _ttp only on pages`);
+    }
+    const before = asked.length;
+    for (const path of ["/tt", "/tt?x=1", "/tt/"]) {
+      const res = await env.worker.fetch(path);
+      assert.equal(res.status, 404, path);
+      assert.equal((await res.json()).error, "not_found", path);
+    }
+    assert.equal(asked.length, before, "the prefix's own paths never reach the shop");
+  } finally {
+    await env.close();
+  }
+});
+
 test("the tag goes after the first real <head> start tag however the origin sends the page; pages without one pass unchanged", async () => {
   // Cut inside "<head", inside the tag's attributes and after it, with a pause between pieces.
   const pages = {

@@ -77,6 +77,20 @@ test("invalid settings: health says which and why, tracking answers 503, the sho
   });
 });
 
+test("an unusable ORIGIN_URL: the shop's pages answer 502 naming the setting, and nothing is forwarded anywhere", async () => {
+  const before = origin.requests.length;
+  await withWorker({ ORIGIN_URL: "ftp://shop.example/path" }, async (worker) => {
+    const page = await worker.fetch("/products/mug");
+    assert.equal(page.status, 502);
+    const body = await page.json();
+    assert.equal(body.error, "config_invalid");
+    assert.match(body.message, /ORIGIN_URL/);
+    const health = await (await worker.fetch("/tt/health")).json();
+    assert.deepEqual(health.problems.map((p) => p.name), ["ORIGIN_URL"]);
+  });
+  assert.equal(origin.requests.length, before);
+});
+
 test("unknown paths under the prefix are ours: 404/405, never sent to the shop", async () => {
   await withWorker({}, async (worker) => {
     const before = origin.requests.length;
