@@ -1,32 +1,31 @@
 //! The shop's own traffic. The entry (`src/entry.js`) forwards it to the origin without
 //! entering the wasm and hands back what is plainly not a page as it came; what may be a page,
-//! and a fetch that failed, come here with the origin's pending response.
+//! and a fetch that failed, come here with the origin's answer.
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::edge;
 use tiktok_edge_core::snippet;
-use wasm_bindgen::JsCast;
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::{console_error, js_sys, web_sys, Context, Env, Request, Result};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{console_error, web_sys, Context, Env, Request, Result};
 
 use crate::store::Store;
 use crate::visitor::{fresh_ttp, remember, visit_of};
 use crate::{page, respond};
 
-/// The origin's answer to `req` (`origin`: the entry's `fetch`, redirects not followed) on its
-/// way out: a failed fetch is answered 502; an HTML navigation gets first-party cookies, the
+/// The origin's answer to `req` on its way out (`origin`: the Response of the entry's `fetch`,
+/// redirects not followed, or what that fetch threw): a failed fetch is answered 502; an HTML navigation gets first-party cookies, the
 /// pixel's tag and its session record (written after the response, never delaying the page);
 /// anything else, or everything while the settings are invalid (`config` `None`: tracking is
 /// off), passes as it came, body streamed.
-pub async fn serve(
+pub fn serve(
     req: Request,
-    origin: js_sys::Promise,
+    origin: JsValue,
     env: &Env,
     ctx: &Context,
     config: Option<&Config>,
 ) -> Result<web_sys::Response> {
-    let resp: web_sys::Response = match JsFuture::from(origin).await {
-        Ok(resp) => resp.unchecked_into(),
+    let resp = match origin.dyn_into::<web_sys::Response>() {
+        Ok(resp) => resp,
         Err(e) => {
             console_error!(
                 "{{\"event\":\"origin_unreachable\",\"error\":{:?}}}",

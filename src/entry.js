@@ -4,22 +4,47 @@
 // JavaScript passthrough for a Worker that only forwards. So the shop's traffic is forwarded
 // here, and only what may be a page goes into the wasm (BENCHMARKS.md, "Passthrough").
 //
-// Every decision stays in Rust: `passthroughTarget` (routes, settings, ORIGIN_URL) says whether
-// a request is the shop's and where it goes; `serveShop` decides what a page gets. The one test
-// made here, "the content type does not mention html", only lets through what can never be a
-// page; anything else is handed to Rust with the origin's pending response.
+// The decisions stay in Rust: the settings, the routes and ORIGIN_URL give the plan applied
+// below (`targetOf`), and `serveShop` decides what a page gets. The one test made here, "the
+// content type does not mention html", only lets through what can never be a page; anything
+// else is handed to Rust with the origin's answer.
 import RustWorker, { EventQueue, ShopState } from "../build/index.js";
 
 export { EventQueue, ShopState };
 
+// The wasm's functions as worker-build put them on the entrypoint class, taken once: reading them
+// through the instance's proxy wraps each in a new proxy per request. `fetch` below is still
+// called through that proxy, which resets the wasm after a fatal error in any of them.
+const { passthroughPlan, passthroughTarget, serveShop } = RustWorker.prototype;
+
+// [route prefix, origin or null] from Rust, once per isolate (its settings never change);
+// undefined while the settings are invalid, and then every request is asked about.
+let plan;
+
+/** Where the shop's own request goes, or undefined when it is ours. Even a call into the wasm
+ * costs an asset request measurably (BENCHMARKS.md), so the plan's common case is applied here:
+ * a path that does not start with the prefix is the shop's, and goes to the origin with its path
+ * and query (core's `routes::passthrough_target`). Whatever starts like the prefix (`/tt`,
+ * `/tt/…`, a look-alike such as `/ttx`) is decided by Rust. */
+function targetOf(url, env) {
+  plan ??= passthroughPlan(env);
+  const pathAndQuery = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+  if (!plan || pathAndQuery.startsWith(plan[0])) return passthroughTarget(url, env);
+  return plan[1] === null ? url : plan[1] + pathAndQuery;
+}
+
 export default class Worker extends RustWorker {
   async fetch(request) {
-    const target = this.passthroughTarget(request.url, this.env);
+    const target = targetOf(request.url, this.env);
     if (target === undefined) return super.fetch(request);
-    // Redirects are returned as they are; a fetch that throws at once counts as failed.
-    const origin = (async () => fetch(target, { method: request.method, headers: request.headers, body: request.body, redirect: "manual" }))();
-    const response = await origin.catch(() => undefined);
-    if (response && !/html/i.test(response.headers.get("content-type") ?? "")) return response;
-    return this.serveShop(request, origin, this.env, this.ctx);
+    // Redirects are returned as they are; what a failed fetch throws goes to Rust as its answer.
+    let answer;
+    try {
+      answer = await fetch(target, { method: request.method, headers: request.headers, body: request.body, redirect: "manual" });
+    } catch (thrown) {
+      answer = thrown;
+    }
+    if (answer instanceof Response && !/html/i.test(answer.headers.get("content-type") ?? "")) return answer;
+    return serveShop(request, answer, this.env, this.ctx);
   }
 }

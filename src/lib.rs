@@ -35,18 +35,26 @@ pub use queue_do::EventQueue;
 pub use shop_do::ShopState;
 
 use wasm_bindgen::prelude::*;
-// The async export below is built on it.
-use worker::wasm_bindgen_futures;
 use worker::{event, js_sys, web_sys, worker_sys, Context, Env, Request, Result};
 
-// The entry (`src/entry.js`) asks `passthroughTarget` first: the shop's own traffic is forwarded
-// there without entering the wasm's async machinery, and only what may be a page comes back
-// through `serveShop`; the rest of the requests are ours and go to `fetch`. worker-build puts
+// The entry (`src/entry.js`) forwards the shop's own traffic without entering the wasm, by the
+// plan `passthroughPlan` gives it once per isolate (`passthroughTarget` for paths that look like
+// ours); only what may be a page comes back through `serveShop`. Our routes go to `fetch`. worker-build puts
 // these exports on the Worker's entrypoint class, where the entry calls them.
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     router::handle(req, env, ctx).await
+}
+
+/// `[prefix, origin or null]`, or `undefined` while the settings are invalid.
+#[wasm_bindgen(js_name = passthroughPlan)]
+pub fn passthrough_plan(env: Env) -> Option<js_sys::Array> {
+    let (prefix, origin) = router::passthrough_plan(&env)?;
+    Some(js_sys::Array::of2(
+        &prefix.into(),
+        &origin.map_or(JsValue::NULL, JsValue::from),
+    ))
 }
 
 #[wasm_bindgen(js_name = passthroughTarget)]
@@ -55,11 +63,11 @@ pub fn passthrough_target(url: String, env: Env) -> Option<String> {
 }
 
 #[wasm_bindgen(js_name = serveShop)]
-pub async fn serve_shop(
+pub fn serve_shop(
     req: web_sys::Request,
-    origin: js_sys::Promise,
+    origin: JsValue,
     env: Env,
     ctx: worker_sys::Context,
 ) -> std::result::Result<web_sys::Response, JsValue> {
-    Ok(router::serve_shop(req, origin, env, Context::new(ctx)).await?)
+    Ok(router::serve_shop(req, origin, env, Context::new(ctx))?)
 }

@@ -6,14 +6,28 @@ use tiktok_edge_core::health::Health;
 use tiktok_edge_core::routes::{self, route, Route};
 use tiktok_edge_core::urls;
 use tiktok_edge_core::Error;
-use worker::{console_error, js_sys, web_sys, Context, Env, Request, Response, Result};
+use wasm_bindgen::JsValue;
+use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
 
 use crate::failure::{self, Failure, Outcome};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
-/// Where the entry (`src/entry.js`) forwards a request itself: the shop's own traffic, to its
-/// origin. `None` for our routes, and when the origin is not known (the router then says why).
+/// What the entry (`src/entry.js`) applies by itself to every request of this isolate (an
+/// isolate's settings never change): the route prefix, and the origin (`None`: the request's
+/// own). A path that does not start with the prefix is the shop's and goes to the origin with
+/// its path and query, as [`routes::passthrough_target`] says; any other path is asked about.
+/// `None` while the settings are invalid: then every request is asked about.
+pub fn passthrough_plan(env: &Env) -> Option<(String, Option<String>)> {
+    settings::with_config(env, |loaded| {
+        let config = loaded.as_ref().ok()?;
+        let origin = config.origin.as_ref().map(|o| o.as_str().to_string());
+        Some((config.route_prefix.clone(), origin))
+    })
+}
+
+/// Where the entry forwards a request itself: the shop's own traffic, to its origin. `None` for
+/// our routes, and when the origin is not known (the router then says why).
 pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
     settings::with_config(env, |loaded| match loaded {
         Ok(config) => routes::passthrough_target(&config.route_prefix, config.origin.as_ref(), url),
@@ -31,15 +45,17 @@ pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
 }
 
 /// The origin's answer to the shop's own request, from the entry: whatever may be a page, and a
-/// fetch that failed.
-pub async fn serve_shop(
+/// fetch that failed (`origin`: what it threw). Synchronous: the session write waits in
+/// `waitUntil`, so a page costs no trip through the async machinery.
+pub fn serve_shop(
     req: web_sys::Request,
-    origin: js_sys::Promise,
+    origin: JsValue,
     env: Env,
     ctx: Context,
 ) -> Result<web_sys::Response> {
-    let config = settings::config(&env).ok();
-    edge::serve(req.into(), origin, &env, &ctx, config.as_ref()).await
+    settings::with_config(&env, |loaded| {
+        edge::serve(req.into(), origin, &env, &ctx, loaded.as_ref().ok())
+    })
 }
 
 /// Our routes. The answer goes back to the runtime as a `web_sys::Response`.
