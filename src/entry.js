@@ -16,6 +16,9 @@ export { EventQueue, ShopState };
 // through the instance's proxy wraps each in a new proxy per request. `fetch` below is still
 // called through that proxy, which resets the wasm after a fatal error in any of them.
 const { passthroughPlan, passthroughTarget, serveShop } = RustWorker.prototype;
+if (![passthroughPlan, passthroughTarget, serveShop].every((f) => typeof f === "function")) {
+  throw new Error("build/index.js lacks the wasm's passthrough functions: rebuild it with scripts/build.sh (worker-build 0.8.7 puts them on the entrypoint class)");
+}
 
 // [route prefix, origin or null] from Rust, once per isolate (its settings never change);
 // undefined while the settings are invalid, and then every request is asked about.
@@ -45,6 +48,14 @@ export default class Worker extends RustWorker {
       answer = thrown;
     }
     if (answer instanceof Response && !/html/i.test(answer.headers.get("content-type") ?? "")) return answer;
-    return serveShop(request, answer, this.env, this.ctx);
+    try {
+      return serveShop(request, answer, this.env, this.ctx);
+    } catch (error) {
+      // The shop's page matters more than tracking it: when the Worker's own part fails (a
+      // missing binding, a bug), the page goes out as the origin sent it, while it still can.
+      if (!(answer instanceof Response) || answer.bodyUsed || answer.body?.locked) throw error;
+      console.error(JSON.stringify({ event: "page_untracked", error: String(error) }));
+      return answer;
+    }
   }
 }

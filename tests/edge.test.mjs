@@ -157,6 +157,21 @@ test("only HTML navigations are pages, however the origin labels its answers; th
   }
 });
 
+test("a page whose tracking fails (no SESSIONS binding) goes out as the origin sent it, and the failure is logged", async () => {
+  const env = await startShop({ origin: serveOrigin, sessions: false });
+  try {
+    const res = await env.worker.fetch("/products/mug", { headers: { cookie: "_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), PAGE);
+    assert.equal(setCookieValue(res, "_ttp"), undefined, "nothing of ours on a page we could not track");
+    assert.ok(env.worker.logs.some((line) => line.includes('"event":"page_untracked"') && line.includes("SESSIONS")), env.worker.logs.join("\n"));
+    const asset = await env.worker.fetch("/logo.png");
+    assert.deepEqual(Buffer.from(await asset.arrayBuffer()), PNG);
+  } finally {
+    await env.close();
+  }
+});
+
 test("the tag goes after the first real <head> start tag however the origin sends the page; pages without one pass unchanged", async () => {
   // Cut inside "<head", inside the tag's attributes and after it, with a pause between pieces.
   const pages = {

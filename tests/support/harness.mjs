@@ -41,7 +41,7 @@ export async function startServer(handler) {
 const RATE_PERIOD_S = 60;
 
 /** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
-export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000 } = {}) {
+export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true } = {}) {
   const logs = []; // every line the Worker logged, for tests that check what logs may contain
   const mf = new Miniflare({
     handleStructuredLogs: ({ message, level }) => {
@@ -56,7 +56,7 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     compatibilityDate: COMPATIBILITY_DATE,
-    kvNamespaces: ["SESSIONS"],
+    kvNamespaces: sessions ? ["SESSIONS"] : [], // false: a wrangler.toml without the binding
     durableObjects: {
       EVENT_QUEUE: { className: "EventQueue", useSQLite: true },
       SHOP_STATE: { className: "ShopState", useSQLite: true },

@@ -216,4 +216,37 @@ mod tests {
             "without ORIGIN_URL the request's own URL"
         );
     }
+
+    #[test]
+    fn a_request_is_forwarded_exactly_when_its_route_is_the_shops() {
+        // The entry forwards what `passthrough_target` names; the router answers the rest, and
+        // has no passthrough of its own: the two must never disagree.
+        let paths = [
+            "/",
+            "/tt",
+            "/tt/",
+            "/tt/health",
+            "/tt/nope",
+            "/ttx",
+            "/ttx/y",
+            "/t",
+            "/TT/health",
+            "//tt/health",
+            "/tt//health",
+            "/edge/tt",
+            "/edge/tt/collect",
+            "/edge/ttx",
+            "/products",
+        ];
+        for prefix in ["/tt", "/edge/tt"] {
+            for path in paths {
+                for query in ["", "?a=1", "?next=/tt/collect"] {
+                    let url = format!("https://shop.example{path}{query}");
+                    let forwarded = passthrough_target(prefix, None, &url).is_some();
+                    let shops = route(prefix, "GET", path) == Route::Passthrough;
+                    assert_eq!(forwarded, shops, "{url} under {prefix}");
+                }
+            }
+        }
+    }
 }
