@@ -14,7 +14,7 @@ use crate::{queue, respond, visitor};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config) -> Outcome {
     let body = respond::body_within(&mut req, MAX_BODY_BYTES).await?;
-    let visit = visitor::visit_of(&req)?;
+    let visit = visitor::visit_of(req.inner())?;
     // Oversized bodies never get here: `body_within` refused them with 413.
     let collected =
         collect::parse(&body, &config.purchase_event_name, &visit).map_err(Error::from)?;

@@ -28,7 +28,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
     let Some(choice) = report.choice() else {
         return Ok(respond::json(200, &serde_json::json!({ "consent": null }))?);
     };
-    let mut visit = visitor::visit_of(&req)?;
+    let mut visit = visitor::visit_of(req.inner())?;
     // The page the choice was made on (a same-origin call sends it), for a ttclid landing that
     // waited for consent.
     if let Some(page) = req.headers().get("Referer")? {

@@ -6,7 +6,7 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::edge;
 use tiktok_edge_core::snippet;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{console_error, web_sys, Context, Env, Request, Result};
+use worker::{console_error, web_sys, Context, Env, Result};
 
 use crate::store::Store;
 use crate::visitor::{fresh_ttp, remember, visit_of};
@@ -18,7 +18,7 @@ use crate::{page, respond};
 /// anything else, or everything while the settings are invalid (`config` `None`: tracking is
 /// off), passes as it came, body streamed.
 pub fn serve(
-    req: Request,
+    req: &web_sys::Request,
     origin: JsValue,
     env: &Env,
     ctx: &Context,
@@ -43,12 +43,11 @@ pub fn serve(
         return Ok(resp);
     };
     let content_type = resp.headers().get("Content-Type")?;
-    let method = req.method();
-    if !edge::is_html_navigation(method.as_ref(), resp.status(), content_type.as_deref()) {
+    if !edge::is_html_navigation(&req.method(), resp.status(), content_type.as_deref()) {
         return Ok(resp);
     }
     // Read only for pages: an asset's request is never looked at.
-    let visit = visit_of(&req)?;
+    let visit = visit_of(req)?;
     let mut plan = edge::plan(&visit, config, fresh_ttp);
     let set_cookies = std::mem::take(&mut plan.set_cookies);
     if plan.session.is_some() || !plan.links.is_empty() {

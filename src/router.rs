@@ -54,7 +54,7 @@ pub fn serve_shop(
     ctx: Context,
 ) -> Result<web_sys::Response> {
     settings::with_config(&env, |loaded| {
-        edge::serve(req.into(), origin, &env, &ctx, loaded.as_ref().ok())
+        edge::serve(&req, origin, &env, &ctx, loaded.as_ref().ok())
     })
 }
 

@@ -7,7 +7,7 @@ use tiktok_edge_core::edge::{
     self, Plan, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER,
 };
 use tiktok_edge_core::text;
-use worker::{console_error, Date, Request, Response, Result};
+use worker::{console_error, web_sys, Date, Headers, Response, Result};
 
 use crate::page;
 use crate::store::Store;
@@ -37,12 +37,13 @@ pub fn fresh_ttp() -> String {
     edge::new_ttp(Date::now().as_millis(), random)
 }
 
-/// What the request says about the visitor.
-pub fn visit_of(req: &Request) -> Result<Visit> {
-    let headers = req.headers();
+/// What the request says about the visitor (`req`: the runtime's own request; workers-rs's
+/// `Request` would be built first, `cf` object and all, for nothing on a page).
+pub fn visit_of(req: &web_sys::Request) -> Result<Visit> {
+    let headers = Headers(req.headers());
     let jar = headers.get("Cookie")?.unwrap_or_default();
     Ok(Visit {
-        url: req.inner().url(),
+        url: req.url(),
         ttp_cookie: cookies::get(&jar, "_ttp"),
         ttclid_cookie: cookies::get(&jar, "ttclid"),
         consent_cookie: cookies::get(&jar, CONSENT_COOKIE),
