@@ -13,10 +13,10 @@ use crate::visitor::{fresh_ttp, remember, visit_of};
 use crate::{page, respond};
 
 /// The origin's answer to `req` on its way out (`origin`: the Response of the entry's `fetch`,
-/// redirects not followed, or what that fetch threw): a failed fetch is answered 502; an HTML navigation gets first-party cookies, the
-/// pixel's tag and its session record (written after the response, never delaying the page);
-/// anything else, or everything while the settings are invalid (`config` `None`: tracking is
-/// off), passes as it came, body streamed.
+/// redirects not followed, or what that fetch threw): a failed fetch is answered 502; an HTML
+/// navigation gets first-party cookies, the pixel's tag and its session record (written after
+/// the response, never delaying the page); anything else, or everything while the settings are
+/// invalid (`config` `None`: tracking is off), passes as it came, body streamed.
 pub fn serve(
     req: &web_sys::Request,
     origin: JsValue,

@@ -20,8 +20,8 @@ if (![passthroughPlan, passthroughTarget, serveShop].every((f) => typeof f === "
   throw new Error("build/index.js lacks the wasm's passthrough functions: rebuild it with scripts/build.sh (worker-build 0.8.7 puts them on the entrypoint class)");
 }
 
-// [route prefix, origin or null] from Rust, once per isolate (its settings never change);
-// undefined while the settings are invalid, and then every request is asked about.
+// [route prefix, origin or null] from Rust, once per isolate (its settings never change); false
+// when the settings are invalid, and then every request is asked about.
 let plan;
 
 /** Where the shop's own request goes, or undefined when it is ours. Even a call into the wasm
@@ -30,7 +30,7 @@ let plan;
  * and query (core's `routes::passthrough_target`). Whatever starts like the prefix (`/tt`,
  * `/tt/…`, a look-alike such as `/ttx`) is decided by Rust. */
 function targetOf(url, env) {
-  plan ??= passthroughPlan(env);
+  if (plan === undefined) plan = passthroughPlan(env) ?? false;
   const pathAndQuery = url.slice(url.indexOf("/", url.indexOf("//") + 2));
   if (!plan || pathAndQuery.startsWith(plan[0])) return passthroughTarget(url, env);
   return plan[1] === null ? url : plan[1] + pathAndQuery;

@@ -39,8 +39,8 @@ use worker::{event, js_sys, web_sys, worker_sys, Context, Env, Request, Result};
 
 // The entry (`src/entry.js`) forwards the shop's own traffic without entering the wasm, by the
 // plan `passthroughPlan` gives it once per isolate (`passthroughTarget` for paths that look like
-// ours); only what may be a page comes back through `serveShop`. Our routes go to `fetch`. worker-build puts
-// these exports on the Worker's entrypoint class, where the entry calls them.
+// ours); only what may be a page comes back through `serveShop`. Our routes go to `fetch`.
+// worker-build puts these exports on the Worker's entrypoint class, where the entry calls them.
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
