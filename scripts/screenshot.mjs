@@ -32,7 +32,7 @@ const worker = await startWorker({ bindings: { ...settings, ORIGIN_URL: demo.url
 demo.workerUrl = worker.url; // the demo checkout sends its webhooks here
 const chromium = await launchChromium();
 try {
-  const context = await chromium.newContext({ viewport: { width: 1000, height: 800 } });
+  const context = await chromium.newContext({ viewport: { width: 1000, height: 1300 } });
   const page = await context.newPage();
 
   // A shopper: a product page, two adds to cart (fetch and XHR themes), the demo checkout.
@@ -55,7 +55,8 @@ try {
     return (await page.content()).includes(orderId);
   });
   mkdirSync(path.dirname(OUT), { recursive: true });
-  await page.screenshot({ path: OUT, fullPage: true });
+  // The top of the page (status, counts, chart, match keys, recent events): small enough for README.
+  await page.screenshot({ path: OUT, clip: { x: 0, y: 0, width: 1000, height: 1300 } });
   console.log(`screenshot: ${path.relative(process.cwd(), OUT) || OUT} (order ${orderId})`);
 } finally {
   await chromium.close();

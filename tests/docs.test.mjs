@@ -5,7 +5,7 @@
 //   sh          run with bash -euo pipefail from the repository root while the demo runs; exit 0
 //   sh exit=N   the same, expecting exit code N
 //   sh server   the local demo (scripts/dev.sh): started first, stopped after the last block
-//   sh no-run   not run: needs an account or a live shop, takes minutes, or is this suite itself
+//   sh no-run   not run: needs an account or a live shop, takes many minutes, or is this suite itself
 // Blocks marked bash, shell, console or zsh are refused, so every command is one of the four.
 //
 // The demo runs on free ports, not 8787/8788 (another demo may be running on the machine):
