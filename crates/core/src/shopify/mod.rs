@@ -323,10 +323,7 @@ pub enum ParkDecision {
 }
 
 pub fn park_decision(parked_keys: &[String], digest: &str, now_ms: i64) -> ParkDecision {
-    let parked: Vec<(i64, &str)> = parked_keys
-        .iter()
-        .filter_map(|k| crate::keys::parked_of(k))
-        .collect();
+    let parked = parked_of(parked_keys);
     if parked.iter().any(|(_, d)| *d == digest) {
         ParkDecision::Duplicate
     } else if daily_cap_reached(&parked, now_ms) {
@@ -334,6 +331,14 @@ pub fn park_decision(parked_keys: &[String], digest: &str, now_ms: i64) -> ParkD
     } else {
         ParkDecision::Keep
     }
+}
+
+/// (arrival time, digest) of each parked webhook's key.
+fn parked_of(parked_keys: &[String]) -> Vec<(i64, &str)> {
+    parked_keys
+        .iter()
+        .filter_map(|k| crate::keys::parked_of(k))
+        .collect()
 }
 
 /// Whether the last 24 hours hold [`PARKED_PER_DAY`] of `parked` (arrival time, digest).
@@ -354,10 +359,7 @@ pub struct ParkedCount {
 }
 
 pub fn parked_count(parked_keys: &[String], now_ms: i64) -> ParkedCount {
-    let parked: Vec<(i64, &str)> = parked_keys
-        .iter()
-        .filter_map(|k| crate::keys::parked_of(k))
-        .collect();
+    let parked = parked_of(parked_keys);
     ParkedCount {
         total: parked.len(),
         daily_cap_reached: daily_cap_reached(&parked, now_ms),
