@@ -75,12 +75,14 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
             paused: queue.paused.clone(),
         },
     );
+    let (parked_webhooks, parked_count) = Store::new(env)?.parked(MAX_PARKED, now).await?;
     Ok(AdminReport {
         generated_at_ms: now,
         window_hours: WINDOW_HOURS,
         mode: health.mode.to_string(),
         queue,
-        parked_webhooks: Store::new(env)?.parked(MAX_PARKED).await?,
+        parked_webhooks,
+        parked_count,
         health: serde_json::to_value(&health)?,
     })
 }

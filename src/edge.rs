@@ -8,6 +8,7 @@ use tiktok_edge_core::snippet;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, web_sys, Context, Env, Result};
 
+use crate::limits::PageBudget;
 use crate::store::Store;
 use crate::visitor::{fresh_ttp, remember, visit_of};
 use crate::{page, respond};
@@ -50,9 +51,11 @@ pub fn serve(
     let visit = visit_of(req)?;
     let mut plan = edge::plan(&visit, config, fresh_ttp);
     let set_cookies = std::mem::take(&mut plan.set_cookies);
-    if plan.session.is_some() || !plan.links.is_empty() {
+    if plan.writes() > 0 {
         let store = Store::new(env)?;
+        let budget = PageBudget::new(env, visit.ip.as_deref());
         ctx.wait_until(async move {
+            let plan = budget.cover(plan).await;
             if let Err(e) = remember(&store, &plan).await {
                 console_error!(
                     "{{\"event\":\"session_write_failed\",\"error\":{:?}}}",

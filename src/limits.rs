@@ -1,10 +1,12 @@
 //! Rate limiting of the public browser endpoints by the Workers rate limiting bindings
 //! (counted at the edge location, no storage round trip): per client (an IPv4 address, an
 //! IPv6 /64: `tiktok_edge_core::limits`), then a budget for the whole shop, so a flood from
-//! many addresses cannot fill the queue either.
+//! many addresses cannot fill the queue either. Page views' KV writes have a per-client budget
+//! of their own in the same limiter ([`PageBudget`]).
 
-use tiktok_edge_core::limits::{client_key, SHOP_KEY};
-use worker::{console_error, Env, Request, Result};
+use tiktok_edge_core::edge::Plan;
+use tiktok_edge_core::limits::{client_key, page_key, SHOP_KEY};
+use worker::{console_error, console_log, Env, RateLimiter, Request, Result};
 
 pub const CLIENT_BINDING: &str = "COLLECT_RATE_LIMITER";
 pub const SHOP_BINDING: &str = "SHOP_RATE_LIMITER";
@@ -29,9 +31,14 @@ pub async fn check(env: &Env, req: &Request) -> Result<Option<Over>> {
 }
 
 async fn allowed(env: &Env, binding: &str, key: String) -> bool {
-    let Ok(limiter) = env.rate_limiter(binding) else {
-        return true;
-    };
+    match env.rate_limiter(binding) {
+        Ok(limiter) => take(&limiter, binding, key).await,
+        Err(_) => true,
+    }
+}
+
+/// One call counted under `key`; whether it is within the limit.
+async fn take(limiter: &RateLimiter, binding: &str, key: String) -> bool {
     match limiter.limit(key).await {
         Ok(outcome) => outcome.success,
         Err(e) => {
@@ -43,5 +50,40 @@ async fn allowed(env: &Env, binding: &str, key: String) -> bool {
             );
             true
         }
+    }
+}
+
+/// A client's budget of KV writes from page views: each session record or join link a page
+/// would write takes one call of `COLLECT_RATE_LIMITER` under the client's page key; beyond
+/// the limit the page is served as always and the writes are left out.
+pub struct PageBudget {
+    limiter: Option<RateLimiter>,
+    key: String,
+}
+
+impl PageBudget {
+    pub fn new(env: &Env, ip: Option<&str>) -> PageBudget {
+        PageBudget {
+            limiter: env.rate_limiter(CLIENT_BINDING).ok(),
+            key: page_key(ip),
+        }
+    }
+
+    /// `plan` with the writes this budget still covers.
+    pub async fn cover(&self, plan: Plan) -> Plan {
+        let Some(limiter) = &self.limiter else {
+            return plan;
+        };
+        let mut covered = 0;
+        while covered < plan.writes() && take(limiter, CLIENT_BINDING, self.key.clone()).await {
+            covered += 1;
+        }
+        if covered < plan.writes() {
+            console_log!(
+                "{{\"event\":\"page_writes_over_budget\",\"left_out\":{}}}",
+                plan.writes() - covered
+            );
+        }
+        plan.within(covered)
     }
 }

@@ -6,7 +6,7 @@ use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
 use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
-use tiktok_edge_core::shopify::Parked;
+use tiktok_edge_core::shopify::{self, ParkDecision, Parked, ParkedCount};
 use worker::{Env, KvStore, Result};
 
 pub const BINDING: &str = "SESSIONS";
@@ -199,30 +199,31 @@ impl Store {
         Ok(())
     }
 
-    pub async fn park(&self, parked: &Parked) -> Result<()> {
-        let key = keys::parked(parked.received_at_ms, &parked.webhook_id);
-        self.kv
-            .put(&key, serde_json::to_string(parked)?)?
-            .expiration_ttl(PARKED_TTL_SECS)
-            .execute()
-            .await?;
-        Ok(())
+    /// Parks `parked` unless its topic and body are parked already or the day's cap is
+    /// reached (`shopify::park_decision`).
+    pub async fn park(&self, parked: &Parked) -> Result<ParkDecision> {
+        let listed = self.keys(keys::PARKED_PREFIX).await?;
+        let decision = shopify::park_decision(&listed, &parked.digest, parked.received_at_ms);
+        if decision == ParkDecision::Keep {
+            let key = keys::parked(parked.received_at_ms, &parked.digest);
+            self.kv
+                .put(&key, serde_json::to_string(parked)?)?
+                .expiration_ttl(PARKED_TTL_SECS)
+                .execute()
+                .await?;
+        }
+        Ok(decision)
     }
 
-    /// The most recently parked webhooks (up to `limit`).
-    pub async fn parked(&self, limit: usize) -> Result<Vec<Parked>> {
-        let listed = self
-            .kv
-            .list()
-            .prefix(keys::PARKED_PREFIX.to_string())
-            .execute()
-            .await?;
+    /// The most recently parked webhooks (up to `limit`), and how many are parked in all.
+    pub async fn parked(&self, limit: usize, now_ms: i64) -> Result<(Vec<Parked>, ParkedCount)> {
+        let listed = self.keys(keys::PARKED_PREFIX).await?;
         let mut out = Vec::new();
-        for key in listed.keys.iter().rev().take(limit) {
-            if let Some(p) = self.json::<Parked>(&key.name).await? {
+        for key in listed.iter().rev().take(limit) {
+            if let Some(p) = self.json::<Parked>(key).await? {
                 out.push(p);
             }
         }
-        Ok(out)
+        Ok((out, shopify::parked_count(&listed, now_ms)))
     }
 }

@@ -4,7 +4,8 @@
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::cors::SANDBOX_ORIGIN;
 use tiktok_edge_core::edge::{
-    self, Plan, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER,
+    self, Plan, Visit, CART_MARKER, CHECKOUT_MARKER, CLICK_COOKIE, CONSENT_COOKIE, PROOF_COOKIE,
+    SESSION_MARKER,
 };
 use tiktok_edge_core::text;
 use worker::{console_error, web_sys, Date, Headers, Response, Result};
@@ -50,6 +51,8 @@ pub fn visit_of(req: &web_sys::Request) -> Result<Visit> {
         session_marker: cookies::get(&jar, SESSION_MARKER).is_some(),
         cart_cookie: cookies::get(&jar, "cart"),
         cart_marker: cookies::get(&jar, CART_MARKER),
+        checkout_marker: cookies::get(&jar, CHECKOUT_MARKER),
+        proof_cookie: cookies::get(&jar, PROOF_COOKIE),
         click_cookie: cookies::get(&jar, CLICK_COOKIE),
         ip: headers.get("CF-Connecting-IP")?,
         // Stored with the session and sent to TikTok: capped here, where it comes in.

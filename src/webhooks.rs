@@ -114,12 +114,14 @@ async fn park(
         reason,
         shape: shopify::redact(body),
         received_at_ms: Date::now().as_millis() as i64,
+        digest: shopify::parked_digest(topic, body),
     };
-    Store::new(env)?.park(&parked).await?;
+    let kept = Store::new(env)?.park(&parked).await?;
     console_log!(
-        "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?}}}",
+        "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?},\"kept\":{}}}",
         parked.topic,
-        parked.reason
+        parked.reason,
+        serde_json::to_string(&kept)?
     );
     Ok(serde_json::json!({ "parked": parked.reason }))
 }

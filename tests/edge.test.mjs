@@ -81,8 +81,8 @@ test("a visitor without _ttp gets one but no session write until the cookie come
     assert.equal(setCookieLine(first, "_tt_s"), undefined, "no session marker yet");
     await first.arrayBuffer();
     const kv = await env.worker.mf.getKVNamespace("SESSIONS");
-    // The next navigation brings _ttp back: its session is written, marked once.
-    const second = await env.worker.fetch("/collections/all", { headers: { ...browser, cookie: `_ttp=${ttp}` } });
+    // The next navigation brings _ttp back with its proof: its session is written, marked once.
+    const second = await env.worker.fetch("/collections/all", { headers: { ...browser, cookie: `_ttp=${ttp}; _tt_p=${setCookieValue(first, "_tt_p")}` } });
     assert.equal(setCookieValue(second, "_tt_s"), "1");
     await second.arrayBuffer();
     const session = await waitFor("the session record", async () => JSON.parse((await kv.get(`session:${ttp}`)) ?? "null"));
@@ -160,7 +160,8 @@ test("only HTML navigations are pages, however the origin labels its answers; th
 test("a page whose tracking fails (no SESSIONS binding) goes out as the origin sent it, and the failure is logged", async () => {
   const env = await startShop({ origin: serveOrigin, sessions: false });
   try {
-    const res = await env.worker.fetch("/products/mug", { headers: { cookie: "_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
+    // An ad click's landing page: its session is written at once, or would be.
+    const res = await env.worker.fetch("/products/mug?ttclid=E.C.P.untracked", { headers: { cookie: "_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
     assert.equal(res.status, 200);
     assert.equal(await res.text(), PAGE);
     assert.equal(setCookieValue(res, "_ttp"), undefined, "nothing of ours on a page we could not track");

@@ -29,8 +29,11 @@ async function setup(options = {}) {
 test("a signed orders/paid body replayed as shop/redact or customers/redact deletes nothing; another shop's webhooks change nothing", async () => {
   const env = await setup({ bindings: { TIKTOK_ACCESS_TOKEN: "" } }); // dry run: events stay queued
   try {
-    // A visitor whose _ttp came back (the second page), so the session is written.
-    const visit = await env.worker.fetch("/products/mug", { headers: { cookie: "cart=c1-replay; _ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
+    // A visitor whose _ttp came back with its proof (the second page), so the session is written.
+    const first = await env.worker.fetch("/");
+    await first.arrayBuffer();
+    const proven = `_ttp=${setCookieValue(first, "_ttp")}; _tt_p=${setCookieValue(first, "_tt_p")}`;
+    const visit = await env.worker.fetch("/products/mug", { headers: { cookie: `cart=c1-replay; ${proven}` } });
     const ttp = setCookieValue(visit, "_ttp");
     await visit.arrayBuffer();
     for (const id of ["vc:r1", "vc:r2", "vc:r3"]) {
@@ -163,7 +166,7 @@ test("a 128 KB user agent is stored and sent capped", async () => {
     // refuse such a header block itself; the Worker reads the visit the same way on both paths).
     const consented = await env.worker.fetch("/tt/consent", {
       method: "POST",
-      headers: { "content-type": "application/json", "user-agent": ua, "cf-connecting-ip": "203.0.113.5", referer: `https://shop.example/products/mug?pad=${"p".repeat(2100)}` },
+      headers: { "content-type": "application/json", "user-agent": ua, "cf-connecting-ip": "203.0.113.5", referer: `https://shop.example/products/${"p".repeat(2100)}?utm_source=tiktok` },
       body: JSON.stringify({ marketing: true, sale_of_data: true }),
     });
     assert.equal(consented.status, 200);

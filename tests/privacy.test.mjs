@@ -144,8 +144,11 @@ test("customers/redact deletes the order's state, its cart and checkout, their s
 test("shop/redact deletes everything the Worker keeps; customers/data_request is acknowledged without personal data", async () => {
   const env = await setup({ bindings: { TIKTOK_ACCESS_TOKEN: "" } });
   try {
-    // The second page of a visit (its _ttp came back): session and cart link are written.
-    const visit = await env.worker.fetch("/", { headers: { cookie: "cart=c1-shop; _ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" } });
+    // The second page of a visit (its _ttp came back with its proof): session and cart link are written.
+    const first = await env.worker.fetch("/");
+    await first.arrayBuffer();
+    const proven = `_ttp=${setCookieValue(first, "_ttp")}; _tt_p=${setCookieValue(first, "_tt_p")}`;
+    const visit = await env.worker.fetch("/", { headers: { cookie: `cart=c1-shop; ${proven}` } });
     await visit.arrayBuffer();
     await deliverWebhook(env.worker, "orders/create", { ...loadFixture("order_create.json"), id: 77 });
     await waitFor("some state", async () => (await env.kvKeys()).length >= 3);

@@ -6,7 +6,7 @@
 //! and parked webhook payloads are attacker-influenced.
 
 use crate::queue::{hour_start, QueueStats, RowState, HOUR_MS};
-use crate::shopify::Parked;
+use crate::shopify::{Parked, ParkedCount, PARKED_PER_DAY};
 use crate::tiktok::MATCH_KEYS;
 use serde::Serialize;
 use std::fmt::{self, Write};
@@ -19,7 +19,10 @@ pub struct AdminReport {
     /// `live` or `dry_run` (no access token: events are recorded, not sent).
     pub mode: String,
     pub queue: QueueStats,
+    /// The newest parked webhooks.
     pub parked_webhooks: Vec<Parked>,
+    /// How many are parked in all (the list holds the newest few).
+    pub parked_count: ParkedCount,
     /// The `/tt/health` report, kept as JSON so this module does not depend on its type.
     pub health: serde_json::Value,
 }
@@ -100,7 +103,7 @@ fn render(out: &mut String, r: &AdminReport, prefix: &str) -> fmt::Result {
     coverage(out, &r.queue)?;
     recent(out, &r.queue)?;
     failures(out, &r.queue)?;
-    parked(out, &r.parked_webhooks)?;
+    parked(out, &r.parked_webhooks, &r.parked_count)?;
     config_check(out, &r.health)?;
     let json = escape(&format!("{prefix}/admin.json"));
     write!(
@@ -368,10 +371,27 @@ fn failures(out: &mut String, q: &QueueStats) -> fmt::Result {
     Ok(())
 }
 
-fn parked(out: &mut String, parked: &[Parked]) -> fmt::Result {
+fn parked(out: &mut String, parked: &[Parked], count: &ParkedCount) -> fmt::Result {
     section(out, "Parked webhooks");
+    if count.daily_cap_reached {
+        write!(
+            out,
+            "<p class=\"warn\">{PARKED_PER_DAY} webhooks were parked in the last 24 hours, the \
+             most kept a day: later ones are only logged (<code>webhook_parked</code>).</p>"
+        )?;
+    }
     if parked.is_empty() {
         return empty(out, "no parked webhooks");
+    }
+    if count.total > parked.len() {
+        write!(
+            out,
+            "<p class=\"note\">The newest {} of {} parked webhooks ({} more not listed; \
+             each topic and body is kept once, for 7 days).</p>",
+            parked.len(),
+            count.total,
+            count.total - parked.len()
+        )?;
     }
     table_head(
         out,
@@ -528,6 +548,7 @@ mod tests {
             mode: "dry_run".into(),
             queue,
             parked_webhooks: Vec::new(),
+            parked_count: ParkedCount::default(),
             health: serde_json::Value::Null,
         }
     }
@@ -676,6 +697,7 @@ mod tests {
             reason: evil.into(),
             shape: format!("{{\"note\": \"{evil}\"}}"),
             received_at_ms: NOW,
+            digest: evil.into(),
         }];
         r.health = serde_json::json!({
             "config": { evil: true },
@@ -737,8 +759,20 @@ mod tests {
             reason: "r".into(),
             shape: "{}".into(),
             received_at_ms: NOW,
+            digest: "d".into(),
         }];
+        r.parked_count = ParkedCount {
+            total: 57,
+            daily_cap_reached: true,
+        };
         let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["parked_count"],
+            serde_json::json!({"total": 57, "daily_cap_reached": true})
+        );
+        let html = render_html(&r, "/tt");
+        assert!(html.contains("The newest 1 of 57 parked webhooks (56 more not listed;"));
+        assert!(html.contains("100 webhooks were parked in the last 24 hours"));
         assert_eq!(json["window_hours"], 24);
         assert_eq!(json["mode"], "dry_run");
         assert_eq!(json["queue"]["counts"][0]["count"], 2);

@@ -9,8 +9,9 @@ use crate::money::Amount;
 use crate::session::Browser;
 use crate::shopify::checkout_url::{self, JoinToken};
 use crate::shopify::mapping::checkout_step_keys;
-use crate::text::{cap, MAX_TEXT, MAX_URL};
+use crate::text::{cap, MAX_TEXT};
 use crate::tiktok::{Content, Event, Page, Properties, User};
+use crate::urls::attribution_url;
 use serde::Deserialize;
 use std::fmt;
 
@@ -207,8 +208,8 @@ pub fn parse(body: &[u8], purchase_event: &str, visit: &Visit) -> Result<Collect
         return Err(invalid("event_id must be 1-128 letters, digits or _ - . :"));
     }
     let page = body.page.map(|p| Page {
-        url: p.url.filter(|u| is_http_url(u)),
-        referrer: p.referrer.filter(|u| is_http_url(u)),
+        url: p.url.as_deref().and_then(attribution_url),
+        referrer: p.referrer.as_deref().and_then(attribution_url),
     });
 
     let props = body.properties;
@@ -334,10 +335,6 @@ fn is_market_handle(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-}
-
-fn is_http_url(s: &str) -> bool {
-    s.len() <= MAX_URL && (s.starts_with("https://") || s.starts_with("http://"))
 }
 
 #[cfg(test)]

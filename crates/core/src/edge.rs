@@ -2,7 +2,7 @@
 //! from the shop's own hostname, so Safari's ITP does not cap them), and which session facts
 //! to remember in KV. Pure: the shell supplies the request facts, the clock and randomness.
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::consent::{tracking_allowed, Choice};
 use crate::keys;
 use crate::session::{Browser, Session};
@@ -17,9 +17,15 @@ pub const TTCLID_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 /// expiry. A companion cookie, because the `ttclid` value must stay exactly what TikTok issued:
 /// its SDK reads the cookie and the Events API matches the value.
 pub const CLICK_COOKIE: &str = "_tt_click";
-/// Browser-session markers: the session was stored / the cart was linked in this visit.
+/// Browser-session markers: the session was stored / the cart was linked / the checkout page's
+/// token was linked in this visit.
 pub const SESSION_MARKER: &str = "_tt_s";
 pub const CART_MARKER: &str = "_tt_c";
+pub const CHECKOUT_MARKER: &str = "_tt_k";
+/// Proof that the Worker issued (or adopted) the `_ttp` beside it ([`ttp_proof`]): a `_ttp`
+/// without it keeps no session on its own. A companion cookie, because `_ttp`'s value must stay
+/// what TikTok's SDK reads and sets.
+pub const PROOF_COOKIE: &str = "_tt_p";
 /// The visitor's marketing consent as the snippet reported it: `granted` or `denied`.
 pub const CONSENT_COOKIE: &str = "_tt_consent";
 
@@ -35,6 +41,9 @@ pub struct Visit {
     pub session_marker: bool,
     pub cart_cookie: Option<String>,
     pub cart_marker: Option<String>,
+    pub checkout_marker: Option<String>,
+    /// The `_tt_p` cookie.
+    pub proof_cookie: Option<String>,
     /// The `_tt_click` cookie.
     pub click_cookie: Option<String>,
     pub ip: Option<String>,
@@ -69,6 +78,22 @@ impl Visit {
             .filter(|t| !matches!(t, JoinToken::Cart(cart) if self.cart_token() == Some(cart)))
     }
 
+    /// The checkout page's token unless this browser session linked it already.
+    fn checkout_to_link(&self) -> Option<JoinToken> {
+        self.checkout_token()
+            .filter(|t| self.checkout_marker.as_deref() != Some(t.token()))
+    }
+
+    /// Whether the `_tt_p` cookie proves `ttp` under one of the webhook secrets (the previous
+    /// one too, during a rotation).
+    fn proves(&self, ttp: &str, secrets: &[Secret]) -> bool {
+        self.proof_cookie.as_deref().is_some_and(|given| {
+            secrets
+                .iter()
+                .any(|s| crate::auth::token_matches(given, &ttp_proof(s.expose(), ttp)))
+        })
+    }
+
     /// When the click behind the `ttclid` cookie happened, while its 30 days last; `None` when
     /// the cookie's origin is unknown (set before `_tt_click` existed, or by someone else).
     fn clicked_at(&self) -> Option<i64> {
@@ -87,6 +112,38 @@ pub struct Plan {
     pub session: Option<(String, Session)>,
     /// `(cart or checkout token, session id)` to link in KV.
     pub links: Vec<(JoinToken, String)>,
+}
+
+impl Plan {
+    /// How many KV writes the plan makes.
+    pub fn writes(&self) -> usize {
+        usize::from(self.session.is_some()) + self.links.len()
+    }
+
+    /// The plan with only its first `n` writes (the session first, then the links), for a
+    /// client whose budget covers no more.
+    pub fn within(mut self, n: usize) -> Plan {
+        if n == 0 {
+            self.session = None;
+        }
+        let links = n.saturating_sub(usize::from(self.session.is_some()));
+        self.links.truncate(links);
+        self
+    }
+}
+
+/// The `_tt_p` value proving `ttp`: HMAC-SHA256 under the webhook secret of a message no
+/// webhook body can be (it starts with a label and a NUL), cut to 128 bits, which is never a
+/// 256-bit Shopify signature either.
+pub fn ttp_proof(secret: &str, ttp: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(b"tiktok-edge _ttp proof\0");
+    mac.update(ttp.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16])
 }
 
 /// A `_ttp` value in TikTok's current shape: a ULID (48-bit milliseconds, 80 random bits, in
@@ -155,7 +212,9 @@ fn plan_from(
     }
     let domain = config.cookie_domain.as_deref();
     let existing = visit.ttp_cookie.clone().filter(|v| plausible(v));
-    let is_new = existing.is_none();
+    let proven = existing
+        .as_deref()
+        .is_some_and(|t| visit.proves(t, &config.webhook_secrets));
     let ttp = existing.unwrap_or_else(fresh_ttp);
     let landed_ttclid = ttclid_from_url(&visit.url).filter(|v| plausible(v));
     let (ttclid, clicked_at) = match &landed_ttclid {
@@ -166,8 +225,14 @@ fn plan_from(
         ),
     };
 
-    // Refreshing on every navigation keeps the 13 months counting from the last visit.
+    // Refreshing on every navigation keeps the 13 months counting from the last visit. The
+    // proof goes with it, for a `_ttp` the Worker made and for one it met (set by TikTok's
+    // SDK, or before the proof existed), so both keep a session from the next navigation on.
     let mut set_cookies = vec![cookie("_ttp", &ttp, Some(TTP_MAX_AGE_SECS), domain)];
+    if let Some(secret) = config.webhook_secrets.first() {
+        let proof = ttp_proof(secret.expose(), &ttp);
+        set_cookies.push(cookie(PROOF_COOKIE, &proof, Some(TTP_MAX_AGE_SECS), domain));
+    }
     // The click's 30 days are not extended: each refresh (which undoes a script's 7-day cap
     // under ITP) ends where the click's cookie ends. A cookie of unknown age is left alone.
     if let (Some(click), Some(at)) = (&ttclid, clicked_at) {
@@ -176,12 +241,13 @@ fn plan_from(
         set_cookies.push(cookie(CLICK_COOKIE, &at.to_string(), Some(left), domain));
     }
 
-    // A request without our `_ttp` (crawlers, link previews, monitors, one-page bounces) gets
-    // the cookie but no session record: the record is a KV write, the largest cost per page
-    // view, and it is written on the first navigation that brings `_ttp` back (no marker yet),
-    // which every visitor who reaches a checkout makes. An ad click (`ttclid` in the URL) is
-    // kept from its landing page at once.
-    let worth_keeping = started || !is_new || landed_ttclid.is_some();
+    // A request without a `_ttp` the Worker proved (crawlers, link previews, monitors, one-page
+    // bounces, a `_ttp` made up by a script or a curl loop) gets the cookies but no session
+    // record: the record is a KV write, the largest cost per page view, and it is written on
+    // the first navigation that brings `_ttp` back with its proof (no marker yet), which every
+    // visitor who reaches a checkout makes. An ad click (`ttclid` in the URL) is kept from its
+    // landing page at once. Every write is also within the client's budget (the shell's).
+    let worth_keeping = started || proven || landed_ttclid.is_some();
     let session =
         (worth_keeping && (landed_ttclid.is_some() || !visit.session_marker)).then(|| {
             set_cookies.push(cookie(SESSION_MARKER, "1", None, None));
@@ -192,7 +258,7 @@ fn plan_from(
                     ip: visit.ip.clone(),
                     user_agent: visit.user_agent.clone(),
                 },
-                landing_url: Some(crate::text::cap(&visit.url, crate::text::MAX_URL).to_string()),
+                landing_url: crate::urls::attribution_url(&visit.url),
                 marketing_allowed: consent,
                 limited_data_use: visit.gpc || choice.is_some_and(Choice::limited_data_use),
                 ..Session::default()
@@ -201,7 +267,7 @@ fn plan_from(
         });
 
     let cart = cart.filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t));
-    let links = join_links(visit, cart, &ttp, &mut set_cookies);
+    let links = join_links(cart, visit.checkout_to_link(), &ttp, &mut set_cookies);
     Plan {
         set_cookies,
         session,
@@ -209,11 +275,11 @@ fn plan_from(
     }
 }
 
-/// The cart (when given) and the checkout page's token linked to session `sid`; the cart is
-/// marked so later navigations do not link it again.
+/// The cart and the checkout page's token (when given) linked to session `sid`; each is marked
+/// so later navigations of this browser session do not link it again.
 fn join_links(
-    visit: &Visit,
     cart: Option<&str>,
+    checkout: Option<JoinToken>,
     sid: &str,
     set_cookies: &mut Vec<String>,
 ) -> Vec<(JoinToken, String)> {
@@ -222,7 +288,8 @@ fn join_links(
         set_cookies.push(cookie(CART_MARKER, cart, None, None));
         links.push((JoinToken::Cart(cart.to_string()), sid.to_string()));
     }
-    if let Some(checkout) = visit.checkout_token() {
+    if let Some(checkout) = checkout {
+        set_cookies.push(cookie(CHECKOUT_MARKER, checkout.token(), None, None));
         links.push((checkout, sid.to_string()));
     }
     links
@@ -235,12 +302,13 @@ fn declined_plan(visit: &Visit, fresh_id: impl FnOnce() -> String) -> Plan {
     let cart = visit
         .cart_token()
         .filter(|t| visit.cart_marker.as_deref() != Some(*t));
-    if cart.is_none() && visit.checkout_token().is_none() {
+    let checkout = visit.checkout_to_link();
+    if cart.is_none() && checkout.is_none() {
         return Plan::default();
     }
     let sid = keys::declined(&fresh_id());
     let mut set_cookies = Vec::new();
-    let links = join_links(visit, cart, &sid, &mut set_cookies);
+    let links = join_links(cart, checkout, &sid, &mut set_cookies);
     Plan {
         set_cookies,
         session: Some((sid, declined_session())),
@@ -296,7 +364,13 @@ pub fn consent_plan(
         };
     }
     let sid = ttp.unwrap_or_else(|| keys::declined(&fresh_id()));
-    let links = join_links(visit, visit.cart_token(), &sid, &mut set_cookies);
+    // A refusal is linked whatever was linked before: the links must now lead to it.
+    let links = join_links(
+        visit.cart_token(),
+        visit.checkout_token(),
+        &sid,
+        &mut set_cookies,
+    );
     Plan {
         set_cookies,
         session: Some((sid, declined_session())),
@@ -314,7 +388,7 @@ pub fn consent_cookies(choice: Choice, domain: Option<&str>) -> Vec<String> {
         domain,
     )];
     if choice == Choice::Denied {
-        for name in ["_ttp", "ttclid", CLICK_COOKIE] {
+        for name in ["_ttp", "ttclid", CLICK_COOKIE, PROOF_COOKIE] {
             out.push(cookie(name, "", Some(0), domain));
         }
         out.push(cookie(SESSION_MARKER, "", Some(0), None));
@@ -352,6 +426,25 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "webhook-secret";
+
+    /// Settings with a webhook secret, which keys the `_tt_p` proof.
+    fn tracked() -> Config {
+        config(&[
+            ("SHOPIFY_WEBHOOK_SECRET", SECRET),
+            ("SHOPIFY_SHOP_DOMAIN", "shop.myshopify.com"),
+        ])
+    }
+
+    /// `v` bringing back its `_ttp` with the proof the Worker gave it.
+    fn proven(v: Visit) -> Visit {
+        let proof = ttp_proof(SECRET, v.ttp_cookie.as_deref().unwrap());
+        Visit {
+            proof_cookie: Some(proof),
+            ..v
+        }
+    }
+
     fn cart_link(token: &str, sid: &str) -> Vec<(JoinToken, String)> {
         vec![(JoinToken::Cart(token.into()), sid.into())]
     }
@@ -380,15 +473,15 @@ mod tests {
             Some(format!("_tt_click={NOW}; SameSite=Lax; Secure; Path=/; {full}").as_str())
         );
         // Ten days later: refreshed with what is left of the click's 30 days, never more.
-        let later = Visit {
+        let later = proven(Visit {
             url: "https://shop.example/products/mug".into(),
             ttp_cookie: Some("T_.tt.1".into()),
             ttclid_cookie: Some("E.C.P.click".into()),
             click_cookie: Some(NOW.to_string()),
             now_secs: NOW + 10 * DAY,
             ..visit()
-        };
-        let p = plan(&later, &config(&[]), || "T".into());
+        });
+        let p = plan(&later, &tracked(), || "T".into());
         let left = format!("Max-Age={}", 20 * DAY);
         assert!(cookie_named(&p, "ttclid")
             .is_some_and(|c| c.starts_with("ttclid=E.C.P.click;") && c.ends_with(&left)));
@@ -430,6 +523,19 @@ mod tests {
         };
         let p = plan(&v, &config(&[]), || unreachable!());
         assert_eq!(p.links, vec![(cn.clone(), "T_.tt.1".to_string())]);
+        // Linked once per browser session: its next page (a reload, the next step) links nothing.
+        assert_eq!(
+            cookie_named(&p, CHECKOUT_MARKER),
+            Some("_tt_k=Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz; SameSite=Lax; Secure; Path=/")
+        );
+        let next_step = Visit {
+            url: "https://shop.example/checkouts/cn/Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz/shipping"
+                .into(),
+            checkout_marker: Some("Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz".into()),
+            ..v.clone()
+        };
+        let p = plan(&next_step, &config(&[]), || unreachable!());
+        assert!(p.session.is_none() && p.links.is_empty());
         // Checking out the cookie's own cart: linked already.
         let own = Visit {
             url: "https://shop.example/checkouts/cn/c1-abc".into(),
@@ -455,7 +561,11 @@ mod tests {
             ..v
         };
         let p = plan(&declined, &config(&[]), || "R".into());
-        assert!(p.set_cookies.is_empty());
+        assert_eq!(
+            p.set_cookies,
+            ["_tt_k=Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz; SameSite=Lax; Secure; Path=/"],
+            "no tracking cookie, only the marker of the link"
+        );
         assert_eq!(
             p.session,
             Some(("declined-R".to_string(), declined_session()))
@@ -465,20 +575,24 @@ mod tests {
 
     #[test]
     fn new_visitor_gets_ttp_and_the_session_when_the_cookie_comes_back() {
-        let p = plan(&visit(), &config(&[]), || "NEWTTP_.tt.1".into());
+        let p = plan(&visit(), &tracked(), || "NEWTTP_.tt.1".into());
+        let proof = ttp_proof(SECRET, "NEWTTP_.tt.1");
         assert_eq!(
             p.set_cookies,
-            ["_ttp=NEWTTP_.tt.1; SameSite=Lax; Secure; Path=/; Max-Age=34128000"],
+            [
+                "_ttp=NEWTTP_.tt.1; SameSite=Lax; Secure; Path=/; Max-Age=34128000".to_string(),
+                format!("_tt_p={proof}; SameSite=Lax; Secure; Path=/; Max-Age=34128000"),
+            ],
             "no session marker: the next navigation writes the session"
         );
         assert!(p.session.is_none() && p.links.is_empty());
-        let back = Visit {
+        let back = proven(Visit {
             ttp_cookie: Some("NEWTTP_.tt.1".into()),
             ..visit()
-        };
-        let p = plan(&back, &config(&[]), || unreachable!());
+        });
+        let p = plan(&back, &tracked(), || unreachable!());
         assert_eq!(
-            p.set_cookies[1], "_tt_s=1; SameSite=Lax; Secure; Path=/",
+            p.set_cookies[2], "_tt_s=1; SameSite=Lax; Secure; Path=/",
             "the marker: one session write per browser session"
         );
         let (sid, s) = p.session.unwrap();
@@ -491,6 +605,68 @@ mod tests {
             s.landing_url.as_deref(),
             Some("https://shop.example/products/mug")
         );
+    }
+
+    #[test]
+    fn a_ttp_the_worker_did_not_prove_keeps_no_session_until_it_comes_back_proven() {
+        // Made up by a curl loop, or set by TikTok's SDK or before the proof existed: the same.
+        let met = Visit {
+            ttp_cookie: Some("01JY68AFXQXP2232M0V748XS0P_.tt.1".into()),
+            ..visit()
+        };
+        let forged = [
+            None,
+            Some("forged".to_string()),
+            Some(ttp_proof(SECRET, "other_.tt.1")),
+        ];
+        for proof in forged {
+            let v = Visit {
+                proof_cookie: proof.clone(),
+                ..met.clone()
+            };
+            let p = plan(&v, &tracked(), || unreachable!());
+            assert_eq!(p.session, None, "{proof:?}");
+            let adopted = format!(
+                "_tt_p={}; SameSite=Lax; Secure; Path=/; Max-Age=34128000",
+                ttp_proof(SECRET, "01JY68AFXQXP2232M0V748XS0P_.tt.1")
+            );
+            assert_eq!(
+                cookie_named(&p, PROOF_COOKIE),
+                Some(adopted.as_str()),
+                "adopted: proven from the next navigation on"
+            );
+        }
+        let p = plan(&proven(met.clone()), &tracked(), || unreachable!());
+        assert_eq!(p.session.unwrap().0, "01JY68AFXQXP2232M0V748XS0P_.tt.1");
+        // During a rotation the previous secret's proof still counts.
+        let rotated = config(&[
+            ("SHOPIFY_WEBHOOK_SECRET", "new-secret"),
+            ("SHOPIFY_WEBHOOK_SECRET_PREVIOUS", SECRET),
+            ("SHOPIFY_SHOP_DOMAIN", "shop.myshopify.com"),
+        ]);
+        let p = plan(&proven(met.clone()), &rotated, || unreachable!());
+        assert!(p.session.is_some());
+        // Without a webhook secret nothing can join a session, and nothing is proven.
+        let p = plan(&proven(met), &config(&[]), || unreachable!());
+        assert_eq!(p.session, None);
+    }
+
+    #[test]
+    fn a_plan_within_a_budget_keeps_its_first_writes() {
+        let v = proven(Visit {
+            url: "https://shop.example/checkouts/cn/Z2NwLXVzLWVhc3QxOjAxSkJaTUVRSjgz".into(),
+            ttp_cookie: Some("T_.tt.1".into()),
+            cart_cookie: Some("c1-abc?key=SECRET".into()),
+            ..visit()
+        });
+        let p = plan(&v, &tracked(), || unreachable!());
+        assert_eq!(p.writes(), 3, "the session, the cart and the checkout page");
+        assert_eq!(p.clone().within(3), p);
+        let two = p.clone().within(2);
+        assert!(two.session.is_some() && two.links == cart_link("c1-abc", "T_.tt.1"));
+        assert_eq!(two.set_cookies, p.set_cookies);
+        assert_eq!(p.clone().within(1).writes(), 1);
+        assert_eq!(p.within(0).writes(), 0);
     }
 
     #[test]
@@ -584,16 +760,20 @@ mod tests {
         let (sid, session) = p.session.unwrap();
         assert_eq!(session, declined_session(), "the refusal and nothing else");
         assert_eq!(p.links, cart_link("c1-abc", &sid));
-        let opt_in_region = config(&[("CONSENT_DEFAULT", "denied")]);
+        let opt_in_region = config(&[
+            ("CONSENT_DEFAULT", "denied"),
+            ("SHOPIFY_WEBHOOK_SECRET", SECRET),
+            ("SHOPIFY_SHOP_DOMAIN", "shop.myshopify.com"),
+        ]);
         assert_eq!(
             plan(&visit(), &opt_in_region, || unreachable!()),
             Plan::default()
         );
-        let granted = Visit {
+        let granted = proven(Visit {
             consent_cookie: Some("granted".into()),
             ttp_cookie: Some("T_.tt.1".into()),
             ..visit()
-        };
+        });
         assert!(
             plan(&granted, &opt_in_region, || unreachable!())
                 .session
@@ -606,23 +786,23 @@ mod tests {
 
     #[test]
     fn limited_consent_or_gpc_marks_the_session() {
-        let limited = Visit {
+        let limited = proven(Visit {
             consent_cookie: Some("limited".into()),
             ttp_cookie: Some("T_.tt.1".into()),
             ..visit()
-        };
-        let s = plan(&limited, &config(&[]), || unreachable!())
+        });
+        let s = plan(&limited, &tracked(), || unreachable!())
             .session
             .unwrap()
             .1;
         assert!(s.limited_data_use && s.marketing_allowed == Some(true));
-        let gpc = Visit {
+        let gpc = proven(Visit {
             gpc: true,
             ttp_cookie: Some("T_.tt.1".into()),
             ..visit()
-        };
+        });
         assert!(
-            plan(&gpc, &config(&[]), || unreachable!())
+            plan(&gpc, &tracked(), || unreachable!())
                 .session
                 .unwrap()
                 .1

@@ -52,9 +52,17 @@ pub fn resource_of(key: &str) -> Option<&str> {
     key.strip_prefix(RESOURCE_PREFIX)
 }
 
-/// KV key of a parked webhook: by arrival time, so a listing is oldest first.
-pub fn parked(received_at_ms: i64, webhook_id: &str) -> String {
-    format!("{PARKED_PREFIX}{received_at_ms}:{webhook_id}")
+/// KV key of a parked webhook: by arrival time, so a listing is oldest first, then its digest
+/// (`shopify::parked_digest`; the webhook id in keys written before parked webhooks were
+/// deduplicated).
+pub fn parked(received_at_ms: i64, digest: &str) -> String {
+    format!("{PARKED_PREFIX}{received_at_ms}:{digest}")
+}
+
+/// The arrival time and digest a parked webhook's key names.
+pub fn parked_of(key: &str) -> Option<(i64, &str)> {
+    let (at, digest) = key.strip_prefix(PARKED_PREFIX)?.split_once(':')?;
+    Some((at.parse().ok()?, digest))
 }
 
 /// KV key of the last good copy of TikTok's SDK fetched from `upstream`.
@@ -107,6 +115,9 @@ mod tests {
         assert_eq!(resource_of("resource:cart:c1"), Some("cart:c1"));
         assert_eq!(resource_of("session:x"), None);
         assert_eq!(parked(5, "w1"), "parked:5:w1");
+        assert_eq!(parked_of("parked:5:ab:c"), Some((5, "ab:c")));
+        assert_eq!(parked_of("parked:x:ab"), None);
+        assert_eq!(parked_of("session:5:ab"), None);
         assert_eq!(sdk("https://x/sdk.js"), "sdk:https://x/sdk.js");
         assert_eq!(webhook_seen("w1"), "webhook:w1");
         assert_eq!(add_to_cart_event("c1", 42, 3), "atc:c1:42:3");

@@ -7,6 +7,12 @@ use std::net::IpAddr;
 /// The key the shop-wide budget counts under (every call, whoever makes it).
 pub const SHOP_KEY: &str = "shop";
 
+/// The key a client's page views count their KV writes under (in the same per-client limiter
+/// as the browser endpoints, a budget of its own).
+pub fn page_key(ip: Option<&str>) -> String {
+    format!("page:{}", client_key(ip))
+}
+
 /// The rate-limit key of the address in `CF-Connecting-IP`.
 pub fn client_key(ip: Option<&str>) -> String {
     match ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
@@ -37,5 +43,9 @@ mod tests {
         assert_ne!(client_key(Some("2001:db8:1:3::1")), a);
         assert_eq!(client_key(Some("not an ip")), "unknown");
         assert_eq!(client_key(None), "unknown");
+        assert_eq!(
+            page_key(Some("2001:db8:1:2::9")),
+            "page:ip6:2001:db8:1:2::/64"
+        );
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::money::Amount;
 use crate::session::Browser;
-use crate::text::{capped, MAX_TEXT, MAX_URL, MAX_USER_AGENT};
+use crate::text::{capped, MAX_TEXT, MAX_USER_AGENT};
+use crate::urls::attribution_url;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -80,8 +81,8 @@ impl Event {
         let browser = &mut event.user.browser;
         browser.user_agent = capped(browser.user_agent.take(), MAX_USER_AGENT);
         if let Some(page) = &mut event.page {
-            page.url = capped(page.url.take(), MAX_URL);
-            page.referrer = capped(page.referrer.take(), MAX_URL);
+            page.url = page.url.as_deref().and_then(attribution_url);
+            page.referrer = page.referrer.as_deref().and_then(attribution_url);
         }
         for content in &mut event.properties.contents {
             content.content_name = capped(content.content_name.take(), MAX_TEXT);
@@ -657,6 +658,17 @@ mod tests {
             sent["user"],
             serde_json::from_str::<serde_json::Value>(user).unwrap()
         );
+        // A payload queued before URLs kept only attribution parameters: cleaned as it leaves.
+        let mut old = event;
+        old.page = Some(Page {
+            url: Some("https://shop.example/?email=jane%40example.com&ttclid=E.C.P.x#f".into()),
+            referrer: Some("https://mail.example/open?token=t".into()),
+        });
+        let sent: serde_json::Value = serde_json::from_str(&old.tiktok_json().unwrap()).unwrap();
+        assert_eq!(
+            sent["page"],
+            serde_json::json!({"url": "https://shop.example/?ttclid=E.C.P.x", "referrer": "https://mail.example/open"})
+        );
     }
 
     #[test]
@@ -691,7 +703,7 @@ mod tests {
         let sent: serde_json::Value = serde_json::from_str(&event.tiktok_json().unwrap()).unwrap();
         let len = |v: &serde_json::Value| v.as_str().unwrap().chars().count();
         assert_eq!(len(&sent["user"]["user_agent"]), MAX_USER_AGENT);
-        assert_eq!(len(&sent["page"]["url"]), MAX_URL);
+        assert_eq!(len(&sent["page"]["url"]), crate::text::MAX_URL);
         assert_eq!(
             len(&sent["properties"]["contents"][0]["content_name"]),
             MAX_TEXT

@@ -62,6 +62,93 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The query parameters attribution needs: TikTok's click id and the UTM set (Google
+/// Analytics' nine). The one list of what a URL keeps when it is stored (KV sessions, queued
+/// events) or sent to TikTok (`page.url`, `page.referrer`); every other parameter (`key`,
+/// `token`, `email`, `phone`, a mail tool's subscriber id, …) is dropped.
+pub const ATTRIBUTION_PARAMS: &[&str] = &[
+    "ttclid",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "utm_id",
+    "utm_source_platform",
+    "utm_creative_format",
+    "utm_marketing_tactic",
+];
+
+/// `url` as it may be kept or sent on: scheme, host, port and path, then only the
+/// [`ATTRIBUTION_PARAMS`] (names exactly as listed) whose value looks like neither an email
+/// (an `@`) nor a phone number ([`looks_like_phone`]); no credentials, no fragment. A path
+/// with an `@` in it becomes `/`. At most [`crate::text::MAX_URL`] bytes: parameters that do
+/// not fit are left out whole. `None` unless it is an absolute http(s) URL with a valid host
+/// (of a length that fits).
+pub fn attribution_url(url: &str) -> Option<String> {
+    let (scheme, after) = url.split_once("://")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "http",
+        "https" => "https",
+        _ => return None,
+    };
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    if !valid_host {
+        return None;
+    }
+    let rest = rest.split('#').next().unwrap_or("");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = if path.is_empty() || percent_decode(path, false).contains('@') {
+        "/"
+    } else {
+        path
+    };
+    let max = crate::text::MAX_URL;
+    let mut out = format!("{scheme}://{}", host.to_ascii_lowercase());
+    if out.len() > max {
+        return None;
+    }
+    let mut cut = path.len().min(max.saturating_sub(out.len()));
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push_str(&path[..cut]);
+    let mut sep = '?';
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value, true);
+        if !ATTRIBUTION_PARAMS.contains(&name)
+            || value.contains('@')
+            || looks_like_phone(&value)
+            || out.len() + 1 + pair.len() > max
+        {
+            continue;
+        }
+        out.push(sep);
+        out.push_str(pair);
+        sep = '&';
+    }
+    Some(out)
+}
+
+/// A value written like a phone number: 7 to 15 digits (E.164's most) among only `+ - . ( ) /`
+/// and spaces, with a leading `+` or some punctuation. A bare run of digits is an id (TikTok's
+/// and Google's campaign ids are plain digits) and stays.
+pub fn looks_like_phone(value: &str) -> bool {
+    let v = value.trim();
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    (7..=15).contains(&digits)
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || b" +-.()/".contains(&b))
+        && (v.starts_with('+') || v.bytes().any(|b| !b.is_ascii_digit()))
+}
+
 /// An absolute http(s) URL: scheme, lowercased ASCII host, port unless the default, and the rest.
 #[derive(Debug)]
 pub struct HttpUrl<'a> {
@@ -137,6 +224,78 @@ mod tests {
         assert_eq!(percent_decode("a+b", true), "a b");
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("%FF", false), "\u{FFFD}");
+    }
+
+    #[test]
+    fn attribution_urls_keep_only_the_allowlist() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "https://shop.example/products/mug?variant=1&ttclid=E.C.P.a%2Bb&utm_source=tiktok#top",
+                Some("https://shop.example/products/mug?ttclid=E.C.P.a%2Bb&utm_source=tiktok"),
+            ),
+            (
+                "https://shop.example/?email=jane.doe%40example.com&phone=%2B15551234567&utm_campaign=spring",
+                Some("https://shop.example/?utm_campaign=spring"),
+            ),
+            // The abandoned-checkout link: its token is the cart's join key, its key a secret.
+            (
+                "https://shop.example/checkouts/ac/c1-abc/recover?key=SECRET&locale=en",
+                Some("https://shop.example/checkouts/ac/c1-abc/recover"),
+            ),
+            ("https://shop.example/account?token=t&key=k", Some("https://shop.example/account")),
+            // Allowlisted names with personal values: dropped; plain ids stay.
+            (
+                "https://shop.example/?utm_term=jane%40example.com&utm_content=%2B44%2020%207946%200958&utm_id=1760364548960322",
+                Some("https://shop.example/?utm_id=1760364548960322"),
+            ),
+            ("https://shop.example/?utm_term=555-123-4567", Some("https://shop.example/")),
+            ("HTTPS://user:pw@Shop.Example:8443", Some("https://shop.example:8443/")),
+            ("https://shop.example/pages/jane%40example.com?utm_source=x", Some("https://shop.example/?utm_source=x")),
+            ("https://shop.example/p?UTM_SOURCE=x&utm_source", Some("https://shop.example/p?utm_source")),
+            ("javascript:alert(1)", None),
+            ("/relative?ttclid=x", None),
+            ("https://bad host/", None),
+            ("https:///path", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(attribution_url(url).as_deref(), *want, "{url}");
+        }
+        let long = format!(
+            "https://shop.example/?utm_source=x&utm_term={}",
+            "a".repeat(3000)
+        );
+        assert_eq!(
+            attribution_url(&long).as_deref(),
+            Some("https://shop.example/?utm_source=x")
+        );
+        let long_path = format!("https://shop.example/{}", "p".repeat(3000));
+        assert_eq!(
+            attribution_url(&long_path).unwrap().len(),
+            crate::text::MAX_URL
+        );
+        let wide_path = format!("https://shop.example/{}", "é".repeat(3000));
+        assert!(attribution_url(&wide_path).unwrap().len() <= crate::text::MAX_URL);
+    }
+
+    #[test]
+    fn phones_and_ids() {
+        for phone in [
+            "+15551234567",
+            "555-123-4567",
+            "(555) 123 4567",
+            "+44 20 7946 0958",
+        ] {
+            assert!(looks_like_phone(phone), "{phone}");
+        }
+        for not in [
+            "1760364548960322",
+            "5551234567",
+            "123",
+            "spring-2026",
+            "E.C.P.123456789",
+        ] {
+            assert!(!looks_like_phone(not), "{not}");
+        }
     }
 
     #[test]

@@ -20,16 +20,19 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::consent::{Choice, Report};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::edge::{
-    self, Visit, CART_MARKER, CLICK_COOKIE, CONSENT_COOKIE, SESSION_MARKER, TTCLID_MAX_AGE_SECS,
+    self, Visit, CART_MARKER, CHECKOUT_MARKER, CLICK_COOKIE, CONSENT_COOKIE, PROOF_COOKIE,
+    SESSION_MARKER, TTCLID_MAX_AGE_SECS,
 };
 use tiktok_edge_core::error::Unusable;
 use tiktok_edge_core::hash;
+use tiktok_edge_core::keys;
 use tiktok_edge_core::money::Amount;
 use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState};
 use tiktok_edge_core::shopify::{self, Payload, Topic};
 use tiktok_edge_core::tiktok::{Event, DEFAULT_MARKET_HANDLE};
+use tiktok_edge_core::urls;
 
 /// proptest's defaults (which honour `PROPTEST_CASES`), without regression files in the tree.
 fn config() -> ProptestConfig {
@@ -461,8 +464,35 @@ fn is_safe_token(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn is_http_url(s: &str) -> bool {
-    s.len() <= 2048 && (s.starts_with("https://") || s.starts_with("http://"))
+/// What every URL the Worker keeps or sends satisfies: absolute http(s), within the cap, no
+/// fragment, no `@` anywhere (credentials, an email in the path or a value, encoded or not),
+/// only allowlisted parameters, none of them phone-looking.
+fn assert_attribution_only(url: &str) -> Result<(), TestCaseError> {
+    prop_assert!(
+        url.starts_with("https://") || url.starts_with("http://"),
+        "{:?}",
+        url
+    );
+    prop_assert!(url.len() <= 2048, "{} bytes", url.len());
+    prop_assert!(!url.contains('#'), "{:?}", url);
+    prop_assert!(!urls::percent_decode(url, true).contains('@'), "{:?}", url);
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            prop_assert!(
+                urls::ATTRIBUTION_PARAMS.contains(&name),
+                "{:?} in {:?}",
+                name,
+                url
+            );
+            prop_assert!(
+                !urls::looks_like_phone(&urls::percent_decode(value, true)),
+                "{:?}",
+                url
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What every accepted event satisfies, whatever the body said.
@@ -498,7 +528,7 @@ fn assert_sane(c: &Collected, facts: &Visit) -> Result<(), TestCaseError> {
     );
     if let Some(page) = &e.page {
         for url in [&page.url, &page.referrer].into_iter().flatten() {
-            prop_assert!(is_http_url(url), "{:?}", url);
+            assert_attribution_only(url)?;
         }
     }
     let (u, b) = (&e.user, &e.user.browser);
@@ -1338,12 +1368,14 @@ proptest! {
 // Cookies and the edge's decisions
 // ---------------------------------------------------------------------------------------------
 
-const COOKIE_NAMES: [&str; 6] = [
+const COOKIE_NAMES: [&str; 8] = [
     "_ttp",
     "ttclid",
     CLICK_COOKIE,
     SESSION_MARKER,
     CART_MARKER,
+    CHECKOUT_MARKER,
+    PROOF_COOKIE,
     CONSENT_COOKIE,
 ];
 
@@ -1408,6 +1440,8 @@ fn visit() -> impl Strategy<Value = Visit> {
         (
             prop::option::of(hostile_string()),
             prop::option::of(hostile_string()),
+            cookie_value(),
+            cookie_value(),
         ),
         (any::<(bool, bool)>(), any::<i64>()),
     )
@@ -1416,7 +1450,7 @@ fn visit() -> impl Strategy<Value = Visit> {
                 url,
                 (ttp, ttclid, consent),
                 (cart, cart_marker, click),
-                (ip, user_agent),
+                (ip, user_agent, checkout_marker, proof_cookie),
                 ((marker, gpc), now_secs),
             )| {
                 Visit {
@@ -1427,6 +1461,8 @@ fn visit() -> impl Strategy<Value = Visit> {
                     session_marker: marker,
                     cart_cookie: cart,
                     cart_marker,
+                    checkout_marker,
+                    proof_cookie,
                     click_cookie: click,
                     ip,
                     user_agent,
@@ -1490,14 +1526,28 @@ proptest! {
             let kept = visit.ttp_cookie.clone().filter(|v| edge::plausible(v));
             prop_assert_eq!(cookies::get(&jar, "_ttp"), Some(kept.unwrap_or(fresh.clone())));
         }
-        // A linked cart cookie is marked; a checkout page's token links without a marker.
+        // A linked cart cookie is marked; a checkout page's token links unless its marker says
+        // it was linked, and is marked then.
         let linked = |t: &str| plan.links.iter().any(|(l, _)| *l == JoinToken::Cart(t.to_string()));
         if let Some(cart) = visit.cart_token().filter(|t| linked(t)) {
             prop_assert_eq!(cookies::get(&jar, CART_MARKER), Some(cart.to_string()));
         }
         if let Some(checkout) = visit.checkout_token() {
-            prop_assert!(plan.links.iter().any(|(t, _)| t == &checkout));
+            let marked = visit.checkout_marker.as_deref() == Some(checkout.token());
+            prop_assert_eq!(plan.links.iter().any(|(t, _)| t == &checkout), !marked);
+            if !marked {
+                prop_assert_eq!(cookies::get(&jar, CHECKOUT_MARKER), Some(checkout.token().to_string()));
+            }
         }
+        // Without a webhook secret no `_ttp` is proven, whatever the cookies say: a session is
+        // kept only from an ad click's landing page (or as a refusal).
+        if let Some((sid, session)) = &plan.session {
+            prop_assert!(
+                keys::is_declined(sid) || mapping::ttclid_from_url(&visit.url).is_some(),
+                "{:?} kept for {:?}", session, visit
+            );
+        }
+        prop_assert!(plan.writes() <= 3);
         let stored = stored.then(Session::default);
         let answer = edge::consent_plan(&visit, choice, stored, &config, || fresh.clone());
         for c in &answer.set_cookies {
@@ -1553,6 +1603,62 @@ proptest! {
         }
         let key = mapping::cart_key(&s);
         prop_assert!(s.contains(key) && !key.contains('?') && key.trim() == key);
+    }
+
+    /// Whatever a URL carries, what is kept of it carries only attribution parameters, and
+    /// every allowlisted parameter with a plain value is kept.
+    #[test]
+    fn urls_keep_only_attribution_parameters(
+        scheme in prop::sample::select(&["https", "http", "HTTPS", "ftp", "javascript"][..]),
+        user in prop::option::of(prop::sample::select(&["jane.doe@", "u:pw@", "%40@"][..])),
+        host in prop::sample::select(&["shop.example", "Shop.Example:8443", "[::1]", "bad host", ""][..]),
+        path in prop_oneof![fragmented(), Just("/pages/jane%40example.com".to_string()), "/[a-z/@%0-9]{0,12}"],
+        pairs in prop::collection::vec((
+            prop_oneof![
+                prop::sample::select(urls::ATTRIBUTION_PARAMS).prop_map(String::from),
+                prop::sample::select(&["email", "phone", "key", "token", "Email", "utm_source%20", "_kx"][..]).prop_map(String::from),
+                fragmented(),
+            ],
+            prop_oneof![
+                "[a-z]{1,4}[a-z0-9]{0,6}",
+                Just("jane.doe%40example.com".to_string()),
+                Just("jane@example.com".to_string()),
+                Just("%2B15551234567".to_string()),
+                Just("+44+20+7946+0958".to_string()),
+                Just("555-123-4567".to_string()),
+                fragmented(),
+            ],
+        ), 0..6),
+        fragment in prop::option::of(fragmented()),
+        noise in hostile_string(),
+    ) {
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let url = format!(
+            "{scheme}://{}{host}{path}?{}{}",
+            user.unwrap_or(""),
+            query.join("&"),
+            fragment.map(|f| format!("#{f}")).unwrap_or_default(),
+        );
+        for candidate in [&url, &noise] {
+            if let Some(kept) = urls::attribution_url(candidate) {
+                assert_attribution_only(&kept)?;
+            }
+        }
+        // The generated query is the URL's, whole, unless a generated part ends it early.
+        let intact = !path.contains(['?', '#'])
+            && pairs.iter().all(|(k, v)| !k.contains('#') && !v.contains('#'));
+        if let (Some(kept), true) = (urls::attribution_url(&url), intact) {
+            let kept_query = kept.split_once('?').map_or("", |(_, q)| q);
+            for (k, v) in &pairs {
+                let plain = urls::ATTRIBUTION_PARAMS.contains(&k.as_str())
+                    && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && !v.is_empty();
+                if plain {
+                    let pair = format!("{k}={v}");
+                    prop_assert!(kept_query.split('&').any(|p| p == pair), "{:?} lost from {:?}: {:?}", pair, url, kept);
+                }
+            }
+        }
     }
 
     /// Any ttclid value is decoded as a form decoder (`url`'s, a browser's) decodes it: `+` is

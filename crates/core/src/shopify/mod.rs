@@ -44,12 +44,7 @@ pub enum Topic {
 impl Topic {
     /// From `X-Shopify-Topic` (`orders/create`) or the Events-system form (`ORDERS_CREATE`).
     pub fn parse(header: &str) -> Topic {
-        match header
-            .trim()
-            .to_ascii_lowercase()
-            .replace('_', "/")
-            .as_str()
-        {
+        match Topic::normalized(header).as_str() {
             "carts/create" => Topic::CartsCreate,
             "carts/update" => Topic::CartsUpdate,
             "checkouts/create" => Topic::CheckoutsCreate,
@@ -62,6 +57,11 @@ impl Topic {
             "customers/data/request" => Topic::CustomersDataRequest,
             _ => Topic::Other,
         }
+    }
+
+    /// The header in one spelling (`ORDERS_CREATE` and ` orders/create` are `orders/create`).
+    pub fn normalized(header: &str) -> String {
+        header.trim().to_ascii_lowercase().replace('_', "/")
     }
 }
 
@@ -288,6 +288,82 @@ pub struct Parked {
     /// The payload's structure with values replaced by their types (no customer data).
     pub shape: String,
     pub received_at_ms: i64,
+    /// [`parked_digest`] of topic and body: one record per pair (empty in records parked
+    /// before parked webhooks were deduplicated).
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// At most this many webhooks are parked in any 24 hours. Each needs a signed body, but one
+/// captured body can be replayed under every topic, and anyone holding several could push the
+/// operator's list (and KV's bill) without end; beyond it a webhook is only logged.
+pub const PARKED_PER_DAY: usize = 100;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The digest a parked webhook is known by: SHA-256 of its topic (one spelling) and its body,
+/// 128 bits in hex. Replays of one body under one topic, whatever their webhook ids, share it.
+pub fn parked_digest(topic_header: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(Topic::normalized(topic_header).as_bytes());
+    hash.update(b"\0");
+    hash.update(body);
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// Whether a webhook of `digest` arriving at `now_ms` is parked, given the keys parked so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParkDecision {
+    Keep,
+    /// The same topic and body is parked already.
+    Duplicate,
+    /// [`PARKED_PER_DAY`] were parked in the last 24 hours.
+    OverDailyCap,
+}
+
+pub fn park_decision(parked_keys: &[String], digest: &str, now_ms: i64) -> ParkDecision {
+    let parked = parked_of(parked_keys);
+    if parked.iter().any(|(_, d)| *d == digest) {
+        ParkDecision::Duplicate
+    } else if daily_cap_reached(&parked, now_ms) {
+        ParkDecision::OverDailyCap
+    } else {
+        ParkDecision::Keep
+    }
+}
+
+/// (arrival time, digest) of each parked webhook's key.
+fn parked_of(parked_keys: &[String]) -> Vec<(i64, &str)> {
+    parked_keys
+        .iter()
+        .filter_map(|k| crate::keys::parked_of(k))
+        .collect()
+}
+
+/// Whether the last 24 hours hold [`PARKED_PER_DAY`] of `parked` (arrival time, digest).
+fn daily_cap_reached(parked: &[(i64, &str)], now_ms: i64) -> bool {
+    parked
+        .iter()
+        .filter(|(at, _)| *at > now_ms - DAY_MS)
+        .count()
+        >= PARKED_PER_DAY
+}
+
+/// How the operator's list of parked webhooks stands: how many are kept in all (the page lists
+/// the newest few) and whether the daily cap turned any away in the last 24 hours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ParkedCount {
+    pub total: usize,
+    pub daily_cap_reached: bool,
+}
+
+pub fn parked_count(parked_keys: &[String], now_ms: i64) -> ParkedCount {
+    let parked = parked_of(parked_keys);
+    ParkedCount {
+        total: parked.len(),
+        daily_cap_reached: daily_cap_reached(&parked, now_ms),
+    }
 }
 
 /// A JSON body with every string and number replaced by its type, so an unusable payload can
@@ -314,6 +390,53 @@ pub fn redact(body: &[u8]) -> String {
 #[cfg(test)]
 mod key_tests {
     use super::*;
+
+    #[test]
+    fn parked_webhooks_are_kept_once_per_topic_and_body_and_a_hundred_a_day() {
+        let body = br#"{"id":1}"#;
+        let digest = parked_digest("orders/create", body);
+        assert_eq!(digest.len(), 32);
+        assert_eq!(parked_digest("ORDERS_CREATE", body), digest, "one spelling");
+        assert_ne!(parked_digest("orders/paid", body), digest, "per topic");
+        assert_ne!(
+            parked_digest("orders/create", br#"{"id":2}"#),
+            digest,
+            "per body"
+        );
+        let now = 10 * DAY_MS;
+        let key = |at: i64, d: &str| crate::keys::parked(at, d);
+        assert_eq!(park_decision(&[], &digest, now), ParkDecision::Keep);
+        let listed = vec![key(now - 6 * DAY_MS, &digest), key(now - 1, "w-old-id")];
+        assert_eq!(
+            park_decision(&listed, &digest, now),
+            ParkDecision::Duplicate
+        );
+        let other = parked_digest("orders/paid", body);
+        assert_eq!(park_decision(&listed, &other, now), ParkDecision::Keep);
+        // A full day: the next one is turned away; a day later there is room again.
+        let day: Vec<String> = (0..PARKED_PER_DAY as i64)
+            .map(|i| key(now - i * 1000, &format!("{i:032x}")))
+            .collect();
+        assert_eq!(park_decision(&day, &other, now), ParkDecision::OverDailyCap);
+        assert_eq!(
+            park_decision(&day, &other, now + DAY_MS),
+            ParkDecision::Keep
+        );
+        assert_eq!(
+            parked_count(&day, now),
+            ParkedCount {
+                total: PARKED_PER_DAY,
+                daily_cap_reached: true
+            }
+        );
+        assert_eq!(
+            parked_count(&listed, now),
+            ParkedCount {
+                total: 2,
+                daily_cap_reached: false
+            }
+        );
+    }
 
     #[test]
     fn resource_keys() {

@@ -44,6 +44,7 @@ use crate::config::Config;
 use crate::money::Amount;
 use crate::session::Session;
 use crate::tiktok::{Content, Event, Page, Properties, RetryPolicy, User, MAX_EVENT_AGE_SECS};
+use crate::urls::attribution_url;
 
 /// Settings the mapping needs.
 #[derive(Debug, Clone)]
@@ -268,10 +269,15 @@ fn event(
         event_id: id,
         user,
         properties,
-        page: session.landing_url.clone().map(|url| Page {
-            url: Some(url),
-            referrer: None,
-        }),
+        // Sessions stored before URLs kept only attribution parameters still hold whole ones.
+        page: session
+            .landing_url
+            .as_deref()
+            .and_then(attribution_url)
+            .map(|url| Page {
+                url: Some(url),
+                referrer: None,
+            }),
         limited_data_use: session.limited_data_use.then_some(true),
     }
 }
