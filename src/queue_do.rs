@@ -16,9 +16,9 @@ use serde_json::value::RawValue;
 use std::cell::Cell;
 use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
-    admit, Admission, Count, Enqueue, EnqueueSummary, Evidence, Failure, Filing, Forget,
-    HourCount, Pause, QueueStats, RecentEvent, Refuse, Resend, ResendValue, RowState, ShardHealth,
-    Source, Stored, HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
+    admit, Admission, Count, Enqueue, EnqueueSummary, Evidence, Failure, Filing, Forget, HourCount,
+    Pause, QueueStats, RecentEvent, Refuse, Resend, ResendValue, RowState, ShardHealth, Source,
+    Stored, HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
 };
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use tiktok_edge_core::vec_map::VecMap;
@@ -342,7 +342,13 @@ impl EventQueue {
 
     /// Files a browser copy under each digest of its proof (the first per digest stays), or,
     /// with `event: None`, a refusal (which replaces what was filed there).
-    fn file(&self, event_name: &str, event_id: &str, proof: &Proof, event: Option<&Event>) -> Result<()> {
+    fn file(
+        &self,
+        event_name: &str,
+        event_id: &str,
+        proof: &Proof,
+        event: Option<&Event>,
+    ) -> Result<()> {
         let (verb, payload) = match event {
             Some(event) => ("INSERT OR IGNORE", serde_json::to_string(event)?),
             None => ("INSERT OR REPLACE", String::new()),
@@ -460,7 +466,9 @@ impl EventQueue {
             }
             match decision.filing {
                 Filing::Keep => {}
-                Filing::File => self.file(&event.event, &event.event_id, &call.proof, Some(event))?,
+                Filing::File => {
+                    self.file(&event.event, &event.event_id, &call.proof, Some(event))?
+                }
                 Filing::Clear => self.clear_evidence(&event.event, &event.event_id)?,
             }
         }
@@ -583,7 +591,10 @@ impl EventQueue {
         }
         for (event, id) in &request.bound {
             self.file(event, id, &request.proof, None)?;
-            if self.stored(event, id)?.is_some_and(|row| request.stops(&row)) {
+            if self
+                .stored(event, id)?
+                .is_some_and(|row| request.stops(&row))
+            {
                 self.refuse_key(event, id, now)?;
                 self.clear_evidence(event, id)?;
             }

@@ -174,7 +174,7 @@ test("a refusal reported by the checkout pixel alone stops the checkout's waitin
     const kv = await env.worker.mf.getKVNamespace("SESSIONS");
     // The sandbox can name any _ttp: its refusal declines a session of its own, linked to the
     // checkout token it proves; the storefront session is declined by the storefront's report.
-    assert.equal(JSON.parse(await kv.get(`session:${ttp}`)).browser?.ttclid, "E.C.P.pixelalone", "a _ttp in the body declines nothing");
+    assert.equal(JSON.parse(await kv.get(`session:${ttp}`)).ttclid, "E.C.P.pixelalone", "a _ttp in the body declines nothing");
     const refusedBy = await kv.get(`checkout:${checkoutToken}`);
     assert.match(refusedBy, /^declined-/);
     assert.deepEqual(JSON.parse(await kv.get(`session:${refusedBy}`)), { marketing_allowed: false, limited_data_use: false });

@@ -6,9 +6,9 @@ use crate::config::ConsentDefault;
 use crate::consent::{self, Choice, Report};
 use crate::edge::{plausible, Visit};
 use crate::money::Amount;
-use crate::session::Browser;
 use crate::proof::Proof;
 use crate::queue::Refuse;
+use crate::session::Browser;
 use crate::shopify::mapping::checkout_step_keys;
 use crate::text::{cap, MAX_TEXT, MAX_URL};
 use crate::tiktok::{Content, Event, Page, Properties, User};
@@ -559,7 +559,8 @@ mod tests {
             })
         );
         // The storefront's request carries the visitor's cookie: their own session is declined.
-        let storefront = br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1",
+        let storefront =
+            br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1",
             "consent":{"marketing":false}}"#;
         let r = parse(storefront, "Purchase", &visit())
             .unwrap()
@@ -610,12 +611,19 @@ mod tests {
             let c = parse(body, "Purchase", &visit).unwrap();
             assert_eq!(c.proof, proof, "{visit:?}");
         }
-        let bare = parse(br#"{"event":"Purchase","event_id":"59"}"#, "Purchase", &Visit {
-            sandboxed: true,
-            ..visit()
-        })
+        let bare = parse(
+            br#"{"event":"Purchase","event_id":"59"}"#,
+            "Purchase",
+            &Visit {
+                sandboxed: true,
+                ..visit()
+            },
+        )
         .unwrap();
-        assert!(bare.proof.is_empty(), "a sandbox copy without a token proves nothing");
+        assert!(
+            bare.proof.is_empty(),
+            "a sandbox copy without a token proves nothing"
+        );
     }
 
     #[test]

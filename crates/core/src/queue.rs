@@ -215,7 +215,14 @@ pub fn admit(
                 None => {
                     let (state, due_ms) = first_copy(incoming, source, hold, now_ms);
                     let event = Box::new(incoming.clone());
-                    decision(Admission::Insert { event, state, due_ms }, filing)
+                    decision(
+                        Admission::Insert {
+                            event,
+                            state,
+                            due_ms,
+                        },
+                        filing,
+                    )
                 }
                 Some(here) if here.source == Source::Browser => {
                     let open = here.unsent() || here.state == RowState::Failed;
@@ -260,7 +267,14 @@ pub fn admit(
                 None => {
                     let (state, due_ms) = first_copy(incoming, source, hold, now_ms);
                     let event = merged();
-                    decision(Admission::Insert { event, state, due_ms }, Filing::Clear)
+                    decision(
+                        Admission::Insert {
+                            event,
+                            state,
+                            due_ms,
+                        },
+                        Filing::Clear,
+                    )
                 }
                 Some(here) if here.state == RowState::Refused => {
                     decision(Admission::Refused, Filing::Clear)
@@ -998,7 +1012,15 @@ mod tests {
             ..hold()
         };
         let event = copy("Purchase", None, None);
-        let d = admit(None, &[], &event, browser, &Proof::default(), &opted_in, NOW);
+        let d = admit(
+            None,
+            &[],
+            &event,
+            browser,
+            &Proof::default(),
+            &opted_in,
+            NOW,
+        );
         assert_eq!(
             d.admission,
             Admission::Insert {
@@ -1070,13 +1092,23 @@ mod tests {
     /// identifiers of a bound copy (G, else S) and never F's or X's.
     #[test]
     fn bound_copies_win_over_unbound_ones_in_every_arrival_order() {
-        let (webhook, binding) = signed();
+        let (webhook, _) = signed();
         let binding = Proof::of(["chk-real"], ["ttp-S"]);
         let copies: Vec<(&str, Event, Source, Proof)> = vec![
             ("W", webhook.clone(), Source::Webhook, binding.clone()),
-            ("G", browser_copy("G"), Source::Browser, Proof::of(["chk-real"], [])),
+            (
+                "G",
+                browser_copy("G"),
+                Source::Browser,
+                Proof::of(["chk-real"], []),
+            ),
             ("F", browser_copy("F"), Source::Browser, Proof::default()),
-            ("X", browser_copy("X"), Source::Browser, Proof::of(["chk-wrong"], [])),
+            (
+                "X",
+                browser_copy("X"),
+                Source::Browser,
+                Proof::of(["chk-wrong"], []),
+            ),
         ];
         let mut orders: Vec<Vec<usize>> = vec![vec![]];
         for _ in 0..copies.len() {
@@ -1103,7 +1135,11 @@ mod tests {
             }
             let names: Vec<&str> = order.iter().map(|&i| copies[i].0).collect();
             let sent = key.sent().unwrap_or_else(|| panic!("{names:?}: no order"));
-            assert_eq!(sent.user.email.as_deref(), Some("hashed-email"), "{names:?}");
+            assert_eq!(
+                sent.user.email.as_deref(),
+                Some("hashed-email"),
+                "{names:?}"
+            );
             assert_eq!(sent.properties.value, webhook.properties.value, "{names:?}");
             let b = &sent.user.browser;
             assert_eq!(
@@ -1124,10 +1160,18 @@ mod tests {
             if !forged_first {
                 key.offer(&browser_copy("F"), Source::Browser, &Proof::default());
             }
-            key.offer(&browser_copy("X"), Source::Browser, &Proof::of(["chk-wrong"], []));
+            key.offer(
+                &browser_copy("X"),
+                Source::Browser,
+                &Proof::of(["chk-wrong"], []),
+            );
             let sent = key.sent().unwrap();
             assert_eq!(sent.user.browser, crate::session::Browser::default());
-            key.offer(&browser_copy("S"), Source::Browser, &Proof::of([], ["ttp-S"]));
+            key.offer(
+                &browser_copy("S"),
+                Source::Browser,
+                &Proof::of([], ["ttp-S"]),
+            );
             assert_eq!(key.sent().unwrap().user.browser.ip.as_deref(), Some("ip-S"));
         }
     }
@@ -1147,7 +1191,11 @@ mod tests {
         for refusal_first in [true, false] {
             for (refusal, stops) in [(&genuine, true), (&wrong, false)] {
                 let mut key = Key::default();
-                key.offer(&browser_copy("G"), Source::Browser, &Proof::of(["chk-real"], []));
+                key.offer(
+                    &browser_copy("G"),
+                    Source::Browser,
+                    &Proof::of(["chk-real"], []),
+                );
                 if refusal_first {
                     key.refuse(refusal);
                 }
@@ -1194,8 +1242,16 @@ mod tests {
                 Source::Webhook,
             ),
             (bound_webhook(RowState::Sent, 1), &browser, Source::Browser),
-            (bound_webhook(RowState::Queued, 0), &webhook, Source::Webhook),
-            (bound_webhook(RowState::Failed, 1), &browser, Source::Browser),
+            (
+                bound_webhook(RowState::Queued, 0),
+                &webhook,
+                Source::Webhook,
+            ),
+            (
+                bound_webhook(RowState::Failed, 1),
+                &browser,
+                Source::Browser,
+            ),
         ];
         for (here, incoming, source) in cases {
             let d = admit(Some(&here), &[], incoming, source, &proof, &hold(), NOW);

@@ -499,7 +499,14 @@ mod tests {
         assert_eq!(out.proof, Proof::of([token], [SID]));
         let (topic, payload) = delivery("orders/create", ORDER);
         let alone = Joined::default();
-        let out = apply(topic, &payload, alone, &mut memory, &settings("allowed"), NOW);
+        let out = apply(
+            topic,
+            &payload,
+            alone,
+            &mut memory,
+            &settings("allowed"),
+            NOW,
+        );
         let order = match &payload {
             Payload::Order(o) => o.checkout_token.clone(),
             _ => None,
