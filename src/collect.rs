@@ -3,7 +3,7 @@
 use tiktok_edge_core::collect::{self, MAX_BODY_BYTES};
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::edge::Visit;
-use tiktok_edge_core::queue::{Refuse, Source};
+use tiktok_edge_core::queue::Source;
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::Error;
 use worker::{console_error, Context, Env, Request, Result};
@@ -44,16 +44,24 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
             }
         });
     }
-    let summary = queue::enqueue(env, Source::Browser, config, vec![collected.event]).await?;
+    let summary = queue::enqueue(
+        env,
+        Source::Browser,
+        &collected.proof,
+        config,
+        vec![collected.event],
+    )
+    .await?;
     Ok(respond::json(
         202,
         &serde_json::json!({ "event_id": event_id, "queued": summary.accepted == 1 }),
     )?)
 }
 
-/// Remembers a refusal: the session forgets its identifiers and keeps only the refusal, the
-/// checkout's tokens point at it (webhooks still to come), and the checkout's and order's
-/// events in the queue stop (copies already there, or arriving later).
+/// Remembers a refusal: the session it names keeps only the refusal (the visitor's own, when
+/// the request carried its cookie, forgets its identifiers), the checkout token it proves
+/// points at it (webhooks still to come), and the queue stops the checkout's events and the
+/// order bound to that checkout (copies already there, or arriving later).
 async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
     let store = Store::new(env)?;
     store
@@ -62,19 +70,13 @@ async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
             &tiktok_edge_core::edge::declined_session(),
         )
         .await?;
-    for token in &refusal.links {
-        store.link(token, &refusal.session_id).await?;
-    }
-    if !refusal.events.is_empty() {
-        queue::refuse(
-            env,
-            &Refuse {
-                events: refusal.events.clone(),
-            },
+    store
+        .link(
+            &JoinToken::Checkout(refusal.checkout_token.clone()),
+            &refusal.session_id,
         )
         .await?;
-    }
-    Ok(())
+    queue::refuse(env, &refusal.refuse).await
 }
 
 /// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the

@@ -2,6 +2,7 @@
 //! the durable write, never for TikTok.
 
 use tiktok_edge_core::config::Config;
+use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
     earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
     QueueStats, Refuse, Resend, ShardHealth, Source, SHARDS,
@@ -42,10 +43,11 @@ fn by_shard<T>(
 }
 
 /// Hands copies of `events` from `source` to their shards, where they merge with other copies
-/// of the same events; returns what became of them.
+/// of the same events bound to them by `proof`; returns what became of them.
 pub async fn enqueue(
     env: &Env,
     source: Source,
+    proof: &Proof,
     config: &Config,
     events: Vec<Event>,
 ) -> Result<EnqueueSummary> {
@@ -55,6 +57,7 @@ pub async fn enqueue(
         let body = serde_json::to_string(&Enqueue {
             source,
             hold: hold.clone(),
+            proof: proof.clone(),
             events,
         })?;
         total += call(env, &shard, "enqueue", Some(body))
@@ -121,9 +124,16 @@ pub async fn forget(env: &Env, request: &Forget) -> Result<()> {
 
 /// Stops the events a visitor's refusal names, in every shard holding one of them.
 pub async fn refuse(env: &Env, request: &Refuse) -> Result<()> {
-    for (shard, events) in by_shard(request.events.iter().cloned(), |(e, id)| (e, id)) {
-        let body = serde_json::to_string(&Refuse { events })?;
-        call(env, &shard, "refuse", Some(body)).await?;
+    let keys = request.events.iter().map(|k| (false, k.clone()));
+    let bound = request.bound.iter().map(|k| (true, k.clone()));
+    for (shard, keys) in by_shard(keys.chain(bound), |(_, (e, id))| (e, id)) {
+        let (bound, events): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(bound, _)| *bound);
+        let mine = Refuse {
+            events: events.into_iter().map(|(_, k)| k).collect(),
+            bound: bound.into_iter().map(|(_, k)| k).collect(),
+            proof: request.proof.clone(),
+        };
+        call(env, &shard, "refuse", Some(serde_json::to_string(&mine)?)).await?;
     }
     Ok(())
 }

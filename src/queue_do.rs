@@ -14,10 +14,11 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::cell::Cell;
+use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
-    admit, Admission, Count, Enqueue, EnqueueSummary, Failure, Forget, HourCount, Pause,
-    QueueStats, RecentEvent, Refuse, Resend, ResendValue, RowState, ShardHealth, Source, Stored,
-    HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
+    admit, Admission, Count, Enqueue, EnqueueSummary, Evidence, Failure, Filing, Forget, HourCount,
+    Pause, QueueStats, RecentEvent, Refuse, Resend, ResendValue, RowState, ShardHealth, Source,
+    Stored, HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
 };
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use tiktok_edge_core::vec_map::VecMap;
@@ -56,6 +57,19 @@ const MIGRATIONS: &[&str] = &[
        BEGIN UPDATE meta SET n = n + 1 WHERE key = 'rows'; END;
      CREATE TRIGGER events_counted_out AFTER DELETE ON events
        BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;",
+    // What binds copies to a signed resource (`tiktok_edge_core::proof`): a webhook row's
+    // binding, and browser copies (or refusals, with an empty payload) filed under each digest
+    // they prove until their signed copy comes.
+    "ALTER TABLE events ADD COLUMN proof TEXT NOT NULL DEFAULT '';
+     CREATE TABLE evidence (
+       event_name TEXT NOT NULL,
+       event_id TEXT NOT NULL,
+       proof TEXT NOT NULL,
+       payload TEXT NOT NULL,
+       created_at INTEGER NOT NULL,
+       PRIMARY KEY (event_name, event_id, proof)
+     );
+     CREATE INDEX evidence_created ON evidence (created_at);",
 ];
 
 /// Finished rows are kept this long for dedup and the operator page, then deleted.
@@ -100,6 +114,13 @@ struct StoredRow {
     source: String,
     state: String,
     attempts: i64,
+    proof: String,
+}
+
+#[derive(Deserialize)]
+struct EvidenceRow {
+    proof: String,
+    payload: String,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +298,87 @@ impl EventQueue {
         Ok(())
     }
 
+    /// What the shard holds under a key.
+    fn stored(&self, event_name: &str, event_id: &str) -> Result<Option<Stored>> {
+        let rows: Vec<StoredRow> = self.all(
+            "SELECT payload, source, state, attempts, proof FROM events
+             WHERE event_name = ? AND event_id = ?",
+            vec![event_name.into(), event_id.into()],
+        )?;
+        Ok(rows.first().map(|row| Stored {
+            source: Source::parse(&row.source).unwrap_or(Source::Webhook),
+            state: RowState::parse(&row.state).unwrap_or(RowState::Sent),
+            attempts: row.attempts.max(0) as u32,
+            event: serde_json::from_str(&row.payload).ok(),
+            proof: Proof::from_column(&row.proof),
+        }))
+    }
+
+    /// The copies (and refusals) filed under a key for one of `proof`'s digests, oldest first.
+    fn evidence(&self, event: &Event, proof: &Proof) -> Result<Vec<Evidence>> {
+        if proof.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; proof.digests().len()].join(", ");
+        let mut values: Vec<SqlStorageValue> =
+            vec![event.event.as_str().into(), event.event_id.as_str().into()];
+        values.extend(proof.digests().iter().map(|d| d.as_str().into()));
+        let rows: Vec<EvidenceRow> = self.all(
+            &format!(
+                "SELECT proof, payload FROM evidence
+                 WHERE event_name = ? AND event_id = ? AND proof IN ({marks})
+                 ORDER BY created_at, rowid"
+            ),
+            values,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Evidence {
+                digest: row.proof,
+                event: serde_json::from_str(&row.payload).ok(),
+            })
+            .collect())
+    }
+
+    /// Files a browser copy under each digest of its proof (the first per digest stays), or,
+    /// with `event: None`, a refusal (which replaces what was filed there).
+    fn file(
+        &self,
+        event_name: &str,
+        event_id: &str,
+        proof: &Proof,
+        event: Option<&Event>,
+    ) -> Result<()> {
+        let (verb, payload) = match event {
+            Some(event) => ("INSERT OR IGNORE", serde_json::to_string(event)?),
+            None => ("INSERT OR REPLACE", String::new()),
+        };
+        for digest in proof.digests() {
+            self.run(
+                &format!(
+                    "{verb} INTO evidence (event_name, event_id, proof, payload, created_at)
+                     VALUES (?, ?, ?, ?, ?)"
+                ),
+                vec![
+                    event_name.into(),
+                    event_id.into(),
+                    digest.as_str().into(),
+                    payload.as_str().into(),
+                    now_ms().into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn clear_evidence(&self, event_name: &str, event_id: &str) -> Result<()> {
+        self.run(
+            "DELETE FROM evidence WHERE event_name = ? AND event_id = ?",
+            vec![event_name.into(), event_id.into()],
+        )?;
+        Ok(())
+    }
+
     /// Admits each copy (`queue::admit`). `None` when the shard is full of unsent events.
     fn enqueue(&self, call: &Enqueue) -> Result<Option<EnqueueSummary>> {
         let now = now_ms();
@@ -285,34 +387,47 @@ impl EventQueue {
             let key = || -> Vec<SqlStorageValue> {
                 vec![event.event.as_str().into(), event.event_id.as_str().into()]
             };
-            let stored: Vec<StoredRow> = self.all(
-                "SELECT payload, source, state, attempts FROM events
-                 WHERE event_name = ? AND event_id = ?",
-                key(),
-            )?;
-            let stored = stored.first().map(|row| Stored {
-                source: Source::parse(&row.source).unwrap_or(Source::Webhook),
-                state: RowState::parse(&row.state).unwrap_or(RowState::Sent),
-                attempts: row.attempts.max(0) as u32,
-                event: serde_json::from_str(&row.payload).ok(),
-            });
-            match admit(stored.as_ref(), event, call.source, &call.hold, now) {
-                Admission::Insert { state, due_ms } => {
+            let stored = self.stored(&event.event, &event.event_id)?;
+            let evidence = match call.source {
+                Source::Webhook => self.evidence(event, &call.proof)?,
+                Source::Browser => Vec::new(),
+            };
+            let decision = admit(
+                stored.as_ref(),
+                &evidence,
+                event,
+                call.source,
+                &call.proof,
+                &call.hold,
+                now,
+            );
+            // A webhook row keeps what binds it; a browser copy's proof is filed instead.
+            let binding = match call.source {
+                Source::Webhook => call.proof.to_column(),
+                Source::Browser => String::new(),
+            };
+            match decision.admission {
+                Admission::Insert {
+                    event: admitted,
+                    state,
+                    due_ms,
+                } => {
                     if !self.make_room()? {
                         return Ok(None);
                     }
                     let mut values = vec![
                         event.event.as_str().into(),
                         event.event_id.as_str().into(),
-                        serde_json::to_string(event)?.into(),
-                        event.match_keys().join(",").into(),
+                        serde_json::to_string(&admitted)?.into(),
+                        admitted.match_keys().join(",").into(),
                         text(state),
                         call.source.as_str().into(),
+                        binding.into(),
                     ];
                     values.extend([now.into(), due_ms.into(), now.into()]);
                     self.run(
-                        "INSERT INTO events (event_name, event_id, payload, match_keys, state, source, created_at, next_attempt_at, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO events (event_name, event_id, payload, match_keys, state, source, proof, created_at, next_attempt_at, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         values,
                     )?;
                     summary.accepted += 1;
@@ -329,17 +444,32 @@ impl EventQueue {
                         Source::Webhook.as_str().into(),
                         due_ms.into(),
                         now.into(),
+                        binding.into(),
                     ];
                     values.extend(key());
+                    // A browser copy merging into a webhook row leaves its binding as it is
+                    // (SET reads the row as it was).
                     self.run(
                         "UPDATE events SET payload = ?, match_keys = ?, state = ?, source = ?,
-                           attempts = 0, last_error = NULL, next_attempt_at = ?, updated_at = ?
+                           attempts = 0, last_error = NULL, next_attempt_at = ?, updated_at = ?,
+                           proof = CASE WHEN source = 'webhook' THEN proof ELSE ? END
                          WHERE event_name = ? AND event_id = ?",
                         values,
                     )?;
                     summary.merged += 1;
                 }
+                Admission::Refused => {
+                    self.refuse_key(&event.event, &event.event_id, now)?;
+                    summary.refused += 1;
+                }
                 Admission::Ignore => summary.duplicates += 1,
+            }
+            match decision.filing {
+                Filing::Keep => {}
+                Filing::File => {
+                    self.file(&event.event, &event.event_id, &call.proof, Some(event))?
+                }
+                Filing::Clear => self.clear_evidence(&event.event, &event.event_id)?,
             }
         }
         Ok(Some(summary))
@@ -387,6 +517,14 @@ impl EventQueue {
         for state in FINISHED {
             more |= self.delete_oldest(state, before, CLEANUP_CHUNK)? as i64 == CLEANUP_CHUNK;
         }
+        // Evidence no signed copy came for is kept as long as a finished row.
+        let expired = self.run(
+            "DELETE FROM evidence WHERE rowid IN (
+               SELECT rowid FROM evidence WHERE created_at < ? ORDER BY created_at LIMIT ?)
+             RETURNING 1",
+            vec![before.into(), CLEANUP_CHUNK.into()],
+        )?;
+        more |= expired as i64 == CLEANUP_CHUNK;
         Ok(more)
     }
 
@@ -394,6 +532,7 @@ impl EventQueue {
     fn forget(&self, request: &Forget) -> Result<()> {
         if request.everything {
             self.run("DELETE FROM events", vec![])?;
+            self.run("DELETE FROM evidence", vec![])?;
             return Ok(());
         }
         for (event, id) in &request.events {
@@ -401,19 +540,25 @@ impl EventQueue {
                 "DELETE FROM events WHERE event_name = ? AND event_id = ?",
                 vec![event.as_str().into(), id.as_str().into()],
             )?;
+            self.clear_evidence(event, id)?;
         }
         for ttp in &request.ttps {
-            // A rare privacy request: the one query allowed to read every row.
-            self.run(
-                "DELETE FROM events WHERE instr(payload, ?) > 0",
-                vec![Forget::ttp_fragment(ttp).into()],
-            )?;
+            // A rare privacy request: the queries allowed to read every row.
+            for table in ["events", "evidence"] {
+                self.run(
+                    &format!("DELETE FROM {table} WHERE instr(payload, ?) > 0"),
+                    vec![Forget::ttp_fragment(ttp).into()],
+                )?;
+            }
         }
         Ok(())
     }
 
-    /// Stops the refused keys: unsent copies lose their payload and become `refused`, unseen
-    /// keys are held as `refused` (kept for the retention period, like finished rows).
+    /// Stops what a refusal proves (`queue::Refuse`): its `events` outright (unsent copies lose
+    /// their payload and become `refused`, unseen keys are held as `refused`, kept for the
+    /// retention period like finished rows); its `bound` keys only for a signed copy bound to
+    /// its proof: filed there for the webhook to meet, and a waiting webhook copy bound to it
+    /// stops now.
     fn refuse(&self, request: &Refuse) -> Result<()> {
         let now = now_ms();
         let unsent = [
@@ -442,7 +587,38 @@ impl EventQueue {
                  WHERE state IN (?, ?, ?, ?)",
                 values,
             )?;
+            self.clear_evidence(event, id)?;
         }
+        for (event, id) in &request.bound {
+            self.file(event, id, &request.proof, None)?;
+            if self
+                .stored(event, id)?
+                .is_some_and(|row| request.stops(&row))
+            {
+                self.refuse_key(event, id, now)?;
+                self.clear_evidence(event, id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the key `refused`, whatever it held: no payload, never sent.
+    fn refuse_key(&self, event: &str, id: &str, now: i64) -> Result<()> {
+        self.run(
+            "INSERT INTO events (event_name, event_id, payload, match_keys, state, source, created_at, next_attempt_at, updated_at)
+             VALUES (?, ?, '', '', ?, ?, ?, ?, ?)
+             ON CONFLICT (event_name, event_id) DO UPDATE SET state = excluded.state, payload = '',
+               match_keys = '', updated_at = excluded.updated_at",
+            vec![
+                event.into(),
+                id.into(),
+                text(RowState::Refused),
+                Source::Browser.as_str().into(),
+                now.into(),
+                now.into(),
+                now.into(),
+            ],
+        )?;
         Ok(())
     }
 

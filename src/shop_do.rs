@@ -163,11 +163,19 @@ impl ShopState {
         if memory.order != before.order {
             self.save(ORDER, &memory.order).await?;
         }
+        let mut skipped = result.skipped;
         let queued = if result.events.is_empty() {
             0
         } else {
-            let summary =
-                queue::enqueue(&self.env, Source::Webhook, &config, result.events).await?;
+            let summary = queue::enqueue(
+                &self.env,
+                Source::Webhook,
+                &result.proof,
+                &config,
+                result.events,
+            )
+            .await?;
+            skipped = skipped.or_else(|| summary.why_none_queued().map(String::from));
             summary.accepted + summary.merged
         };
         self.hold(&store, &call.resource, result.held).await?;
@@ -181,7 +189,7 @@ impl ShopState {
         Ok(WebhookAnswer::Done(WebhookResult {
             duplicate: false,
             queued,
-            skipped: result.skipped,
+            skipped,
         }))
     }
 }

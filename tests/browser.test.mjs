@@ -285,8 +285,9 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   assert.equal(started.properties.contents[0].content_id, MUG);
   await receivedOnce("AddPaymentInfo", "api:chk-custom-1");
   // The pixel's purchase is evidence only: it goes out when the signed order confirms it, with
-  // the order's values and the pixel's _ttp (the order itself carries no session).
-  const order = { ...loadFixture("order_create.json"), id: big("5900000000000000999"), note_attributes: [], cart_token: null };
+  // the order's values and the pixel's _ttp (the order itself carries no session; it names the
+  // checkout whose token the pixel's copy carries).
+  const order = { ...loadFixture("order_create.json"), id: big("5900000000000000999"), note_attributes: [], cart_token: null, checkout_token: "chk-custom-1" };
   await waitFor("the pixel's purchase collected", () => requests.find((r) => r.postData()?.includes('"5900000000000000999"')));
   await assertCollectsAccepted(requests);
   assert.equal((await deliverWebhook(worker, "orders/create", order, { shop: DEMO_SHOP_DOMAIN })).body.queued, 1);

@@ -135,11 +135,11 @@ for (const first of ["webhooks", "pixel"]) {
 
       const sent = await settled(env);
       assert.deepEqual(sent.filter((e) => [orderId, `ic:${checkoutToken}`, `api:${checkoutToken}`].includes(e.event_id)), []);
-      // The pixel's refusal holds the checkout's and the order's keys: no later copy can go.
+      // The pixel's refusal holds the checkout's keys (their ids name its token): no later copy
+      // can go; the order, which names the checkout, never reached the queue.
       assert.deepEqual(await statesOf(env, [orderId, `ic:${checkoutToken}`, `api:${checkoutToken}`]), {
         [`InitiateCheckout:ic:${checkoutToken}`]: "refused",
         [`AddPaymentInfo:api:${checkoutToken}`]: "refused",
-        [`${PURCHASE}:${orderId}`]: "refused",
       });
     } finally {
       await env.close();
@@ -172,8 +172,12 @@ test("a refusal reported by the checkout pixel alone stops the checkout's waitin
     });
     assert.equal(refusal.queued, false);
     const kv = await env.worker.mf.getKVNamespace("SESSIONS");
-    assert.deepEqual(JSON.parse(await kv.get(`session:${ttp}`)), { marketing_allowed: false, limited_data_use: false }, "the session forgot the visitor");
-    assert.equal(await kv.get(`checkout:${checkoutToken}`), ttp);
+    // The sandbox can name any _ttp: its refusal declines a session of its own, linked to the
+    // checkout token it proves; the storefront session is declined by the storefront's report.
+    assert.equal(JSON.parse(await kv.get(`session:${ttp}`)).ttclid, "E.C.P.pixelalone", "a _ttp in the body declines nothing");
+    const refusedBy = await kv.get(`checkout:${checkoutToken}`);
+    assert.match(refusedBy, /^declined-/);
+    assert.deepEqual(JSON.parse(await kv.get(`session:${refusedBy}`)), { marketing_allowed: false, limited_data_use: false });
 
     // Shopify's webhooks follow; the order still names the storefront session in its attributes.
     const orderId = "5900000000000000721";
@@ -183,6 +187,7 @@ test("a refusal reported by the checkout pixel alone stops the checkout's waitin
     ]) {
       const { body: result } = await deliverWebhook(env.worker, topic, body);
       assert.equal(result.queued, 0, topic);
+      assert.equal(result.skipped, "the visitor declined marketing", topic);
     }
     await checkoutPixel(env, { event: PURCHASE, event_id: orderId, checkout_token: checkoutToken, page: { url: `${pageUrl}/thank-you` }, user: { ttp }, consent: declined });
 
@@ -191,8 +196,7 @@ test("a refusal reported by the checkout pixel alone stops the checkout's waitin
     assert.deepEqual(await statesOf(env, [`ic:${checkoutToken}`, `api:${checkoutToken}`, orderId]), {
       [`InitiateCheckout:ic:${checkoutToken}`]: "refused",
       [`AddPaymentInfo:api:${checkoutToken}`]: "refused",
-      [`${PURCHASE}:${orderId}`]: "refused",
-    }, "the waiting browser copy was stopped; the later keys are held refused");
+    }, "the waiting browser copy was stopped; the later key is held refused");
   } finally {
     await env.close();
   }
@@ -223,6 +227,68 @@ test("the ttclid cookie's expiry stays where the click set it across later page 
     const unknown = cookieJar({ _ttp: jar.get("_ttp"), _tt_s: "1", ttclid: "E.C.P.unknownage" });
     const res = await navigate(env, unknown, "/products/mug");
     assert.equal(setCookieLine(res, "ttclid"), undefined);
+  } finally {
+    await env.close();
+  }
+});
+
+test("a refusal naming only an order id stops nothing: the order is sent, and its answer says so", async () => {
+  const env = await shop();
+  try {
+    const orderId = "5900000000000000731";
+    const refusal = await checkoutPixel(env, { event: PURCHASE, event_id: orderId, consent: declined });
+    assert.deepEqual(refusal, { event_id: orderId, queued: false, reason: "consent" });
+    const { body } = await deliverWebhook(env.worker, "orders/create", orderOf(null, "c0ffee0000000000000000000000731a", orderId));
+    assert.deepEqual(body, { duplicate: false, queued: 1, skipped: null });
+    assert.equal((await settled(env)).filter((e) => e.event_id === orderId).length, 1);
+  } finally {
+    await env.close();
+  }
+});
+
+test("a refusal carrying a victim's _ttp and an invented checkout token wipes nothing and stops nothing", async () => {
+  const env = await shop();
+  try {
+    const jar = cookieJar();
+    await navigate(env, jar, "/products/mug?ttclid=E.C.P.victim1");
+    const victim = jar.get("_ttp");
+    const kv = await env.worker.mf.getKVNamespace("SESSIONS");
+    const before = await waitFor("the victim's session", async () => kv.get(`session:${victim}`));
+
+    const invented = "deadbeef00000000000000000000beef";
+    for (const [event, id] of [["InitiateCheckout", `ic:${invented}`], [PURCHASE, "5900000000000000741"]]) {
+      await checkoutPixel(env, { event, event_id: id, checkout_token: invented, user: { ttp: victim }, consent: declined });
+    }
+    assert.equal(await kv.get(`session:${victim}`), before, "the victim's session is as it was");
+
+    // The victim's order joins through their session and is sent with their click.
+    const orderId = "5900000000000000741";
+    const { body } = await deliverWebhook(env.worker, "orders/create", orderOf(null, "c0ffee0000000000000000000000741a", orderId, [{ name: "_tt_sid", value: victim }]));
+    assert.equal(body.queued, 1);
+    const purchase = (await settled(env)).find((e) => e.event_id === orderId);
+    assert.equal(purchase.user.ttp, victim);
+    assert.equal(purchase.user.ttclid, "E.C.P.victim1");
+  } finally {
+    await env.close();
+  }
+});
+
+test("a genuine refusal carrying the checkout token stops that checkout's order through the queue, even where KV has not seen its link yet, and the answer names why", async () => {
+  const env = await shop();
+  try {
+    const checkoutToken = "f00dc0ffee000000000000000000751a";
+    const orderId = "5900000000000000751";
+    // Another order's refusal with this order's id but another token stops nothing of it.
+    await checkoutPixel(env, { event: PURCHASE, event_id: orderId, checkout_token: "f00dc0ffee0000000000000000000bad", consent: declined });
+    await checkoutPixel(env, { event: PURCHASE, event_id: orderId, checkout_token: checkoutToken, consent: declined });
+    // The order webhook reaches a location where the checkout's link to the refusal is not visible yet.
+    const kv = await env.worker.mf.getKVNamespace("SESSIONS");
+    await kv.delete(`checkout:${checkoutToken}`);
+    const { body } = await deliverWebhook(env.worker, "orders/create", orderOf(null, checkoutToken, orderId));
+    assert.equal(body.queued, 0);
+    assert.match(body.skipped, /declined marketing at checkout/);
+    assert.deepEqual((await settled(env)).filter((e) => e.event_id === orderId), []);
+    assert.deepEqual(await statesOf(env, [orderId]), { [`${PURCHASE}:${orderId}`]: "refused" });
   } finally {
     await env.close();
   }

@@ -51,7 +51,7 @@ test("purchase: the custom pixel first and the signed order 2 s later, or the or
   try {
     // Pixel first: the browser's copy waits for confirmation; the webhook merges into it.
     const first = "5900000000000000201";
-    const browser = await pixel(env, { event: PURCHASE, event_id: first, properties: { value: "99.00", currency: "USD", order_id: first } });
+    const browser = await pixel(env, { event: PURCHASE, event_id: first, checkout_token: "chk-201", properties: { value: "99.00", currency: "USD", order_id: first } });
     assert.equal(browser.queued, true);
     await later(2000);
     const signed = await deliverWebhook(env.worker, "orders/create", order(first, "chk-201"));
@@ -65,7 +65,7 @@ test("purchase: the custom pixel first and the signed order 2 s later, or the or
     const kv = await env.worker.mf.getKVNamespace("SESSIONS");
     await waitFor("the checkout linked to the visitor", async () => (await kv.get("checkout:chk-202")) === BROWSER_TTP);
     assert.equal((await deliverWebhook(env.worker, "orders/create", order(second, "chk-202"))).body.queued, 1);
-    const late = await pixel(env, { event: PURCHASE, event_id: second, properties: { value: "1.00", currency: "USD", order_id: second } });
+    const late = await pixel(env, { event: PURCHASE, event_id: second, checkout_token: "chk-202", properties: { value: "1.00", currency: "USD", order_id: second } });
     assert.equal(late.queued, false);
 
     const sent = (await settled(env)).filter((e) => e.event === PURCHASE);
@@ -164,13 +164,87 @@ test("the wait is bounded: a browser InitiateCheckout whose webhook never comes 
 test("SEND_UNCONFIRMED_PURCHASES=true: a shop without order webhooks sends browser purchases after the wait", async () => {
   const env = await shop({ SEND_UNCONFIRMED_PURCHASES: "true", WEBHOOK_WAIT_MS: "500" });
   try {
-    await pixel(env, { event: PURCHASE, event_id: "5900000000000000401", properties: { value: "12.00", currency: "USD", order_id: "5900000000000000401" } });
+    await pixel(env, { event: PURCHASE, event_id: "5900000000000000401", checkout_token: "chk-401", properties: { value: "12.00", currency: "USD", order_id: "5900000000000000401" } });
     const [sent] = await waitFor("the browser purchase at TikTok", () => {
       const found = env.sentEvents().filter((e) => e.event === PURCHASE);
       return found.length > 0 && found;
     });
     assert.equal(sent.properties.value, 12);
     assert.equal(sent.user.ttp, BROWSER_TTP);
+  } finally {
+    await env.close();
+  }
+});
+
+/** An order with no browser evidence of its own (Buy it now, Shop Pay, wallets): no session join, no client_details. */
+function bareOrder(id, checkoutToken) {
+  return { ...order(id, checkoutToken), client_details: null, browser_ip: null, landing_site: null };
+}
+const ATTACKER = { ttp: "01JYATTACKERATTACKERATTACK_.tt.1", ttclid: "E.C.P.attacker" };
+const forgedHeaders = { "content-type": "text/plain", origin: "null", "cf-connecting-ip": "198.51.100.66", "user-agent": "Attacker/1.0" };
+
+for (const [name, eventName, eventId, resource] of [
+  ["the order", PURCHASE, "5900000000000000501", "orders/create"],
+  ["the checkout's InitiateCheckout", "InitiateCheckout", "ic:b0b0c0ffee000000000000000000501", "checkouts/create"],
+]) {
+  test(`a forged copy of ${eventName} sent first leaves ${name}'s identity untouched; the genuine copy carrying the checkout token, sent second, still fills it`, async () => {
+    const env = await shop();
+    try {
+      const checkoutToken = "b0b0c0ffee000000000000000000501";
+      const signed = resource === "orders/create" ? bareOrder(eventId, checkoutToken) : { ...checkout(checkoutToken), shipping_lines: [] };
+      const forged = async (id) => {
+        const res = await postCollect(env.worker, { event: eventName, event_id: id, user: ATTACKER }, forgedHeaders);
+        assert.equal(res.status, 202);
+      };
+      // Alone: the forged copy before the signed resource adds nothing to it.
+      const aloneToken = "b0b0c0ffee000000000000000000502";
+      const aloneId = resource === "orders/create" ? "5900000000000000502" : `ic:${aloneToken}`;
+      await forged(aloneId);
+      const aloneSigned = resource === "orders/create" ? bareOrder(aloneId, aloneToken) : { ...checkout(aloneToken), shipping_lines: [] };
+      assert.equal((await deliverWebhook(env.worker, resource, aloneSigned)).body.queued >= 1, true);
+
+      // Forged first, genuine (the checkout pixel: the checkout token, the buyer's ids) second, then the webhook.
+      await forged(eventId);
+      const genuine = await pixel(env, { event: eventName, event_id: eventId, checkout_token: checkoutToken });
+      assert.equal(genuine.queued, false, "a copy was there first");
+      assert.equal((await deliverWebhook(env.worker, resource, signed)).body.queued >= 1, true);
+
+      const sent = await settled(env);
+      const one = (id) => {
+        const found = sent.filter((e) => e.event === eventName && e.event_id === id);
+        assert.equal(found.length, 1, id);
+        return found[0];
+      };
+      const alone = one(aloneId);
+      for (const key of ["ttp", "ttclid", "ip", "user_agent"]) assert.equal(alone.user[key], undefined, `${key} of nobody`);
+      assert.match(alone.user.email, SHA256, "the signed resource's own keys");
+      const filled = one(eventId);
+      assert.equal(filled.user.ttp, BROWSER_TTP);
+      assert.equal(filled.user.ttclid, undefined, "the genuine copy had no click");
+      assert.equal(filled.user.ip, "203.0.113.50", "the genuine copy's IP");
+      assert.equal(filled.user.user_agent, "CheckoutBrowser/2.0");
+      assert.match(filled.user.email, SHA256);
+      for (const e of [alone, filled]) {
+        assert.notEqual(e.user.ttp, ATTACKER.ttp);
+        assert.notEqual(e.user.ttclid, ATTACKER.ttclid);
+        assert.notEqual(e.user.ip, "198.51.100.66");
+      }
+    } finally {
+      await env.close();
+    }
+  });
+}
+
+test("a copy carrying another checkout's token adds nothing to the order", async () => {
+  const env = await shop();
+  try {
+    const id = "5900000000000000601";
+    const wrong = { event: PURCHASE, event_id: id, checkout_token: "c0ffee00000000000000000000000bad", user: ATTACKER };
+    assert.equal((await postCollect(env.worker, wrong, forgedHeaders)).status, 202);
+    assert.equal((await deliverWebhook(env.worker, "orders/create", bareOrder(id, "chk-601"))).body.queued, 1);
+    const e = (await settled(env)).find((x) => x.event_id === id);
+    assert.match(e.user.email, SHA256);
+    for (const key of ["ttp", "ttclid", "ip", "user_agent"]) assert.equal(e.user[key], undefined, key);
   } finally {
     await env.close();
   }

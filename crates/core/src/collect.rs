@@ -6,8 +6,9 @@ use crate::config::ConsentDefault;
 use crate::consent::{self, Choice, Report};
 use crate::edge::{plausible, Visit};
 use crate::money::Amount;
+use crate::proof::Proof;
+use crate::queue::Refuse;
 use crate::session::Browser;
-use crate::shopify::checkout_url::{self, JoinToken};
 use crate::shopify::mapping::checkout_step_keys;
 use crate::text::{cap, MAX_TEXT};
 use crate::tiktok::{Content, Event, Page, Properties, User};
@@ -40,6 +41,11 @@ pub struct Collected {
     pub event: Event,
     /// The checkout the custom pixel reported from, to link to the visitor's session.
     pub checkout_token: Option<String>,
+    /// The session whose `_ttp` cookie the request carried: never one the sandbox names in
+    /// the body, which anyone can claim.
+    pub cookie_session: Option<String>,
+    /// What this copy proves: the checkout token it carries and its cookie's session.
+    pub proof: Proof,
     /// The visitor's choice: the cookie's, else what the body reported.
     pub consent: Option<Choice>,
 }
@@ -51,10 +57,13 @@ impl Collected {
     }
 
     /// What a refusal reported with this event stops (the checkout pixel reports one instead
-    /// of an event when the visitor declined): the checkout's and the order's events, queued or
-    /// still to come. `None` unless the visitor declined (an unknown choice is no refusal) and
-    /// the event names a checkout or an order. `fresh_id` names the refusal when the visitor's
-    /// `_ttp` is not known.
+    /// of an event when the visitor declined): only what it proves, the checkout whose token it
+    /// carries. That checkout's steps (`ic:`/`api:` ids name the token) stop outright; its
+    /// order only through Shopify's own link (the order webhook names the checkout token, see
+    /// [`Refuse`](crate::queue::Refuse)). `None` unless the visitor declined (an unknown choice
+    /// is no refusal) and the event carries a checkout token: an order id or a `_ttp` alone
+    /// proves nothing. `fresh_id` names the refusal's session unless the request carried the
+    /// visitor's own `_ttp` cookie (the storefront's), the only session a refusal declines.
     pub fn refusal(
         &self,
         purchase_event: &str,
@@ -63,37 +72,28 @@ impl Collected {
         if self.consent != Some(Choice::Denied) {
             return None;
         }
-        let page = self.event.page.as_ref().and_then(|p| p.url.as_deref());
-        let links: Vec<JoinToken> = self
-            .checkout_token
-            .clone()
-            .map(JoinToken::Checkout)
+        let token = self.checkout_token.clone()?;
+        let events = checkout_step_keys(&token)
             .into_iter()
-            .chain(page.and_then(checkout_url::join_token))
-            .collect();
-        let mut events: Vec<(String, String)> = self
-            .checkout_token
-            .iter()
-            .flat_map(|t| checkout_step_keys(t))
             .map(|(name, id)| (name.to_string(), id))
             .collect();
-        if self.event.event == purchase_event {
-            events.push((self.event.event.clone(), self.event.event_id.clone()));
-        }
-        if links.is_empty() && events.is_empty() {
-            return None;
-        }
-        let session_id = self
-            .event
-            .user
-            .browser
-            .ttp
-            .clone()
-            .unwrap_or_else(|| crate::keys::declined(&fresh_id()));
+        let bound = if self.event.event == purchase_event {
+            vec![(self.event.event.clone(), self.event.event_id.clone())]
+        } else {
+            Vec::new()
+        };
+        let session_id = match &self.cookie_session {
+            Some(sid) => sid.clone(),
+            None => crate::keys::declined(&fresh_id()),
+        };
         Some(Refusal {
             session_id,
-            links,
-            events,
+            refuse: Refuse {
+                events,
+                bound,
+                proof: Proof::of([token.as_str()], []),
+            },
+            checkout_token: token,
         })
     }
 }
@@ -101,13 +101,14 @@ impl Collected {
 /// A refusal of marketing reported from a checkout, and where it must reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// The session that holds the refusal: the visitor's `_ttp` (whose identifiers are then
-    /// forgotten, as on the storefront) or a fresh declined session.
+    /// The session that holds the refusal: the visitor's own when the request carried its
+    /// cookie (its identifiers are then forgotten, as on the storefront), else a fresh
+    /// declined session.
     pub session_id: String,
-    /// Cart and checkout tokens to link to it, for webhooks still to come.
-    pub links: Vec<JoinToken>,
-    /// (event name, event_id) keys to stop in the queue, for copies already there.
-    pub events: Vec<(String, String)>,
+    /// The checkout token it proves, linked to that session for webhooks still to come.
+    pub checkout_token: String,
+    /// What it stops in the queue, for copies already there or still to come.
+    pub refuse: Refuse,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,11 +314,20 @@ pub fn parse(body: &[u8], purchase_event: &str, visit: &Visit) -> Result<Collect
         limited_data_use: (visit.gpc || consent.is_some_and(Choice::limited_data_use))
             .then_some(true),
     };
+    let checkout_token = body
+        .checkout_token
+        .filter(|t| t.len() <= 128 && is_event_id(t));
+    let cookie_session = if visit.sandboxed {
+        None
+    } else {
+        usable(visit.ttp_cookie.clone())
+    };
+    let proof = Proof::of(checkout_token.as_deref(), cookie_session.as_deref());
     Ok(Collected {
         event,
-        checkout_token: body
-            .checkout_token
-            .filter(|t| t.len() <= 128 && is_event_id(t)),
+        checkout_token,
+        cookie_session,
+        proof,
         consent,
     })
 }
@@ -514,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn a_declined_checkout_event_is_a_refusal_of_its_checkout_and_order() {
+    fn a_declined_checkout_event_refuses_only_what_its_checkout_token_proves() {
         let sandbox = Visit {
             ttp_cookie: None,
             ttclid_cookie: None,
@@ -524,45 +534,92 @@ mod tests {
         let body =
             br#"{"event":"Purchase","event_id":"5900000000000000999","checkout_token":"chk1",
             "page":{"url":"https://shop.example/checkouts/cn/Z2NwLXVzLWVhc3Qx/thank-you"},
+            "user":{"ttp":"01JYVICTIMVICTIMVICTIMVICT_.tt.1"},
             "consent":{"marketing":false,"sale_of_data":false}}"#;
         let c = parse(body, "Purchase", &sandbox).unwrap();
         assert!(!c.allowed(ConsentDefault::Allowed));
+        // The sandbox can name any _ttp: the refusal declines a fresh session, not that one,
+        // and links only the checkout token it carries (not a cart token from its page URL).
         assert_eq!(
             c.refusal("Purchase", || "R".into()),
             Some(Refusal {
                 session_id: "declined-R".into(),
-                links: vec![
-                    JoinToken::Checkout("chk1".into()),
-                    JoinToken::Cart("Z2NwLXVzLWVhc3Qx".into())
-                ],
-                events: vec![
-                    ("InitiateCheckout".into(), "ic:chk1".into()),
-                    ("AddPaymentInfo".into(), "api:chk1".into()),
-                    ("Purchase".into(), "5900000000000000999".into()),
-                ],
+                checkout_token: "chk1".into(),
+                refuse: Refuse {
+                    events: vec![
+                        ("InitiateCheckout".into(), "ic:chk1".into()),
+                        ("AddPaymentInfo".into(), "api:chk1".into()),
+                    ],
+                    bound: vec![("Purchase".into(), "5900000000000000999".into())],
+                    proof: Proof::of(["chk1"], []),
+                },
             })
         );
-        // The visitor's _ttp names the refusal: their session is the one forgotten.
-        let started = br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1",
-            "user":{"ttp":"T_.tt.1"},"consent":{"marketing":false}}"#;
-        let r = parse(started, "Purchase", &sandbox)
+        // The storefront's request carries the visitor's cookie: their own session is declined.
+        let storefront =
+            br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1",
+            "consent":{"marketing":false}}"#;
+        let r = parse(storefront, "Purchase", &visit())
             .unwrap()
             .refusal("Purchase", || unreachable!())
             .unwrap();
-        assert_eq!(r.session_id, "T_.tt.1");
-        assert_eq!(r.events.len(), 2);
-        // No choice is no refusal; nor is a refusal that names no checkout or order.
+        assert_eq!(r.session_id, visit().ttp_cookie.unwrap());
+        assert!(r.refuse.bound.is_empty());
+        // No choice is no refusal; nor is a refusal that proves no checkout: an order id, a
+        // page URL or a _ttp alone.
         let unknown =
             br#"{"event":"InitiateCheckout","event_id":"ic:chk1","checkout_token":"chk1"}"#;
         let denied_default = parse(unknown, "Purchase", &sandbox).unwrap();
         assert!(!denied_default.allowed(ConsentDefault::Denied));
         assert_eq!(denied_default.refusal("Purchase", || unreachable!()), None);
-        let view = br#"{"event":"ViewContent","event_id":"vc-1","consent":{"marketing":false}}"#;
-        assert_eq!(
-            parse(view, "Purchase", &sandbox)
-                .unwrap()
-                .refusal("Purchase", || unreachable!()),
-            None
+        let unproven: [&[u8]; 3] = [
+            br#"{"event":"ViewContent","event_id":"vc-1","consent":{"marketing":false}}"#,
+            br#"{"event":"Purchase","event_id":"5900000000000000999","consent":{"marketing":false}}"#,
+            br#"{"event":"Purchase","event_id":"5900000000000000999","user":{"ttp":"01JYVICTIMVICTIMVICTIMVICT_.tt.1"},
+              "page":{"url":"https://shop.example/checkouts/cn/Z2NwLXVzLWVhc3Qx/thank-you"},"consent":{"marketing":false}}"#,
+        ];
+        for body in unproven {
+            for visit in [&sandbox, &visit()] {
+                assert_eq!(
+                    parse(body, "Purchase", visit)
+                        .unwrap()
+                        .refusal("Purchase", || unreachable!()),
+                    None,
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_proves_its_checkout_token_and_only_its_cookies_session() {
+        let body = br#"{"event":"Purchase","event_id":"59","checkout_token":"chk1","user":{"ttp":"01JYCLAIMEDCLAIMEDCLAIMEDC_.tt.1"}}"#;
+        let sandbox = Visit {
+            ttp_cookie: None,
+            sandboxed: true,
+            ..visit()
+        };
+        let cases = [
+            (visit(), Proof::of(["chk1"], visit().ttp_cookie.as_deref())),
+            (sandbox, Proof::of(["chk1"], [])),
+        ];
+        for (visit, proof) in cases {
+            let c = parse(body, "Purchase", &visit).unwrap();
+            assert_eq!(c.proof, proof, "{visit:?}");
+        }
+        let bare = parse(
+            br#"{"event":"Purchase","event_id":"59"}"#,
+            "Purchase",
+            &Visit {
+                sandboxed: true,
+                ..visit()
+            },
+        )
+        .unwrap();
+        assert!(
+            bare.proof.is_empty(),
+            "a sandbox copy without a token proves nothing"
         );
     }
 

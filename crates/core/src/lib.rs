@@ -18,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod money;
 pub mod privacy;
+pub mod proof;
 pub mod queue;
 pub mod routes;
 pub mod session;

@@ -1,6 +1,7 @@
 //! The send queue's vocabulary, shared by the Worker and the `EventQueue` Durable Object.
 
 use crate::error::Error;
+use crate::proof::Proof;
 use serde::{Deserialize, Serialize};
 
 /// Shards of the send queue: events are spread over this many Durable Objects by key.
@@ -106,11 +107,15 @@ impl HoldPolicy {
 /// Browser events that have a signed webhook counterpart to wait for.
 const CONFIRMED_BY_WEBHOOK: &[&str] = &["InitiateCheckout", "AddPaymentInfo"];
 
-/// A call to a queue shard: copies of events from one source.
+/// A call to a queue shard: copies of events from one source, with what binds them
+/// ([`Proof`]): for a webhook, what its resource can be bound by; for the browser, what the
+/// request proves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Enqueue {
     pub source: Source,
     pub hold: HoldPolicy,
+    #[serde(default)]
+    pub proof: Proof,
     pub events: Vec<crate::tiktok::Event>,
 }
 
@@ -122,66 +127,177 @@ pub struct Stored {
     pub attempts: u32,
     /// The copy itself (gone once sent).
     pub event: Option<crate::tiktok::Event>,
+    /// A webhook copy's binding (empty for a browser copy, whose proofs are filed as
+    /// [`Evidence`]).
+    pub proof: Proof,
 }
 
-/// What to do with an incoming copy.
+impl Stored {
+    /// Not sent, nor tried: the copy may still change.
+    fn unsent(&self) -> bool {
+        self.attempts == 0
+            && matches!(
+                self.state,
+                RowState::Queued | RowState::Waiting | RowState::Unconfirmed
+            )
+    }
+}
+
+/// A browser copy filed under one digest of its proof, for the signed copy of its event to
+/// find ([`admit`]), whatever the order they come in; `event: None` is a refusal filed there
+/// ([`Refuse::bound`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub digest: String,
+    pub event: Option<crate::tiktok::Event>,
+}
+
+/// What to do with an incoming copy's row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
-    /// The first copy: store it in `state`, due at `due_ms`.
-    Insert { state: RowState, due_ms: i64 },
-    /// The stored copy was not sent yet: replace it with the merged `event` (now from a webhook).
+    /// No row yet: store `event` in `state`, due at `due_ms`.
+    Insert {
+        event: Box<crate::tiktok::Event>,
+        state: RowState,
+        due_ms: i64,
+    },
+    /// The stored copy was not sent yet: replace it with `event` (now the webhook's).
     Merge {
         event: Box<crate::tiktok::Event>,
         state: RowState,
         due_ms: i64,
     },
-    /// The stored copy stands (TikTok keeps only the first server copy of an event_id).
+    /// The row stands (TikTok keeps only the first server copy of an event_id).
     Ignore,
+    /// A refusal bound to the signed copy stops it: the row becomes `refused`.
+    Refused,
+}
+
+/// What to do with the browser copies filed for the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filing {
+    Keep,
+    /// File the incoming browser copy under each digest of its proof (the first per digest stays).
+    File,
+    /// The signed copy took what was bound to it, or was refused: the rest goes.
+    Clear,
+}
+
+/// One incoming copy: its row's fate and its key's filed evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub admission: Admission,
+    pub filing: Filing,
 }
 
 /// One server event per (event, event_id), built from every copy: the first copy is stored
-/// (browser checkout steps wait for their webhook, browser purchases wait for confirmation),
-/// a webhook copy meeting an unsent browser copy merges with it and goes out at once, and
-/// anything arriving once a copy went to TikTok changes nothing.
+/// (browser checkout steps wait for their webhook, browser purchases wait for confirmation);
+/// a signed webhook copy takes over an unsent browser copy and goes out at once with what the
+/// browser copies bound to it ([`Proof::binds`]) add, whatever order they came in: each proven
+/// browser copy is filed under its proofs until the webhook comes, so an unbound copy that came
+/// first blocks nothing. An unbound copy adds nothing to a signed one; a refusal filed under a
+/// proof the webhook holds stops it; anything arriving once a copy went to TikTok changes nothing.
 pub fn admit(
     stored: Option<&Stored>,
+    evidence: &[Evidence],
     incoming: &crate::tiktok::Event,
     source: Source,
+    proof: &Proof,
     hold: &HoldPolicy,
     now_ms: i64,
-) -> Admission {
-    let Some(stored) = stored else {
-        let (state, due_ms) = first_copy(incoming, source, hold, now_ms);
-        return Admission::Insert { state, due_ms };
-    };
-    let unsent = stored.attempts == 0
-        && matches!(
-            stored.state,
-            RowState::Queued | RowState::Waiting | RowState::Unconfirmed
-        );
-    // TikTok refused the stored copy, so it kept nothing: the signed copy may still go.
-    let refused = stored.state == RowState::Failed && stored.source == Source::Browser;
-    let merged =
-        |webhook: &crate::tiktok::Event, browser: Option<&crate::tiktok::Event>| match browser {
-            Some(browser) => webhook.clone().merged_with_browser(browser),
-            None => webhook.clone(),
-        };
-    match (stored.source, source) {
-        (Source::Browser, Source::Webhook) if unsent || refused => Admission::Merge {
-            event: Box::new(merged(incoming, stored.event.as_ref())),
-            state: RowState::Queued,
-            due_ms: now_ms,
-        },
-        (Source::Webhook, Source::Browser) if unsent => match &stored.event {
-            Some(webhook) => Admission::Merge {
-                event: Box::new(merged(webhook, Some(incoming))),
-                state: stored.state,
-                due_ms: now_ms,
-            },
-            None => Admission::Ignore,
-        },
-        _ => Admission::Ignore,
+) -> Decision {
+    let decision = |admission, filing| Decision { admission, filing };
+    match source {
+        Source::Browser => {
+            let files = !proof.is_empty() && has_webhook_copy(&incoming.event, hold);
+            let filing = if files { Filing::File } else { Filing::Keep };
+            match stored {
+                None => {
+                    let (state, due_ms) = first_copy(incoming, source, hold, now_ms);
+                    let event = Box::new(incoming.clone());
+                    decision(
+                        Admission::Insert {
+                            event,
+                            state,
+                            due_ms,
+                        },
+                        filing,
+                    )
+                }
+                Some(here) if here.source == Source::Browser => {
+                    let open = here.unsent() || here.state == RowState::Failed;
+                    let filing = if open { filing } else { Filing::Keep };
+                    decision(Admission::Ignore, filing)
+                }
+                Some(here) => match &here.event {
+                    Some(webhook) if here.unsent() && here.proof.binds(proof) => decision(
+                        Admission::Merge {
+                            event: Box::new(webhook.clone().merged_with_browser(incoming)),
+                            state: here.state,
+                            due_ms: now_ms,
+                        },
+                        Filing::Keep,
+                    ),
+                    _ => decision(Admission::Ignore, Filing::Keep),
+                },
+            }
+        }
+        Source::Webhook => {
+            let bound = || evidence.iter().filter(|e| proof.holds(&e.digest));
+            let open = stored.is_none_or(|here| {
+                here.state == RowState::Refused
+                    || (here.source == Source::Browser
+                        && (here.unsent() || here.state == RowState::Failed))
+            });
+            if !open {
+                return decision(Admission::Ignore, Filing::Keep);
+            }
+            if bound().any(|e| e.event.is_none()) {
+                return decision(Admission::Refused, Filing::Clear);
+            }
+            let merged = || {
+                let event = bound()
+                    .filter_map(|e| e.event.as_ref())
+                    .fold(incoming.clone(), |webhook, browser| {
+                        webhook.merged_with_browser(browser)
+                    });
+                Box::new(event)
+            };
+            match stored {
+                None => {
+                    let (state, due_ms) = first_copy(incoming, source, hold, now_ms);
+                    let event = merged();
+                    decision(
+                        Admission::Insert {
+                            event,
+                            state,
+                            due_ms,
+                        },
+                        Filing::Clear,
+                    )
+                }
+                Some(here) if here.state == RowState::Refused => {
+                    decision(Admission::Refused, Filing::Clear)
+                }
+                // An unsent browser copy, or one TikTok refused (so it kept nothing): the signed
+                // copy takes its place.
+                Some(_) => decision(
+                    Admission::Merge {
+                        event: merged(),
+                        state: RowState::Queued,
+                        due_ms: now_ms,
+                    },
+                    Filing::Clear,
+                ),
+            }
+        }
     }
+}
+
+/// Browser events a signed webhook also reports (AddToCart, the checkout steps, the purchase):
+/// only their copies are worth filing as evidence.
+fn has_webhook_copy(event: &str, hold: &HoldPolicy) -> bool {
+    event == "AddToCart" || CONFIRMED_BY_WEBHOOK.contains(&event) || event == hold.purchase_event
 }
 
 fn first_copy(
@@ -202,13 +318,30 @@ fn first_copy(
     }
 }
 
-/// A refusal of marketing linked to a checkout or an order: the event keys it stops. Copies
-/// not yet sent become `refused` (their payload dropped), keys not seen yet are held as
-/// `refused`, so a copy arriving later (a webhook, another tab) is ignored ([`admit`]).
+/// A refusal of marketing reported from a checkout: the event keys it stops. `events` are
+/// stopped outright (their ids name the checkout whose token the refusal showed): copies not
+/// yet sent become `refused` (their payload dropped), keys not seen yet are held as `refused`,
+/// so a copy arriving later is ignored. `bound` keys (the order's) are stopped only for a signed
+/// copy bound to `proof` (the order names that checkout): the refusal is filed under `proof`
+/// as [`Evidence`] for the order's webhook to meet, and stops a webhook copy already waiting
+/// when it is bound ([`Refuse::stops`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refuse {
     /// (event name, event_id) keys.
     pub events: Vec<(String, String)>,
+    #[serde(default)]
+    pub bound: Vec<(String, String)>,
+    #[serde(default)]
+    pub proof: Proof,
+}
+
+impl Refuse {
+    /// Whether this refusal stops the copy stored under one of its `bound` keys.
+    pub fn stops(&self, stored: &Stored) -> bool {
+        stored.source == Source::Webhook
+            && (stored.unsent() || stored.state == RowState::Retrying)
+            && stored.proof.binds(&self.proof)
+    }
 }
 
 /// The queue's answer to an enqueue: how many copies were new, merged, or changed nothing.
@@ -221,6 +354,9 @@ pub struct EnqueueSummary {
     pub merged: u32,
     /// Copies that changed nothing.
     pub duplicates: u32,
+    /// Signed copies a refusal bound to them stopped.
+    #[serde(default)]
+    pub refused: u32,
     /// SQLite rows the shard read and wrote for this call (what Cloudflare bills).
     #[serde(default)]
     pub rows_read: usize,
@@ -228,11 +364,27 @@ pub struct EnqueueSummary {
     pub rows_written: usize,
 }
 
+impl EnqueueSummary {
+    /// Why a signed webhook's events all changed nothing, for its answer (never a silent 0).
+    pub fn why_none_queued(&self) -> Option<&'static str> {
+        if self.accepted + self.merged > 0 {
+            None
+        } else if self.refused > 0 {
+            Some("the visitor declined marketing at checkout (a refusal carrying this checkout's token)")
+        } else if self.duplicates > 0 {
+            Some("a copy of this event was there first (queued, sent or refused)")
+        } else {
+            None
+        }
+    }
+}
+
 impl std::ops::AddAssign for EnqueueSummary {
     fn add_assign(&mut self, other: EnqueueSummary) {
         self.accepted += other.accepted;
         self.merged += other.merged;
         self.duplicates += other.duplicates;
+        self.refused += other.refused;
         self.rows_read += other.rows_read;
         self.rows_written += other.rows_written;
     }
@@ -706,10 +858,128 @@ mod tests {
             state,
             attempts,
             event: Some(event),
+            proof: Proof::default(),
         }
     }
 
     const NOW: i64 = 1_000_000;
+
+    /// One key of a shard, as the Durable Object keeps it: the row and the filed evidence.
+    #[derive(Default)]
+    struct Key {
+        row: Option<Stored>,
+        evidence: Vec<Evidence>,
+    }
+
+    impl Key {
+        /// Applies one copy as the shard does; returns the admission.
+        fn offer(&mut self, event: &Event, source: Source, proof: &Proof) -> Admission {
+            let d = admit(
+                self.row.as_ref(),
+                &self.evidence,
+                event,
+                source,
+                proof,
+                &hold(),
+                NOW,
+            );
+            match &d.admission {
+                Admission::Insert { event, state, .. } => {
+                    self.row = Some(Stored {
+                        source,
+                        state: *state,
+                        attempts: 0,
+                        event: Some((**event).clone()),
+                        proof: if source == Source::Webhook {
+                            proof.clone()
+                        } else {
+                            Proof::default()
+                        },
+                    })
+                }
+                Admission::Merge { event, state, .. } => {
+                    let row = self.row.as_mut().unwrap();
+                    row.event = Some((**event).clone());
+                    row.state = *state;
+                    if source == Source::Webhook {
+                        row.source = Source::Webhook;
+                        row.proof = proof.clone();
+                    }
+                }
+                Admission::Refused => {
+                    self.row = Some(Stored {
+                        source: Source::Browser,
+                        state: RowState::Refused,
+                        attempts: 0,
+                        event: None,
+                        proof: Proof::default(),
+                    })
+                }
+                Admission::Ignore => {}
+            }
+            match d.filing {
+                Filing::Keep => {}
+                Filing::Clear => self.evidence.clear(),
+                Filing::File => {
+                    for digest in proof.digests() {
+                        if !self.evidence.iter().any(|e| &e.digest == digest) {
+                            self.evidence.push(Evidence {
+                                digest: digest.clone(),
+                                event: Some(event.clone()),
+                            });
+                        }
+                    }
+                }
+            }
+            d.admission
+        }
+
+        /// A refusal's `bound` key, as the shard's `refuse` does it.
+        fn refuse(&mut self, refusal: &Refuse) {
+            for digest in refusal.proof.digests() {
+                self.evidence.retain(|e| &e.digest != digest);
+                self.evidence.push(Evidence {
+                    digest: digest.clone(),
+                    event: None,
+                });
+            }
+            if self.row.as_ref().is_some_and(|row| refusal.stops(row)) {
+                self.row = Some(Stored {
+                    source: Source::Browser,
+                    state: RowState::Refused,
+                    attempts: 0,
+                    event: None,
+                    proof: Proof::default(),
+                });
+                self.evidence.clear();
+            }
+        }
+
+        fn sent(&self) -> Option<&Event> {
+            self.row
+                .as_ref()
+                .filter(|r| r.source == Source::Webhook)
+                .and_then(|r| r.event.as_ref())
+        }
+    }
+
+    use crate::tiktok::Event;
+
+    /// A browser copy of a purchase with its own identifiers (`who`) and value.
+    fn browser_copy(who: &str) -> Event {
+        let mut e = copy("Purchase", Some(&format!("ttp-{who}")), Some("99999.99"));
+        e.user.browser.ttclid = Some(format!("clk-{who}"));
+        e.user.browser.ip = Some(format!("ip-{who}"));
+        e.user.browser.user_agent = Some(format!("ua-{who}"));
+        e
+    }
+
+    /// The signed order: its checkout token `chk-real`, no identifiers of its own.
+    fn signed() -> (Event, Proof) {
+        let mut e = copy("Purchase", None, Some("42.00"));
+        e.user.email = Some("hashed-email".into());
+        (e, Proof::of(["chk-real"], []))
+    }
 
     #[test]
     fn first_copies_by_source_and_event() {
@@ -725,9 +995,15 @@ mod tests {
             ("Purchase", Source::Webhook, RowState::Queued, NOW),
         ];
         for (name, source, state, due_ms) in cases {
+            let event = copy(name, None, None);
+            let d = admit(None, &[], &event, source, &Proof::default(), &hold(), NOW);
             assert_eq!(
-                admit(None, &copy(name, None, None), source, &hold(), NOW),
-                Admission::Insert { state, due_ms },
+                d.admission,
+                Admission::Insert {
+                    event: Box::new(event),
+                    state,
+                    due_ms
+                },
                 "{name} from {source:?}"
             );
         }
@@ -735,13 +1011,48 @@ mod tests {
             send_unconfirmed_purchases: true,
             ..hold()
         };
+        let event = copy("Purchase", None, None);
+        let d = admit(
+            None,
+            &[],
+            &event,
+            browser,
+            &Proof::default(),
+            &opted_in,
+            NOW,
+        );
         assert_eq!(
-            admit(None, &copy("Purchase", None, None), browser, &opted_in, NOW),
+            d.admission,
             Admission::Insert {
+                event: Box::new(event),
                 state: RowState::Waiting,
                 due_ms: NOW + 90_000
             }
         );
+    }
+
+    #[test]
+    fn proven_browser_copies_of_confirmable_events_are_filed_and_others_are_not() {
+        let proven = Proof::of(["chk-1"], []);
+        let cases = [
+            ("Purchase", &proven, Filing::File),
+            ("InitiateCheckout", &proven, Filing::File),
+            ("AddToCart", &proven, Filing::File),
+            ("ViewContent", &proven, Filing::Keep),
+            ("Purchase", &Proof::default(), Filing::Keep),
+        ];
+        for (name, proof, filing) in cases {
+            let d = admit(
+                None,
+                &[],
+                &copy(name, None, None),
+                Source::Browser,
+                proof,
+                &hold(),
+                NOW,
+            );
+            assert_eq!(d.filing, filing, "{name} {proof:?}");
+        }
     }
 
     #[test]
@@ -751,63 +1062,173 @@ mod tests {
             state: RowState::Refused,
             attempts: 0,
             event: None,
+            proof: Proof::default(),
         };
+        let proof = Proof::of(["chk-1"], []);
         for name in ["InitiateCheckout", "AddPaymentInfo", "Purchase"] {
             for source in [Source::Browser, Source::Webhook] {
-                assert_eq!(
-                    admit(
-                        Some(&refused),
-                        &copy(name, None, Some("1.00")),
-                        source,
-                        &hold(),
-                        NOW
-                    ),
-                    Admission::Ignore,
-                    "{name} from {source:?}"
+                let d = admit(
+                    Some(&refused),
+                    &[],
+                    &copy(name, None, Some("1.00")),
+                    source,
+                    &proof,
+                    &hold(),
+                    NOW,
                 );
+                assert!(
+                    matches!(d.admission, Admission::Ignore | Admission::Refused),
+                    "{name} from {source:?}: {d:?}"
+                );
+                assert_ne!(d.filing, Filing::File);
             }
         }
         assert_eq!(RowState::parse("refused"), Some(RowState::Refused));
     }
 
+    /// Every arrival order of the signed order (W), the genuine thank-you copy carrying the
+    /// order's checkout token (G), a forged copy carrying no proof (F), one carrying a wrong
+    /// checkout token (X) and one of a session linked to the order (S): the order carries the
+    /// identifiers of a bound copy (G, else S) and never F's or X's.
     #[test]
-    fn a_webhook_merges_with_an_unsent_browser_copy_in_either_order() {
-        let browser = copy("Purchase", Some("ttp-1"), Some("99999.99"));
-        let mut webhook = copy("Purchase", None, Some("42.00"));
-        webhook.user.email = Some("hashed-email".into());
-        let merged = {
-            let mut m = webhook.clone();
-            m.user.browser.ttp = Some("ttp-1".into());
-            m
-        };
-        for state in [RowState::Unconfirmed, RowState::Waiting, RowState::Queued] {
-            let here = stored(Source::Browser, state, 0, browser.clone());
+    fn bound_copies_win_over_unbound_ones_in_every_arrival_order() {
+        let (webhook, _) = signed();
+        let binding = Proof::of(["chk-real"], ["ttp-S"]);
+        let copies: Vec<(&str, Event, Source, Proof)> = vec![
+            ("W", webhook.clone(), Source::Webhook, binding.clone()),
+            (
+                "G",
+                browser_copy("G"),
+                Source::Browser,
+                Proof::of(["chk-real"], []),
+            ),
+            ("F", browser_copy("F"), Source::Browser, Proof::default()),
+            (
+                "X",
+                browser_copy("X"),
+                Source::Browser,
+                Proof::of(["chk-wrong"], []),
+            ),
+        ];
+        let mut orders: Vec<Vec<usize>> = vec![vec![]];
+        for _ in 0..copies.len() {
+            orders = orders
+                .into_iter()
+                .flat_map(|o| {
+                    (0..copies.len())
+                        .filter(|i| !o.contains(i))
+                        .map(|i| {
+                            let mut next = o.clone();
+                            next.push(i);
+                            next
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
+        assert_eq!(orders.len(), 24);
+        for order in orders {
+            let mut key = Key::default();
+            for &i in &order {
+                let (_, event, source, proof) = &copies[i];
+                key.offer(event, *source, proof);
+            }
+            let names: Vec<&str> = order.iter().map(|&i| copies[i].0).collect();
+            let sent = key.sent().unwrap_or_else(|| panic!("{names:?}: no order"));
             assert_eq!(
-                admit(Some(&here), &webhook, Source::Webhook, &hold(), NOW),
-                Admission::Merge {
-                    event: Box::new(merged.clone()),
-                    state: RowState::Queued,
-                    due_ms: NOW
-                },
-                "browser copy {state:?}, webhook second"
+                sent.user.email.as_deref(),
+                Some("hashed-email"),
+                "{names:?}"
+            );
+            assert_eq!(sent.properties.value, webhook.properties.value, "{names:?}");
+            let b = &sent.user.browser;
+            assert_eq!(
+                (b.ttp.as_deref(), b.ttclid.as_deref(), b.ip.as_deref()),
+                (Some("ttp-G"), Some("clk-G"), Some("ip-G")),
+                "{names:?}"
             );
         }
-        let here = stored(Source::Webhook, RowState::Queued, 0, webhook.clone());
-        assert_eq!(
-            admit(Some(&here), &browser, Source::Browser, &hold(), NOW),
-            Admission::Merge {
-                event: Box::new(merged),
-                state: RowState::Queued,
-                due_ms: NOW
-            },
-            "webhook copy not sent yet, browser second"
-        );
+        // A storefront copy of a session the order's join found binds too, and a forged copy
+        // alone, before or after the order, adds nothing at all.
+        for forged_first in [true, false] {
+            let mut key = Key::default();
+            let (event, _) = signed();
+            if forged_first {
+                key.offer(&browser_copy("F"), Source::Browser, &Proof::default());
+            }
+            key.offer(&event, Source::Webhook, &binding);
+            if !forged_first {
+                key.offer(&browser_copy("F"), Source::Browser, &Proof::default());
+            }
+            key.offer(
+                &browser_copy("X"),
+                Source::Browser,
+                &Proof::of(["chk-wrong"], []),
+            );
+            let sent = key.sent().unwrap();
+            assert_eq!(sent.user.browser, crate::session::Browser::default());
+            key.offer(
+                &browser_copy("S"),
+                Source::Browser,
+                &Proof::of([], ["ttp-S"]),
+            );
+            assert_eq!(key.sent().unwrap().user.browser.ip.as_deref(), Some("ip-S"));
+        }
     }
 
     #[test]
-    fn nothing_changes_once_a_copy_went_to_tiktok_or_for_a_second_copy_of_one_source() {
+    fn a_refusal_stops_only_the_signed_copy_bound_to_it_in_either_order() {
+        let (webhook, binding) = signed();
+        let genuine = Refuse {
+            bound: vec![("Purchase".into(), "id-1".into())],
+            proof: Proof::of(["chk-real"], []),
+            ..Refuse::default()
+        };
+        let wrong = Refuse {
+            proof: Proof::of(["chk-invented"], []),
+            ..genuine.clone()
+        };
+        for refusal_first in [true, false] {
+            for (refusal, stops) in [(&genuine, true), (&wrong, false)] {
+                let mut key = Key::default();
+                key.offer(
+                    &browser_copy("G"),
+                    Source::Browser,
+                    &Proof::of(["chk-real"], []),
+                );
+                if refusal_first {
+                    key.refuse(refusal);
+                }
+                let admission = key.offer(&webhook, Source::Webhook, &binding);
+                if !refusal_first {
+                    key.refuse(refusal);
+                }
+                let row = key.row.as_ref().unwrap();
+                let why = format!("{refusal:?} first: {refusal_first}");
+                assert_eq!(row.state == RowState::Refused, stops, "{why}");
+                assert_eq!(key.sent().is_some(), !stops, "{why}");
+                if refusal_first {
+                    assert_eq!(admission == Admission::Refused, stops, "{why}");
+                }
+                if stops {
+                    assert!(key.evidence.is_empty(), "nothing of it is kept: {why}");
+                } else {
+                    let sent = key.sent().unwrap();
+                    assert_eq!(sent.user.browser.ip.as_deref(), Some("ip-G"), "{why}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_changes_once_a_copy_went_to_tiktok_or_for_a_second_webhook_copy() {
         let browser = copy("InitiateCheckout", Some("ttp-1"), None);
         let webhook = copy("InitiateCheckout", None, Some("10.00"));
+        let proof = Proof::of(["chk-1"], []);
+        let bound_webhook = |state, attempts| Stored {
+            proof: proof.clone(),
+            ..stored(Source::Webhook, state, attempts, webhook.clone())
+        };
         let cases = [
             // The browser copy was sent after its wait: TikTok keeps it; the webhook is late.
             (
@@ -820,31 +1241,26 @@ mod tests {
                 &webhook,
                 Source::Webhook,
             ),
+            (bound_webhook(RowState::Sent, 1), &browser, Source::Browser),
             (
-                stored(Source::Webhook, RowState::Sent, 1, webhook.clone()),
-                &browser,
-                Source::Browser,
-            ),
-            (
-                stored(Source::Webhook, RowState::Queued, 0, webhook.clone()),
+                bound_webhook(RowState::Queued, 0),
                 &webhook,
                 Source::Webhook,
             ),
             (
-                stored(Source::Browser, RowState::Waiting, 0, browser.clone()),
-                &browser,
-                Source::Browser,
-            ),
-            (
-                stored(Source::Webhook, RowState::Failed, 1, webhook.clone()),
+                bound_webhook(RowState::Failed, 1),
                 &browser,
                 Source::Browser,
             ),
         ];
         for (here, incoming, source) in cases {
+            let d = admit(Some(&here), &[], incoming, source, &proof, &hold(), NOW);
             assert_eq!(
-                admit(Some(&here), incoming, source, &hold(), NOW),
-                Admission::Ignore,
+                d,
+                Decision {
+                    admission: Admission::Ignore,
+                    filing: Filing::Keep
+                },
                 "{here:?} then {source:?}"
             );
         }
@@ -859,8 +1275,17 @@ mod tests {
             copy("AddToCart", Some("ttp-1"), Some("1.00")),
         );
         let webhook = copy("AddToCart", Some("ttp-1"), Some("17.00"));
+        let d = admit(
+            Some(&here),
+            &[],
+            &webhook,
+            Source::Webhook,
+            &Proof::default(),
+            &hold(),
+            NOW,
+        );
         assert_eq!(
-            admit(Some(&here), &webhook, Source::Webhook, &hold(), NOW),
+            d.admission,
             Admission::Merge {
                 event: Box::new(webhook.clone()),
                 state: RowState::Queued,
@@ -870,22 +1295,34 @@ mod tests {
     }
 
     #[test]
-    fn another_visitors_browser_copy_adds_nothing_to_a_signed_order() {
-        let mut forged = copy("Purchase", Some("attacker-ttp"), Some("99999.99"));
-        forged.user.browser.ttclid = Some("E.C.P.forged".into());
-        forged.user.browser.ip = Some("198.51.100.66".into());
-        forged.properties.currency = Some("XXX".into());
+    fn a_bound_copy_of_another_visitor_adds_nothing_to_a_signed_order_with_its_own_ttp() {
         let mut real = copy("Purchase", Some("buyer-ttp"), Some("42.00"));
         real.properties.currency = Some("EUR".into());
-        let here = stored(Source::Browser, RowState::Unconfirmed, 0, forged);
+        let proof = Proof::of(["chk-1"], []);
+        let other = browser_copy("other");
+        let evidence = [Evidence {
+            digest: proof.digests()[0].clone(),
+            event: Some(other),
+        }];
+        let here = stored(Source::Browser, RowState::Unconfirmed, 0, browser_copy("F"));
+        let d = admit(
+            Some(&here),
+            &evidence,
+            &real,
+            Source::Webhook,
+            &proof,
+            &hold(),
+            NOW,
+        );
         assert_eq!(
-            admit(Some(&here), &real, Source::Webhook, &hold(), NOW),
+            d.admission,
             Admission::Merge {
                 event: Box::new(real.clone()),
                 state: RowState::Queued,
                 due_ms: NOW
             }
         );
+        assert_eq!(d.filing, Filing::Clear);
     }
 
     #[test]
@@ -938,6 +1375,52 @@ mod tests {
             ),
             ("fr", 9)
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever copies come, in whatever order, with whatever proofs: the signed copy never
+        /// carries an identifier of a copy not bound to it, and carries a bound copy's when
+        /// one came.
+        #[test]
+        fn the_signed_copy_carries_only_bound_identifiers(
+            proofs in proptest::collection::vec(
+                proptest::collection::vec(0usize..4, 0..3), 1..7),
+            webhook_at in 0usize..7,
+            binding in proptest::collection::vec(0usize..4, 0..3),
+        ) {
+            let tokens = ["chk-a", "chk-b", "ttp-c", "ttp-d"];
+            let proof_of = |picks: &[usize]| {
+                let checkouts = picks.iter().filter(|&&i| i < 2).map(|&i| tokens[i]);
+                let sessions = picks.iter().filter(|&&i| i >= 2).map(|&i| tokens[i]);
+                Proof::of(checkouts, sessions)
+            };
+            let binding = proof_of(&binding);
+            let (webhook, _) = signed();
+            let mut key = Key::default();
+            let webhook_at = webhook_at.min(proofs.len());
+            let mut bound = Vec::new();
+            for (i, picks) in proofs.iter().enumerate() {
+                if i == webhook_at {
+                    key.offer(&webhook, Source::Webhook, &binding);
+                }
+                let proof = proof_of(picks);
+                let who = i.to_string();
+                if proof.binds(&binding) {
+                    bound.push(who.clone());
+                }
+                key.offer(&browser_copy(&who), Source::Browser, &proof);
+            }
+            if webhook_at == proofs.len() {
+                key.offer(&webhook, Source::Webhook, &binding);
+            }
+            let sent = key.sent().expect("the signed copy is in the row");
+            let b = &sent.user.browser;
+            for value in [&b.ttp, &b.ttclid, &b.ip, &b.user_agent].into_iter().flatten() {
+                let who = value.rsplit('-').next().unwrap();
+                proptest::prop_assert!(bound.iter().any(|w| w == who), "{value} is unbound");
+            }
+            proptest::prop_assert_eq!(b.ttp.is_some(), !bound.is_empty());
+        }
     }
 
     #[test]

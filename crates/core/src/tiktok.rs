@@ -127,11 +127,11 @@ impl Event {
             .collect()
     }
 
-    /// The one copy to send when the browser reported this event too: `self` (the signed
-    /// webhook's copy) stays authoritative for value, currency, contents, order_id and the
-    /// customer's keys; the browser fills what the webhook could not know (ttp, ttclid, IP,
-    /// user agent, page, market). A browser copy from another visitor (a different `ttp`) is
-    /// not this buyer's evidence: it adds nothing, so a forged collect cannot steer a real order.
+    /// The one copy to send when a browser copy bound to this event (`queue::admit` decides
+    /// which are) reported it too: `self` (the signed webhook's copy) stays authoritative for
+    /// value, currency, contents, order_id and the customer's keys; the browser fills what the
+    /// webhook could not know (ttp, ttclid, IP, user agent, page, market). A browser copy with
+    /// another `ttp` than the webhook's is another visitor's: it adds nothing.
     pub fn merged_with_browser(mut self, browser: &Event) -> Event {
         let same_visitor = match (&self.user.browser.ttp, &browser.user.browser.ttp) {
             (Some(ours), Some(theirs)) => ours == theirs,

@@ -11,6 +11,7 @@ use super::{Payload, Topic};
 use crate::config::{Config, ConsentDefault};
 use crate::consent::tracking_allowed;
 use crate::privacy::Held;
+use crate::proof::Proof;
 use crate::session::{merge_sessions, Browser, Session};
 use crate::tiktok::Event;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,9 @@ pub struct Joined {
     pub session: Option<Session>,
     /// The session id that holds a refusal of marketing, when any join key leads to one.
     pub refused_by: Option<String>,
+    /// Every session id the join keys led to: a browser copy from one of them (its cookie)
+    /// is this resource's evidence ([`Proof`]).
+    pub sessions: Vec<String>,
 }
 
 impl Joined {
@@ -110,12 +114,14 @@ impl Joined {
                     || session.as_ref().and_then(|s| s.marketing_allowed) == Some(false)
             })
             .map(|(sid, _)| sid.clone());
+        let sessions = found.iter().map(|(sid, _)| sid.clone()).collect();
         let mut found = found.into_iter();
         let (session_id, session) = found.next().map_or((None, None), |(sid, s)| (Some(sid), s));
         Joined {
             session_id,
             session,
             refused_by,
+            sessions,
         }
     }
 }
@@ -128,6 +134,9 @@ pub struct Transition {
     pub skipped: Option<String>,
     /// A checkout token to link to the session in KV, so later checkout webhooks join too.
     pub link_checkout: Option<(String, String)>,
+    /// What this resource's events can be bound by: its checkout token and the sessions its
+    /// join found. Only browser copies proving one of them add to its events.
+    pub proof: Proof,
     /// What this resource now holds elsewhere (for privacy webhooks).
     pub held: Held,
 }
@@ -147,6 +156,10 @@ pub fn apply(
         joined.session_id.clone(),
         keys.cart_token.as_deref(),
         keys.checkout_token.as_deref(),
+    );
+    out.proof = Proof::of(
+        keys.checkout_token.as_deref(),
+        joined.sessions.iter().map(String::as_str),
     );
     let config = &settings.mapping;
     // A session id is the visitor's `_ttp`: it still identifies them when the KV record is
@@ -270,6 +283,7 @@ mod tests {
                 ..Session::default()
             }),
             refused_by: None,
+            sessions: vec![SID.into()],
         }
     }
 
@@ -481,6 +495,24 @@ mod tests {
             .contains("c1-7a2abe82733a34e84aa472d57fb5c3c1"));
         assert_eq!(out.held.events.len(), out.events.len());
         assert_eq!(memory, Memory::default(), "checkouts keep no memory");
+        // Its events are bound by its checkout token and the joined session, nothing else.
+        assert_eq!(out.proof, Proof::of([token], [SID]));
+        let (topic, payload) = delivery("orders/create", ORDER);
+        let alone = Joined::default();
+        let out = apply(
+            topic,
+            &payload,
+            alone,
+            &mut memory,
+            &settings("allowed"),
+            NOW,
+        );
+        let order = match &payload {
+            Payload::Order(o) => o.checkout_token.clone(),
+            _ => None,
+        };
+        assert_eq!(out.proof, Proof::of(order.as_deref(), []));
+        assert!(!out.proof.is_empty(), "the order names its checkout");
     }
 
     #[test]
@@ -494,6 +526,7 @@ mod tests {
                     session_id: Some(sid.into()),
                     session: None,
                     refused_by: None,
+                    sessions: vec![sid.into()],
                 },
                 &mut Memory::default(),
                 &settings("allowed"),
