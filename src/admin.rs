@@ -9,7 +9,7 @@ use tiktok_edge_core::auth;
 use tiktok_edge_core::config::{Config, Secret};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::health::Health;
-use tiktok_edge_core::queue::{Resend, ShardHealth};
+use tiktok_edge_core::queue::{Preview, Resend, ShardHealth};
 use tiktok_edge_core::Error;
 use worker::{Date, Env, Request, Response, Result};
 
@@ -132,8 +132,11 @@ pub async fn sign_in(mut req: Request, config: &Config) -> Outcome {
 }
 
 /// `POST /tt/admin/resend` with a JSON filter (`state`, `event`, `from_ms`, `to_ms`, `error`):
-/// failed (or unconfirmed) events go back to the queue. The token must come in the
-/// `Authorization` header, so no link or cross-site form can trigger it.
+/// failed events go back to the queue. Unconfirmed purchases (`"state":"unconfirmed"`) are
+/// only previewed (count, totals per currency, the largest) until the same filter comes back
+/// with the preview's `confirm` code (`confirm_with` is that body); `max_value` leaves out
+/// larger ones. The token must come in the `Authorization` header, so no link or cross-site
+/// form can trigger it.
 pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
     let token = admin_token(config)?;
     let header = req.headers().get("Authorization")?;
@@ -148,9 +151,56 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
     }
     let body = respond::body_within(&mut req, 4096).await?;
     let filter = Resend::from_body(&body)?;
-    let count = queue::resend(env, &filter).await?;
-    Ok(respond::json(
-        200,
-        &serde_json::json!({ "requeued": count }),
-    )?)
+    if !filter.previewed() {
+        let done = queue::resend(env, &filter, &[]).await?;
+        return Ok(respond::json(
+            200,
+            &serde_json::json!({ "requeued": done.requeued }),
+        )?);
+    }
+    let pinned = filter.pinned(Date::now().as_millis() as i64);
+    let shards = queue::preview(env, &pinned).await?;
+    let preview = Preview::combined(&pinned, &shards);
+    let (status, answer) = match filter.confirm.as_deref() {
+        Some(code) if code == preview.confirm => {
+            let done = queue::resend(env, &pinned, &shards).await?;
+            if !done.changed {
+                return Ok(respond::json(
+                    200,
+                    &serde_json::json!({ "requeued": done.requeued }),
+                )?);
+            }
+            (
+                409,
+                serde_json::json!({
+                    "error": "preview_changed",
+                    "message": "some purchases changed between the preview and the confirmation \
+                                (an order confirmed one, or it expired); those were not re-sent: \
+                                preview again",
+                    "requeued": done.requeued,
+                }),
+            )
+        }
+        Some(_) => (
+            409,
+            serde_json::json!({
+                "error": "preview_changed",
+                "message": "this is not what the confirmation was given for: the selection or \
+                            the filter changed since that preview, so nothing was re-sent; \
+                            check the new preview and confirm it with `confirm_with`",
+                "requeued": 0,
+                "preview": preview,
+                "confirm_with": Resend { confirm: Some(preview.confirm.clone()), ..pinned },
+            }),
+        ),
+        None => (
+            200,
+            serde_json::json!({
+                "requeued": 0,
+                "preview": preview,
+                "confirm_with": Resend { confirm: Some(preview.confirm.clone()), ..pinned },
+            }),
+        ),
+    };
+    Ok(respond::json(status, &answer)?)
 }
