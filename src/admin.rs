@@ -9,7 +9,7 @@ use tiktok_edge_core::auth;
 use tiktok_edge_core::config::{Config, Secret};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::health::Health;
-use tiktok_edge_core::queue::{Preview, Resend, ShardHealth};
+use tiktok_edge_core::queue::{Preview, Resend, ResendAnswer, ShardHealth};
 use tiktok_edge_core::Error;
 use worker::{Date, Env, Request, Response, Result};
 
@@ -151,56 +151,15 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
     }
     let body = respond::body_within(&mut req, 4096).await?;
     let filter = Resend::from_body(&body)?;
-    if !filter.previewed() {
-        let done = queue::resend(env, &filter, &[]).await?;
-        return Ok(respond::json(
-            200,
-            &serde_json::json!({ "requeued": done.requeued }),
-        )?);
-    }
-    let pinned = filter.pinned(Date::now().as_millis() as i64);
-    let shards = queue::preview(env, &pinned).await?;
-    let preview = Preview::combined(&pinned, &shards);
-    let (status, answer) = match filter.confirm.as_deref() {
-        Some(code) if code == preview.confirm => {
-            let done = queue::resend(env, &pinned, &shards).await?;
-            if !done.changed {
-                return Ok(respond::json(
-                    200,
-                    &serde_json::json!({ "requeued": done.requeued }),
-                )?);
-            }
-            (
-                409,
-                serde_json::json!({
-                    "error": "preview_changed",
-                    "message": "some purchases changed between the preview and the confirmation \
-                                (an order confirmed one, or it expired); those were not re-sent: \
-                                preview again",
-                    "requeued": done.requeued,
-                }),
-            )
+    let answer = if filter.previewed() {
+        let pinned = filter.pinned(Date::now().as_millis() as i64);
+        let shards = queue::preview(env, &pinned).await?;
+        match Preview::combined(&pinned, &shards).unconfirmed_answer(&filter, &pinned) {
+            Some(answer) => answer,
+            None => ResendAnswer::resent(queue::resend(env, &pinned, &shards).await?),
         }
-        Some(_) => (
-            409,
-            serde_json::json!({
-                "error": "preview_changed",
-                "message": "this is not what the confirmation was given for: the selection or \
-                            the filter changed since that preview, so nothing was re-sent; \
-                            check the new preview and confirm it with `confirm_with`",
-                "requeued": 0,
-                "preview": preview,
-                "confirm_with": Resend { confirm: Some(preview.confirm.clone()), ..pinned },
-            }),
-        ),
-        None => (
-            200,
-            serde_json::json!({
-                "requeued": 0,
-                "preview": preview,
-                "confirm_with": Resend { confirm: Some(preview.confirm.clone()), ..pinned },
-            }),
-        ),
+    } else {
+        ResendAnswer::resent(queue::resend(env, &filter, &[]).await?)
     };
-    Ok(respond::json(status, &answer)?)
+    Ok(respond::json(answer.status(), &answer)?)
 }

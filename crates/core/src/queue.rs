@@ -580,6 +580,76 @@ impl Preview {
     }
 }
 
+/// `/tt/admin/resend`'s answer: how many events went back to the queue and, for unconfirmed
+/// purchases not (or no longer) confirmed, the preview and the body that confirms it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResendAnswer {
+    pub requeued: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
+    /// The filter with the preview's `confirm` code: what to post to send what was shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_with: Option<Resend>,
+}
+
+impl ResendAnswer {
+    /// 200, or 409 when a confirmation did not match what it was given for.
+    pub fn status(&self) -> u16 {
+        if self.error.is_some() {
+            409
+        } else {
+            200
+        }
+    }
+
+    /// After the shards re-sent: a shard whose selection changed between the preview and its
+    /// turn re-sent nothing.
+    pub fn resent(done: Resent) -> ResendAnswer {
+        ResendAnswer {
+            requeued: done.requeued,
+            error: done.changed.then_some(PREVIEW_CHANGED),
+            message: done.changed.then_some(
+                "some purchases changed between the preview and the confirmation (an order \
+                 confirmed one, or it expired); those were not re-sent: preview again",
+            ),
+            ..ResendAnswer::default()
+        }
+    }
+}
+
+const PREVIEW_CHANGED: &str = "preview_changed";
+
+impl Preview {
+    /// Whether `filter`'s confirmation is this preview's (of `pinned`, the filter as
+    /// previewed): `None` to send, else the answer that shows the preview instead, a 409 when
+    /// a confirmation was given for something else.
+    pub fn unconfirmed_answer(self, filter: &Resend, pinned: &Resend) -> Option<ResendAnswer> {
+        let given = filter.confirm.as_deref();
+        if given == Some(self.confirm.as_str()) {
+            return None;
+        }
+        let confirm_with = Resend {
+            confirm: Some(self.confirm.clone()),
+            ..pinned.clone()
+        };
+        Some(ResendAnswer {
+            requeued: 0,
+            error: given.map(|_| PREVIEW_CHANGED),
+            message: given.map(|_| {
+                "this is not what the confirmation was given for: the selection or the filter \
+                 changed since that preview, so nothing was re-sent; check this preview and \
+                 confirm it with `confirm_with`"
+            }),
+            preview: Some(self),
+            confirm_with: Some(confirm_with),
+        })
+    }
+}
+
 /// A shard's answer to a re-send.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resent {
@@ -1403,6 +1473,66 @@ mod tests {
             all.confirm,
             "each shard's own selection"
         );
+    }
+
+    #[test]
+    fn only_the_previews_own_code_sends_anything_else_answers_the_preview() {
+        let filter = unconfirmed(Some("100"));
+        let pinned = filter.pinned(50);
+        let (_, shard) = pinned.plan(vec![candidate("a", Some("40"), Some("USD"))]);
+        let preview = Preview::combined(&pinned, &[shard]);
+        let code = preview.confirm.clone();
+
+        let first = preview
+            .clone()
+            .unconfirmed_answer(&filter, &pinned)
+            .unwrap();
+        assert_eq!(
+            (first.status(), first.requeued, first.error),
+            (200, 0, None)
+        );
+        assert_eq!(first.preview.as_ref(), Some(&preview));
+        let confirm_with = first.confirm_with.unwrap();
+        assert_eq!(confirm_with.confirm.as_deref(), Some(code.as_str()));
+        assert_eq!(
+            confirm_with.to_ms,
+            Some(50),
+            "the pinned end travels with it"
+        );
+
+        let wrong = Resend {
+            confirm: Some("yes".into()),
+            ..filter.clone()
+        };
+        let refused = preview.clone().unconfirmed_answer(&wrong, &pinned).unwrap();
+        assert_eq!(
+            (refused.status(), refused.error),
+            (409, Some("preview_changed"))
+        );
+        assert!(refused.preview.is_some() && refused.confirm_with.is_some());
+
+        assert_eq!(
+            preview.unconfirmed_answer(&confirm_with, &pinned),
+            None,
+            "send"
+        );
+
+        let done = ResendAnswer::resent(Resent {
+            requeued: 3,
+            changed: false,
+        });
+        assert_eq!((done.status(), done.requeued), (200, 3));
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"requeued":3}"#,
+            "the answer failed re-sends always had"
+        );
+        let partly = ResendAnswer::resent(Resent {
+            requeued: 1,
+            changed: true,
+        });
+        assert_eq!((partly.status(), partly.requeued), (409, 1));
+        assert!(partly.message.unwrap().contains("preview again"));
     }
 
     #[test]
