@@ -382,22 +382,10 @@ impl EventQueue {
     /// Whether a new row from `source` fits (`queue::room`), after deleting the oldest finished
     /// rows when the shard is at its limit.
     fn has_room(&self, source: Source) -> Result<bool> {
-        #[derive(Deserialize)]
-        struct Counter {
-            key: String,
-            n: i64,
-        }
-        let counters: Vec<Counter> = self.all(
-            "SELECT key, n FROM meta WHERE key IN ('rows', 'browser_unsent')",
-            vec![],
-        )?;
-        let mut fill = Fill::default();
-        for c in counters {
-            match c.key.as_str() {
-                "rows" => fill.rows = c.n,
-                _ => fill.browser_unsent = c.n,
-            }
-        }
+        let fill = Fill {
+            rows: self.counter("rows")?,
+            browser_unsent: self.counter("browser_unsent")?,
+        };
         match room(source, fill, self.max_rows()) {
             Room::Free => Ok(true),
             Room::Full => Ok(false),
@@ -410,6 +398,12 @@ impl EventQueue {
                 Ok(false)
             }
         }
+    }
+
+    /// A row counter the triggers keep in `meta`.
+    fn counter(&self, key: &str) -> Result<i64> {
+        let rows: Vec<CountRow> = self.all("SELECT n FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(rows.first().map_or(0, |r| r.n))
     }
 
     /// Counts a copy refused for want of room, in its hour.
@@ -703,20 +697,13 @@ impl EventQueue {
              ORDER BY created_at DESC LIMIT ?",
             vec![(MAX_RECENT as i64).into()],
         )?;
-        #[derive(Deserialize)]
-        struct NoRoomRow {
-            source: String,
-            n: i64,
-        }
-        let refused: Vec<NoRoomRow> = self.all(
-            "SELECT source, SUM(n) AS n FROM no_room WHERE hour_ms >= ? GROUP BY source",
-            vec![hour_start(since_ms).into()],
-        )?;
         let mut no_room = NoRoom::default();
-        for row in refused {
-            if let Some(source) = Source::parse(&row.source) {
-                no_room.add(source, row.n.max(0) as u64);
-            }
+        for source in [Source::Browser, Source::Webhook] {
+            let refused: Vec<CountRow> = self.all(
+                "SELECT COALESCE(SUM(n), 0) AS n FROM no_room WHERE source = ? AND hour_ms >= ?",
+                vec![source.as_str().into(), hour_start(since_ms).into()],
+            )?;
+            no_room.add(source, refused.first().map_or(0, |r| r.n.max(0) as u64));
         }
         let mut stats = QueueStats {
             counts,
