@@ -9,7 +9,7 @@ use tiktok_edge_core::auth;
 use tiktok_edge_core::config::{Config, Secret};
 use tiktok_edge_core::cookies;
 use tiktok_edge_core::health::Health;
-use tiktok_edge_core::queue::{Resend, ShardHealth};
+use tiktok_edge_core::queue::{Preview, Resend, ResendAnswer, ShardHealth};
 use tiktok_edge_core::Error;
 use worker::{Date, Env, Request, Response, Result};
 
@@ -134,8 +134,11 @@ pub async fn sign_in(mut req: Request, config: &Config) -> Outcome {
 }
 
 /// `POST /tt/admin/resend` with a JSON filter (`state`, `event`, `from_ms`, `to_ms`, `error`):
-/// failed (or unconfirmed) events go back to the queue. The token must come in the
-/// `Authorization` header, so no link or cross-site form can trigger it.
+/// failed events go back to the queue. Unconfirmed purchases (`"state":"unconfirmed"`) are
+/// only previewed (count, totals per currency, the largest) until the same filter comes back
+/// with the preview's `confirm` code (`confirm_with` is that body); `max_value` leaves out
+/// larger ones. The token must come in the `Authorization` header, so no link or cross-site
+/// form can trigger it.
 pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
     let token = admin_token(config)?;
     let header = req.headers().get("Authorization")?;
@@ -150,9 +153,15 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
     }
     let body = respond::body_within(&mut req, 4096).await?;
     let filter = Resend::from_body(&body)?;
-    let count = queue::resend(env, &filter).await?;
-    Ok(respond::json(
-        200,
-        &serde_json::json!({ "requeued": count }),
-    )?)
+    let answer = if filter.previewed() {
+        let pinned = filter.pinned(Date::now().as_millis() as i64);
+        let shards = queue::preview(env, &pinned).await?;
+        match Preview::combined(&pinned, &shards).unconfirmed_answer(&filter, &pinned) {
+            Some(answer) => answer,
+            None => ResendAnswer::resent(queue::resend(env, &pinned, &shards).await?),
+        }
+    } else {
+        ResendAnswer::resent(queue::resend(env, &filter, &[]).await?)
+    };
+    Ok(respond::json(answer.status(), &answer)?)
 }

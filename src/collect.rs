@@ -52,6 +52,18 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
         vec![collected.event],
     )
     .await?;
+    if summary.no_room > 0 {
+        // Refused at the door, never accepted and dropped later: the shard keeps its other
+        // half for signed events (`queue::room`); the operator sees the count.
+        let resp = respond::error(
+            503,
+            "queue_full",
+            "browser events waiting to be sent fill their share of this event's queue shard \
+             (TikTok slow or paused, or a flood); nothing was queued: retry later",
+        )?;
+        resp.headers().set("Retry-After", "60")?;
+        return Ok(resp);
+    }
     Ok(respond::json(
         202,
         &serde_json::json!({ "event_id": event_id, "queued": summary.accepted == 1 }),

@@ -5,7 +5,7 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
     earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
-    QueueStats, Refuse, Resend, ShardHealth, Source, SHARDS,
+    Preview, QueueStats, Refuse, Resend, Resent, ShardHealth, Source, SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
 use tiktok_edge_core::vec_map::VecMap;
@@ -91,16 +91,45 @@ pub async fn health(env: &Env) -> Result<ShardHealth> {
     Ok(total)
 }
 
-/// Puts the operator's choice of failed or unconfirmed events back in every shard's queue;
-/// returns how many. The filter must have been checked (`Resend::condition`).
-pub async fn resend(env: &Env, request: &Resend) -> Result<u64> {
-    let body = serde_json::to_string(request)?;
-    let mut total = 0;
+/// Puts the operator's choice of failed or unconfirmed events back in every shard's queue.
+/// The filter must have been checked (`Resend::condition`). Unconfirmed purchases need
+/// `previews`, every shard's preview in shard order: each shard re-sends only when its
+/// selection is still the one it previewed.
+pub async fn resend(env: &Env, request: &Resend, previews: &[Preview]) -> Result<Resent> {
+    let mut total = Resent::default();
     for shard in 0..SHARDS {
-        let mut resp = call(env, &shard_name_at(shard), "resend", Some(body.clone())).await?;
-        total += resp.json::<u64>().await?;
+        let mine = match previews.get(shard as usize) {
+            Some(preview) if preview.count == 0 => continue,
+            Some(preview) => Resend {
+                confirm: Some(preview.confirm.clone()),
+                ..request.clone()
+            },
+            None => request.clone(),
+        };
+        let body = serde_json::to_string(&mine)?;
+        let mut resp = call(env, &shard_name_at(shard), "resend", Some(body)).await?;
+        let done: Resent = resp.json().await?;
+        total.requeued += done.requeued;
+        total.changed |= done.changed;
     }
     Ok(total)
+}
+
+/// Every shard's preview of a re-send of unconfirmed purchases, in shard order.
+pub async fn preview(env: &Env, request: &Resend) -> Result<Vec<Preview>> {
+    let body = serde_json::to_string(request)?;
+    let mut previews = Vec::with_capacity(SHARDS as usize);
+    for shard in 0..SHARDS {
+        let mut resp = call(
+            env,
+            &shard_name_at(shard),
+            "resend-preview",
+            Some(body.clone()),
+        )
+        .await?;
+        previews.push(resp.json::<Preview>().await?);
+    }
+    Ok(previews)
 }
 
 /// Deletes queued and finished events: the listed ones, and every one carrying one of

@@ -9,16 +9,20 @@
 //! for a token or permission problem and resumes by itself once TikTok takes a batch again.
 //!
 //! Every query on a hot path uses an index (see `MIGRATIONS`), retention is deleted in bounded
-//! chunks from the alarm, and a shard holds at most `MAX_ROWS` rows.
+//! chunks from the alarm, and a shard holds at most `MAX_SHARD_ROWS` rows, of which browser-only
+//! copies waiting to be sent hold at most half (`queue::room`). At the limit the oldest
+//! finished rows make room; when there is none, a new copy is refused (collect answers 503, a
+//! webhook 500 so Shopify redelivers later) rather than dropping any that was accepted.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::cell::Cell;
 use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
-    admit, Admission, Count, Enqueue, EnqueueSummary, Evidence, Failure, Filing, Forget, HourCount,
-    Pause, QueueStats, RecentEvent, Refuse, Resend, ResendValue, RowState, ShardHealth, Source,
-    Stored, HOUR_MS, MAX_FAILURES, MAX_PAUSED_AGE_MS, MAX_RECENT,
+    admit, hour_start, room, Admission, Candidate, Count, Enqueue, EnqueueSummary, Evidence,
+    Failure, Filing, Fill, Forget, HourCount, NoRoom, Pause, QueueStats, RecentEvent, Refuse,
+    Resend, ResendValue, Resent, Room, RowState, ShardHealth, Source, Stored, MAX_FAILURES,
+    MAX_PAUSED_AGE_MS, MAX_RECENT, MAX_RESEND_PER_SHARD, MAX_SHARD_ROWS,
 };
 use tiktok_edge_core::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
 use tiktok_edge_core::vec_map::VecMap;
@@ -70,6 +74,30 @@ const MIGRATIONS: &[&str] = &[
        PRIMARY KEY (event_name, event_id, proof)
      );
      CREATE INDEX evidence_created ON evidence (created_at);",
+    // Browser-only copies still waiting to be sent are counted the same way (`queue::room`
+    // bounds them), leaving the count when sent, finished or merged with their webhook; copies
+    // refused for want of room are counted per hour for the operator.
+    "INSERT INTO meta (key, n) VALUES ('browser_unsent', (SELECT COUNT(*) FROM events
+       WHERE source = 'browser' AND state IN ('queued', 'waiting', 'retrying')));
+     CREATE TRIGGER browser_unsent_in AFTER INSERT ON events
+       WHEN NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying')
+       BEGIN UPDATE meta SET n = n + 1 WHERE key = 'browser_unsent'; END;
+     CREATE TRIGGER browser_unsent_out AFTER DELETE ON events
+       WHEN OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying')
+       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'browser_unsent'; END;
+     CREATE TRIGGER browser_unsent_moved AFTER UPDATE OF source, state ON events
+       WHEN (OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying'))
+         != (NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying'))
+       BEGIN UPDATE meta SET n = n
+         + (NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying'))
+         - (OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying'))
+         WHERE key = 'browser_unsent'; END;
+     CREATE TABLE no_room (
+       hour_ms INTEGER NOT NULL,
+       source TEXT NOT NULL,
+       n INTEGER NOT NULL,
+       PRIMARY KEY (hour_ms, source)
+     );",
 ];
 
 /// Finished rows are kept this long for dedup and the operator page, then deleted.
@@ -78,10 +106,6 @@ const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 const CLEANUP_CHUNK: i64 = 200;
 /// When the configuration cannot send (invalid settings), look again after this long.
 const CONFIG_RECHECK_MS: i64 = 60_000;
-/// Most rows one shard keeps. At the limit the oldest finished rows make room; when every row
-/// is still waiting to be sent, new events are refused (the caller answers 503, so Shopify
-/// redelivers later) rather than dropping any that were accepted.
-const MAX_ROWS: i64 = 200_000;
 /// Finished states, oldest of which may go (retention, or room at the limit).
 const FINISHED: [RowState; 5] = [
     RowState::Sent,
@@ -202,11 +226,16 @@ impl DurableObject for EventQueue {
             }
             (Method::Post, "/resend") => {
                 let request: Resend = serde_json::from_str(&req.text().await?)?;
-                let count = self.resend(&request)?;
-                if count > 0 {
+                let done = self.resend(&request)?;
+                if done.requeued > 0 {
                     self.schedule().await?;
                 }
-                respond::json(200, &count)
+                respond::json(200, &done)
+            }
+            (Method::Post, "/resend-preview") => {
+                let request: Resend = serde_json::from_str(&req.text().await?)?;
+                let (_, preview) = request.plan(self.candidates(&request)?);
+                respond::json(200, &preview)
             }
             (Method::Get, "/health") => respond::json(
                 200,
@@ -412,8 +441,14 @@ impl EventQueue {
                     state,
                     due_ms,
                 } => {
-                    if !self.make_room()? {
-                        return Ok(None);
+                    if !self.has_room(call.source)? {
+                        self.count_no_room(call.source, now)?;
+                        if call.source == Source::Webhook {
+                            return Ok(None);
+                        }
+                        // Refused at the door: nothing stored, nothing filed.
+                        summary.no_room += 1;
+                        continue;
                     }
                     let mut values = vec![
                         event.event.as_str().into(),
@@ -475,20 +510,41 @@ impl EventQueue {
         Ok(Some(summary))
     }
 
-    /// Below the row limit, or made so by deleting the oldest finished rows. `false` when
-    /// every row is still waiting to be sent.
-    fn make_room(&self) -> Result<bool> {
-        let rows: Vec<CountRow> = self.all("SELECT n FROM meta WHERE key = 'rows'", vec![])?;
-        let count = rows.first().map_or(0, |r| r.n);
-        if count < self.max_rows() {
-            return Ok(true);
-        }
-        for state in FINISHED {
-            if self.delete_oldest(state, i64::MAX, CLEANUP_CHUNK)? > 0 {
-                return Ok(true);
+    /// Whether a new row from `source` fits (`queue::room`), after deleting the oldest finished
+    /// rows when the shard is at its limit.
+    fn has_room(&self, source: Source) -> Result<bool> {
+        let fill = Fill {
+            rows: self.counter("rows")?,
+            browser_unsent: self.counter("browser_unsent")?,
+        };
+        match room(source, fill, self.max_rows()) {
+            Room::Free => Ok(true),
+            Room::Full => Ok(false),
+            Room::MakeRoom => {
+                for state in FINISHED {
+                    if self.delete_oldest(state, i64::MAX, CLEANUP_CHUNK)? > 0 {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
             }
         }
-        Ok(false)
+    }
+
+    /// A row counter the triggers keep in `meta`.
+    fn counter(&self, key: &str) -> Result<i64> {
+        let rows: Vec<CountRow> = self.all("SELECT n FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(rows.first().map_or(0, |r| r.n))
+    }
+
+    /// Counts a copy refused for want of room, in its hour.
+    fn count_no_room(&self, source: Source, now: i64) -> Result<()> {
+        self.run(
+            "INSERT INTO no_room (hour_ms, source, n) VALUES (?, ?, 1)
+             ON CONFLICT (hour_ms, source) DO UPDATE SET n = n + 1",
+            vec![hour_start(now).into(), source.as_str().into()],
+        )?;
+        Ok(())
     }
 
     /// `QUEUE_SHARD_MAX_ROWS` lowers the limit (tests fill a shard with it).
@@ -496,7 +552,7 @@ impl EventQueue {
         settings::var(&self.env, "QUEUE_SHARD_MAX_ROWS")
             .and_then(|v| v.parse().ok())
             .filter(|&n: &i64| n > 0)
-            .map_or(MAX_ROWS, |n| n.min(MAX_ROWS))
+            .map_or(MAX_SHARD_ROWS, |n| n.min(MAX_SHARD_ROWS))
     }
 
     /// Deletes up to `limit` rows in `state` last updated before `before`, oldest first.
@@ -525,6 +581,8 @@ impl EventQueue {
             vec![before.into(), CLEANUP_CHUNK.into()],
         )?;
         more |= expired as i64 == CLEANUP_CHUNK;
+        // One row per hour and source at most: a handful per alarm.
+        self.run("DELETE FROM no_room WHERE hour_ms < ?", vec![before.into()])?;
         Ok(more)
     }
 
@@ -623,26 +681,103 @@ impl EventQueue {
     }
 
     /// Puts the operator's choice of failed or unconfirmed events back in the queue (the
-    /// Worker has checked the filter already).
-    fn resend(&self, request: &Resend) -> Result<usize> {
-        let Ok((condition, values)) = request.condition() else {
-            return Err(worker::Error::RustError(
-                "re-send filter not usable (the Worker checks it before asking)".into(),
-            ));
-        };
-        let mut bindings = vec![text(RowState::Queued), now_ms().into(), now_ms().into()];
-        bindings.extend(values.into_iter().map(|v| match v {
-            ResendValue::Text(t) => SqlStorageValue::from(t),
-            ResendValue::Int(i) => SqlStorageValue::from(i),
-        }));
-        let count = self.run(
+    /// Worker has checked the filter already). Unconfirmed purchases go only when `confirm`
+    /// is this shard's code for the selection (`Resend::plan`), and only those within
+    /// `max_value`: what the operator previewed.
+    fn resend(&self, request: &Resend) -> Result<Resent> {
+        let now = now_ms();
+        if request.previewed() {
+            let (send, preview) = request.plan(self.candidates(request)?);
+            if request.confirm.as_deref() != Some(preview.confirm.as_str()) {
+                return Ok(Resent {
+                    requeued: 0,
+                    changed: true,
+                });
+            }
+            let mut requeued = 0;
+            for c in send {
+                requeued += self.run(
+                    "UPDATE events SET state = ?, attempts = 0, last_error = NULL, next_attempt_at = ?, updated_at = ?
+                     WHERE event_name = ? AND event_id = ? AND state = ? AND payload != '' RETURNING 1",
+                    vec![
+                        text(RowState::Queued),
+                        now.into(),
+                        now.into(),
+                        c.event.into(),
+                        c.event_id.into(),
+                        text(RowState::Unconfirmed),
+                    ],
+                )? as u64;
+            }
+            return Ok(Resent {
+                requeued,
+                changed: false,
+            });
+        }
+        let (condition, values) = self.condition(request)?;
+        let mut bindings = vec![text(RowState::Queued), now.into(), now.into()];
+        bindings.extend(values);
+        let requeued = self.run(
             &format!(
                 "UPDATE events SET state = ?, attempts = 0, last_error = NULL, next_attempt_at = ?, updated_at = ?
                  WHERE payload != '' AND {condition} RETURNING 1"
             ),
             bindings,
+        )? as u64;
+        Ok(Resent {
+            requeued,
+            changed: false,
+        })
+    }
+
+    /// The re-send filter's SQL condition with its values bound.
+    fn condition(&self, request: &Resend) -> Result<(String, Vec<SqlStorageValue>)> {
+        let Ok((condition, values)) = request.condition() else {
+            return Err(worker::Error::RustError(
+                "re-send filter not usable (the Worker checks it before asking)".into(),
+            ));
+        };
+        let values = values.into_iter().map(|v| match v {
+            ResendValue::Text(t) => SqlStorageValue::from(t),
+            ResendValue::Int(i) => SqlStorageValue::from(i),
+        });
+        Ok((condition, values.collect()))
+    }
+
+    /// The rows an unconfirmed re-send selects, oldest first, one more than it takes (so the
+    /// preview can say more match), with each purchase's value and currency.
+    fn candidates(&self, request: &Resend) -> Result<Vec<Candidate>> {
+        #[derive(Deserialize)]
+        struct Row {
+            event_name: String,
+            event_id: String,
+            value: Option<String>,
+            currency: Option<String>,
+        }
+        let (condition, mut values) = self.condition(request)?;
+        values.push((MAX_RESEND_PER_SHARD as i64 + 1).into());
+        let rows: Vec<Row> = self.all(
+            &format!(
+                "SELECT event_name, event_id,
+                   json_extract(payload, '$.properties.value') AS value,
+                   json_extract(payload, '$.properties.currency') AS currency
+                 FROM events WHERE payload != '' AND {condition}
+                 ORDER BY created_at, event_name, event_id LIMIT ?"
+            ),
+            values,
         )?;
-        Ok(count)
+        Ok(rows
+            .into_iter()
+            .map(|r| Candidate {
+                event: r.event_name,
+                event_id: r.event_id,
+                value: r
+                    .value
+                    .as_deref()
+                    .and_then(tiktok_edge_core::money::Amount::parse),
+                currency: r.currency,
+            })
+            .collect())
     }
 
     /// Events still waiting to be sent (queued, waiting or retrying), whatever their age.
@@ -713,7 +848,7 @@ impl EventQueue {
                     count: 1,
                 }),
             }
-            let hour_ms = row.created_at - row.created_at.rem_euclid(HOUR_MS);
+            let hour_ms = hour_start(row.created_at);
             match hourly
                 .iter_mut()
                 .find(|h| h.hour_ms == hour_ms && h.event == row.event_name)
@@ -739,6 +874,14 @@ impl EventQueue {
              ORDER BY created_at DESC LIMIT ?",
             vec![(MAX_RECENT as i64).into()],
         )?;
+        let mut no_room = NoRoom::default();
+        for source in [Source::Browser, Source::Webhook] {
+            let refused: Vec<CountRow> = self.all(
+                "SELECT COALESCE(SUM(n), 0) AS n FROM no_room WHERE source = ? AND hour_ms >= ?",
+                vec![source.as_str().into(), hour_start(since_ms).into()],
+            )?;
+            no_room.add(source, refused.first().map_or(0, |r| r.n.max(0) as u64));
+        }
         let mut stats = QueueStats {
             counts,
             depth: self.depth()?,
@@ -762,6 +905,7 @@ impl EventQueue {
                 })
                 .collect(),
             paused: self.pause()?,
+            no_room,
         };
         // One merge with an empty report sorts the lists the way merged reports are sorted.
         let mut sorted = QueueStats::default();

@@ -7,8 +7,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {
-  startServer, startWorker, shopBindings, waitFor, adminJson, countOf, tiktokAnswer, deliverWebhook,
-  loadFixture, big, ADMIN_TOKEN, postCollect,
+  startServer, startWorker, startShop, shopBindings, waitFor, adminJson, countOf, tiktokAnswer,
+  deliverWebhook, loadFixture, big, ADMIN_TOKEN, postCollect, queueShard, eventsAt,
 } from "./support/harness.mjs";
 
 const TTP = "01JY68AFXQXP2232M0V748XS0P_.tt.1";
@@ -194,27 +194,169 @@ test("the operator re-sends failed events by filter with an authorised POST; lin
   }
 });
 
-test("a shard full of unsent events refuses new ones (the caller gets a 5xx, Shopify redelivers) and loses none it accepted", async () => {
+/** `count` keys `make(i)` of `event` whose queue shard is `shard`. */
+function keysIn(shard, event, make, count) {
+  const keys = [];
+  for (let i = 0; keys.length < count; i++) if (queueShard(event, make(i)) === shard) keys.push(make(i));
+  return keys;
+}
+
+/** A signed order nobody's session joins (its ttp can only come from elsewhere). */
+const signedOrder = (id) => ({ ...loadFixture("order_create.json"), id: big(id), note_attributes: [], cart_token: null, checkout_token: null });
+
+/** Anyone's post of a browser event through Shopify's sandbox door (Origin null, no cookies). */
+const forged = (worker, body) => postCollect(worker, { user: { ttp: "01JYATTACKERATTACKERATTACK_.tt.1" }, ...body }, { "content-type": "text/plain", origin: "null", "cf-connecting-ip": "198.51.100.66" });
+
+test("a shard full of unsent events refuses a browser copy at the door (503, Retry-After) and a signed webhook only when its half is full too (500, Shopify redelivers); none it accepted is lost", async () => {
   let down = true;
   const tiktok = await playTikTok(() => (down ? { status: 503, body: "down" } : null));
   const worker = await startWorker({ bindings: bindings(tiktok, { QUEUE_SHARD_MAX_ROWS: "2", RETRY_BASE_MS: "200" }) });
   try {
-    const accepted = [];
-    let refused = 0;
-    for (let i = 0; i < 40 && refused === 0; i++) {
-      const res = await postCollect(worker, { event: "ViewContent", event_id: `vc:full-${i}` }, { cookie: `_ttp=${TTP}`, origin: worker.url });
-      if (res.status === 202) accepted.push(`vc:full-${i}`);
-      else {
-        assert.ok(res.status >= 500, `refused with ${res.status}`);
-        refused += 1;
-      }
-    }
-    assert.equal(refused, 1, "one shard filled up");
+    const [first, second] = keysIn(3, "ViewContent", (i) => `vc:full-${i}`, 2);
+    const [orderA, orderB] = keysIn(3, "Purchase", (i) => String(5900000000000000700n + BigInt(i)), 2);
+    assert.equal(await viewContent(worker, first), true);
+    // TikTok is down: the browser copy waits to be retried and holds the browser half.
+    const refused = await postCollect(worker, { event: "ViewContent", event_id: second }, { cookie: `_ttp=${TTP}`, origin: worker.url });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get("retry-after"), "60");
+    assert.equal((await refused.json()).error, "queue_full");
+    // The signed half is free.
+    const a = await deliverWebhook(worker, "orders/create", signedOrder(orderA));
+    assert.equal(a.status, 200);
+    assert.equal(a.body.queued, 1);
+    // Now every row waits to be sent: a signed webhook too is refused, so Shopify redelivers.
+    const b = await deliverWebhook(worker, "orders/create", signedOrder(orderB), { webhookId: "wh-full-b" });
+    assert.equal(b.status, 500);
+    const admin = await adminJson(worker);
+    assert.deepEqual(admin.queue.no_room, { browser: 1, webhook: 1 });
     down = false;
     await drained(worker);
-    assert.deepEqual([...tiktok.kept.keys()].sort(), accepted.sort());
+    // Shopify's redelivery, once there is room.
+    const again = await deliverWebhook(worker, "orders/create", signedOrder(orderB), { webhookId: "wh-full-b" });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.queued, 1);
+    await drained(worker);
+    assert.deepEqual([...tiktok.kept.keys()].sort(), [first, orderA, orderB].sort(), "every accepted event, once");
   } finally {
     await worker.dispose();
     await tiktok.close();
+  }
+});
+
+test("a shard flooded with forged browser copies still takes every signed webhook (they reach TikTok); collect answers 503 for the excess and the admin page counts it", async () => {
+  const SHARD = 5;
+  const env = await startShop({ bindings: { QUEUE_SHARD_MAX_ROWS: "40" } });
+  try {
+    // Forged checkout steps for made-up tokens wait (WEBHOOK_WAIT_MS, 90 s) for a webhook that
+    // never comes: rows no cleanup may delete.
+    const tokens = keysIn(SHARD, "InitiateCheckout", (i) => `ic:${String(i).padStart(32, "f")}`, 41).map((k) => k.slice(3));
+    const statuses = [];
+    for (const token of tokens.slice(0, 40)) {
+      const res = await forged(env.worker, { event: "InitiateCheckout", event_id: `ic:${token}`, checkout_token: token });
+      statuses.push(res.status);
+      if (res.status === 503) {
+        assert.equal(res.headers.get("retry-after"), "60");
+        assert.match((await res.json()).message, /retry later/);
+      } else {
+        assert.equal((await res.json()).queued, true);
+      }
+    }
+    assert.deepEqual(statuses, [...Array(20).fill(202), ...Array(20).fill(503)], "half the shard, then the door closes");
+
+    // Every signed order of that shard is taken and sent.
+    const orders = keysIn(SHARD, "Purchase", (i) => String(5900000000000000800n + BigInt(i)), 20);
+    for (const id of orders) {
+      const res = await deliverWebhook(env.worker, "orders/create", signedOrder(id));
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.queued, 1);
+    }
+    await waitFor("every signed order at TikTok", () => orders.every((id) => env.sentEvents().some((e) => e.event_id === id)));
+    assert.ok(env.sentEvents().every((e) => e.event === "Purchase"), "no forged checkout step was sent");
+
+    // A forged copy merged with its signed checkout stops counting as browser-only: one more
+    // browser copy fits, and the next is refused again.
+    const merged = await deliverWebhook(env.worker, "checkouts/create", { ...loadFixture("checkout_update.json"), token: tokens[0], note_attributes: [], cart_token: null });
+    assert.equal(merged.status, 200);
+    const fits = await forged(env.worker, { event: "InitiateCheckout", event_id: `ic:${tokens[40]}`, checkout_token: tokens[40] });
+    assert.equal(fits.status, 202);
+    const next = keysIn(SHARD, "InitiateCheckout", (i) => `ic:${String(i).padStart(32, "e")}`, 1)[0];
+    assert.equal((await forged(env.worker, { event: "InitiateCheckout", event_id: next, checkout_token: next.slice(3) })).status, 503);
+
+    const admin = await adminJson(env.worker);
+    assert.deepEqual(admin.queue.no_room, { browser: 21, webhook: 0 });
+    const page = await (await env.worker.fetch("/tt/admin", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    assert.match(page, /<b>21<\/b> browser events refused \(503\) in the last 24 h/);
+    assert.doesNotMatch(page, /signed webhooks refused/);
+  } finally {
+    await env.close();
+  }
+});
+
+test("re-sending unconfirmed purchases previews first (count, totals, the largest) and sends nothing; only the preview's confirmation sends, exactly what it showed, within max_value", async () => {
+  const env = await startShop();
+  const resend = async (body) => {
+    const res = await env.worker.fetch("/tt/admin/resend", { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  };
+  const purchase = (id, value) => forged(env.worker, { event: "Purchase", event_id: id, properties: { value, currency: "USD", order_id: id } });
+  const unconfirmed = async () => countOf(await adminJson(env.worker), "Purchase", "unconfirmed");
+  try {
+    const [small, medium, fake, late] = ["5900000000000000601", "5900000000000000602", "5900000000000000603", "5900000000000000604"];
+    for (const [id, value] of [[small, "12.00"], [medium, "30.00"], [fake, "999999.00"]]) assert.equal((await purchase(id, value)).status, 202);
+    assert.equal(await unconfirmed(), 3);
+
+    // One click sends nothing: it answers what would be sent.
+    const look = await resend({ state: "unconfirmed" });
+    assert.equal(look.status, 200);
+    assert.equal(look.body.requeued, 0);
+    assert.equal(look.body.preview.count, 3);
+    assert.deepEqual(look.body.preview.totals, { USD: "1000041.00" });
+    assert.deepEqual(look.body.preview.largest.map((c) => [c.event_id, c.value]), [[fake, "999999.00"], [medium, "30.00"], [small, "12.00"]]);
+    assert.equal(await unconfirmed(), 3, "still unconfirmed");
+
+    // The bound leaves the forgery out.
+    const bounded = await resend({ state: "unconfirmed", max_value: "1000" });
+    assert.equal(bounded.status, 200);
+    assert.deepEqual([bounded.body.preview.count, bounded.body.preview.left_out], [2, 1]);
+    assert.deepEqual(bounded.body.preview.totals, { USD: "42.00" });
+    const confirmWith = bounded.body.confirm_with;
+    assert.equal(confirmWith.max_value, "1000");
+    assert.equal(typeof confirmWith.to_ms, "number");
+
+    // A confirmation counts only for what it was given for.
+    for (const wrong of [
+      { state: "unconfirmed", confirm: "yes" },
+      { state: "unconfirmed", confirm: look.body.confirm_with.confirm }, // the unbounded preview's
+      { ...confirmWith, max_value: "1000000" },
+    ]) {
+      const res = await resend(wrong);
+      assert.equal(res.status, 409, JSON.stringify(wrong));
+      assert.equal(res.body.error, "preview_changed");
+      assert.equal(res.body.requeued, 0);
+    }
+    assert.equal((await resend({ state: "unconfirmed", confirm: true })).status, 400, "the code, not a yes");
+    assert.equal((await resend({ state: "unconfirmed", max_valu: "1000" })).status, 400, "a misspelt bound");
+    assert.equal(await unconfirmed(), 3);
+    assert.equal(env.tiktok.requests.length, 0, "TikTok received nothing");
+
+    // A purchase arriving after the preview is not part of its confirmation.
+    assert.equal((await purchase(late, "20.00")).status, 202);
+    const done = await resend(confirmWith);
+    assert.deepEqual(done, { status: 200, body: { requeued: 2 } });
+    await waitFor("the two confirmed purchases at TikTok", () => env.sentEvents().length === 2);
+    assert.deepEqual(env.sentEvents().map((e) => e.event_id).sort(), [small, medium]);
+    assert.equal(await unconfirmed(), 2, "the forgery and the late one stay");
+
+    // What was previewed changed before the confirmation (the late one's order came): 409.
+    const again = await resend({ state: "unconfirmed", max_value: "1000" });
+    assert.equal(again.body.preview.count, 1);
+    assert.equal((await deliverWebhook(env.worker, "orders/create", signedOrder(late))).body.queued, 1);
+    const stale = await resend(again.body.confirm_with);
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.preview.count, 0);
+    await waitFor("the signed order at TikTok", () => env.sentEvents().some((e) => e.event_id === late));
+    assert.ok(!env.sentEvents().some((e) => e.event_id === fake), "the forgery never left");
+  } finally {
+    await env.close();
   }
 });

@@ -167,6 +167,18 @@ export function countOf(admin, event, state) {
   return admin.queue.counts.filter((c) => c.event === event && c.state === state).reduce((n, c) => n + c.count, 0);
 }
 
+/**
+ * The queue shard (0..15) holding an event's key, as `queue::shard_name` computes it (FNV-1a of
+ * "event:event_id"): public knowledge, which is how a forger aims at one shard.
+ */
+export function queueShard(event, eventId) {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(`${event}:${eventId}`)) {
+    hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return Number(hash % 16n);
+}
+
 /** TikTok's success envelope, and an error one. */
 export const tiktokAnswer = (code, message = code === 0 ? "OK" : "error") =>
   JSON.stringify({ code, message, request_id: "202611250000000000", data: {} });

@@ -155,7 +155,27 @@ fn header(out: &mut String, r: &AdminReport) -> fmt::Result {
         write!(
             out,
             "<p class=\"warn\"><b>{unconfirmed}</b> browser-reported purchases no signed order \
-             confirmed: kept, not sent (see README, Unconfirmed purchases)</p>"
+             confirmed: kept, not sent. <code>POST /tt/admin/resend {{\"state\":\"unconfirmed\"}}</code> \
+             previews a re-send (count, totals, the largest) and sends nothing until confirmed</p>"
+        )?;
+    }
+    let no_room = r.queue.no_room;
+    if no_room.browser > 0 {
+        write!(
+            out,
+            "<p class=\"warn\"><b>{}</b> browser events refused (503) in the last {} h: \
+             browser events waiting to be sent filled their half of a queue shard (TikTok \
+             slow or paused, or a flood of forged copies); signed webhooks keep the other half</p>",
+            no_room.browser, r.window_hours
+        )?;
+    }
+    if no_room.webhook > 0 {
+        write!(
+            out,
+            "<p class=\"bad\"><b>{}</b> signed webhooks refused (500, Shopify redelivers them) \
+             in the last {} h: a queue shard was full of signed events waiting to be sent; \
+             see why sending stalls (pause, failures) above</p>",
+            no_room.webhook, r.window_hours
         )?;
     }
     out.push_str("</header>");
@@ -570,8 +590,29 @@ mod tests {
         );
         assert!(html.contains("<b>Sending is paused</b> since <time>2023-11-14T22:13:20Z</time>: TikTok code 40105: &lt;invalid&gt; token; set a new one"), "{html}");
         assert!(html.contains("<b>3</b> browser-reported purchases no signed order confirmed"));
+        assert!(html.contains("previews a re-send"));
         let calm = render_html(&report(QueueStats::default()), "/tt");
         assert!(!calm.contains("paused") && !calm.contains("confirmed"));
+        assert!(!calm.contains("refused ("), "no refusals, no line");
+    }
+
+    #[test]
+    fn copies_refused_for_room_are_counted_by_source() {
+        let html = render_html(
+            &report(QueueStats {
+                no_room: crate::queue::NoRoom {
+                    browser: 17,
+                    webhook: 2,
+                },
+                ..QueueStats::default()
+            }),
+            "/tt",
+        );
+        assert!(
+            html.contains("<b>17</b> browser events refused (503) in the last 24 h"),
+            "{html}"
+        );
+        assert!(html.contains("<b>2</b> signed webhooks refused (500, Shopify redelivers them)"));
     }
 
     #[test]

@@ -357,6 +357,10 @@ pub struct EnqueueSummary {
     /// Signed copies a refusal bound to them stopped.
     #[serde(default)]
     pub refused: u32,
+    /// Browser copies refused because browser-only copies hold their share of the shard
+    /// ([`room`]); `/tt/collect` answers 503.
+    #[serde(default)]
+    pub no_room: u32,
     /// SQLite rows the shard read and wrote for this call (what Cloudflare bills).
     #[serde(default)]
     pub rows_read: usize,
@@ -385,8 +389,63 @@ impl std::ops::AddAssign for EnqueueSummary {
         self.merged += other.merged;
         self.duplicates += other.duplicates;
         self.refused += other.refused;
+        self.no_room += other.no_room;
         self.rows_read += other.rows_read;
         self.rows_written += other.rows_written;
+    }
+}
+
+/// Most rows one shard keeps (`QUEUE_SHARD_MAX_ROWS` lowers it).
+pub const MAX_SHARD_ROWS: i64 = 200_000;
+
+/// How full a shard is, from the counters its triggers keep (one row read, no scan).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fill {
+    pub rows: i64,
+    /// Browser-only copies (never merged with a signed webhook) still waiting to be sent:
+    /// the rows a forger can create that no cleanup may delete.
+    pub browser_unsent: i64,
+}
+
+/// Whether a shard has room for one more row from `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    Free,
+    /// At the row limit: the oldest finished rows must go first; without any, [`Room::Full`].
+    MakeRoom,
+    /// No room for this source: a browser copy is refused at the door (503), a signed webhook
+    /// is refused so that Shopify redelivers it (500); nothing accepted is dropped.
+    Full,
+}
+
+/// Browser-only copies waiting to be sent may hold at most half of a shard (rounded down), so
+/// a signed webhook is refused only when the other half is full of signed events still waiting
+/// too: forged browser copies (anyone can aim them at a shard, whose number is the hash of a
+/// public key) cannot crowd signed ones out. Finished rows of either source never block: the
+/// oldest make room.
+pub fn room(source: Source, fill: Fill, max_rows: i64) -> Room {
+    if source == Source::Browser && fill.browser_unsent >= max_rows / 2 {
+        Room::Full
+    } else if fill.rows < max_rows {
+        Room::Free
+    } else {
+        Room::MakeRoom
+    }
+}
+
+/// Copies refused for want of room, by source (the admin page shows them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoRoom {
+    pub browser: u64,
+    pub webhook: u64,
+}
+
+impl NoRoom {
+    pub fn add(&mut self, source: Source, n: u64) {
+        match source {
+            Source::Browser => self.browser += n,
+            Source::Webhook => self.webhook += n,
+        }
     }
 }
 
@@ -460,7 +519,15 @@ const PAUSE_MAX_CHECK_MS: u64 = 60 * 60 * 1000;
 pub const MAX_PAUSED_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The operator's re-send: failed (or unconfirmed) events back to the queue, by filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `failed` events go back at once: each was accepted to be sent (a signed webhook's, or a
+/// browser copy the policy sends alone) and TikTok refused it. `unconfirmed` purchases were
+/// never to be sent: only the browser (or anyone with curl) reported them, so a re-send of
+/// them first answers a [`Preview`] and sends nothing; only the same filter with the
+/// preview's `confirm` code sends, exactly what was previewed. `max_value` leaves out
+/// purchases worth more (a forged 999,999.00).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Resend {
     /// `failed` (default) or `unconfirmed`.
     #[serde(default)]
@@ -476,7 +543,21 @@ pub struct Resend {
     /// Part of the error message (e.g. `40002`).
     #[serde(default)]
     pub error: Option<String>,
+    /// `unconfirmed` only: purchases whose value is above this (in their own currency) stay
+    /// unconfirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<crate::money::Amount>,
+    /// `unconfirmed` only: the preview's code; without it nothing is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
 }
+
+/// Unconfirmed purchases one shard re-sends at most per confirmation (the oldest first); a
+/// preview says when more match.
+pub const MAX_RESEND_PER_SHARD: usize = 1000;
+
+/// The largest purchases a preview lists.
+pub const PREVIEW_LARGEST: usize = 10;
 
 impl Resend {
     /// The operator's filter from a request body (empty: the default filter), checked.
@@ -488,6 +569,22 @@ impl Resend {
         };
         filter.condition()?;
         Ok(filter)
+    }
+
+    /// Whether this re-send is previewed first and sent only on confirmation.
+    pub fn previewed(&self) -> bool {
+        self.state.as_deref() == Some(RowState::Unconfirmed.as_str())
+    }
+
+    /// The filter a preview answers for: created before `now_ms` unless the operator said
+    /// otherwise, so copies arriving later (a forger keeps posting) do not change what the
+    /// confirmation sends; without the confirmation itself.
+    pub fn pinned(&self, now_ms: i64) -> Resend {
+        Resend {
+            to_ms: Some(self.to_ms.unwrap_or(now_ms)),
+            confirm: None,
+            ..self.clone()
+        }
     }
 
     /// The SQL condition and its values (`?` placeholders, in order), or why the filter is
@@ -502,6 +599,16 @@ impl Resend {
                 )))
             }
         };
+        if state == RowState::Failed && (self.max_value.is_some() || self.confirm.is_some()) {
+            return Err(Error::Filter(
+                "max_value and confirm apply to \"unconfirmed\" only: failed events were \
+                 accepted to be sent and go back at once"
+                    .into(),
+            ));
+        }
+        if self.max_value.is_some_and(|max| max.is_negative()) {
+            return Err(Error::Filter("max_value must be 0 or more".into()));
+        }
         let mut sql = "state = ?".to_string();
         let mut values = vec![ResendValue::Text(state.as_str().to_string())];
         if let Some(event) = &self.event {
@@ -522,6 +629,187 @@ impl Resend {
         }
         Ok((sql, values))
     }
+
+    /// What one shard would re-send of `candidates` (the rows the condition selects, oldest
+    /// first, at most [`MAX_RESEND_PER_SHARD`] + 1): those within `max_value`, and the preview
+    /// of them, whose `confirm` is a digest of exactly those rows.
+    pub fn plan(&self, mut candidates: Vec<Candidate>) -> (Vec<Candidate>, Preview) {
+        let more = candidates.len() > MAX_RESEND_PER_SHARD;
+        candidates.truncate(MAX_RESEND_PER_SHARD);
+        let (send, left_out): (Vec<Candidate>, Vec<Candidate>) =
+            candidates
+                .into_iter()
+                .partition(|c| match (c.value, self.max_value) {
+                    (Some(value), Some(max)) => value <= max,
+                    _ => true,
+                });
+        let mut digest = String::new();
+        for c in &send {
+            digest.push_str(&serde_json::to_string(c).unwrap_or_default());
+            digest.push('\n');
+        }
+        let mut preview = Preview {
+            count: send.len() as u64,
+            left_out: left_out.len() as u64,
+            more,
+            confirm: crate::hash::sha256_hex(&digest),
+            ..Preview::default()
+        };
+        for c in &send {
+            if let Some(value) = c.value {
+                let currency = c.currency.clone().unwrap_or_else(|| NO_CURRENCY.into());
+                let total = preview.totals.entry_or_default(currency);
+                *total = *total + value;
+            }
+            preview.add_largest(c.clone());
+        }
+        (send, preview)
+    }
+}
+
+/// The totals key of values without a currency.
+pub const NO_CURRENCY: &str = "none";
+
+/// A purchase a re-send of unconfirmed events could send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub event: String,
+    pub event_id: String,
+    pub value: Option<crate::money::Amount>,
+    pub currency: Option<String>,
+}
+
+/// What a re-send of unconfirmed purchases would send: the operator reads it, then confirms
+/// with `confirm`, which matches only this selection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub count: u64,
+    /// Total value per currency ([`NO_CURRENCY`] for values without one).
+    pub totals: crate::vec_map::VecMap<String, crate::money::Amount>,
+    /// The largest values, largest first (at most [`PREVIEW_LARGEST`]).
+    pub largest: Vec<Candidate>,
+    /// Matching purchases above `max_value`: they stay unconfirmed.
+    pub left_out: u64,
+    /// More matched than one confirmation re-sends ([`MAX_RESEND_PER_SHARD`] per shard):
+    /// preview again after confirming.
+    pub more: bool,
+    pub confirm: String,
+}
+
+impl Preview {
+    fn add_largest(&mut self, c: Candidate) {
+        let at = self.largest.partition_point(|m| m.value >= c.value);
+        if at < PREVIEW_LARGEST {
+            self.largest.insert(at, c);
+            self.largest.truncate(PREVIEW_LARGEST);
+        }
+    }
+
+    /// The preview over every shard's (in shard order) for `filter`: its code covers the
+    /// filter and each shard's selection, so a confirmation sends only what was shown.
+    pub fn combined(filter: &Resend, shards: &[Preview]) -> Preview {
+        let mut all = Preview::default();
+        let shown = Resend {
+            confirm: None,
+            ..filter.clone()
+        };
+        let mut digest = serde_json::to_string(&shown).unwrap_or_default();
+        for shard in shards {
+            all.count += shard.count;
+            for (currency, value) in shard.totals.iter() {
+                let total = all.totals.entry_or_default(currency.clone());
+                *total = *total + *value;
+            }
+            for c in &shard.largest {
+                all.add_largest(c.clone());
+            }
+            all.left_out += shard.left_out;
+            all.more |= shard.more;
+            digest.push_str(&shard.confirm);
+        }
+        all.confirm = crate::hash::sha256_hex(&digest);
+        all
+    }
+}
+
+/// `/tt/admin/resend`'s answer: how many events went back to the queue and, for unconfirmed
+/// purchases not (or no longer) confirmed, the preview and the body that confirms it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResendAnswer {
+    pub requeued: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
+    /// The filter with the preview's `confirm` code: what to post to send what was shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_with: Option<Resend>,
+}
+
+impl ResendAnswer {
+    /// 200, or 409 when a confirmation did not match what it was given for.
+    pub fn status(&self) -> u16 {
+        if self.error.is_some() {
+            409
+        } else {
+            200
+        }
+    }
+
+    /// After the shards re-sent: a shard whose selection changed between the preview and its
+    /// turn re-sent nothing.
+    pub fn resent(done: Resent) -> ResendAnswer {
+        ResendAnswer {
+            requeued: done.requeued,
+            error: done.changed.then_some(PREVIEW_CHANGED),
+            message: done.changed.then_some(
+                "some purchases changed between the preview and the confirmation (an order \
+                 confirmed one, or it expired); those were not re-sent: preview again",
+            ),
+            ..ResendAnswer::default()
+        }
+    }
+}
+
+const PREVIEW_CHANGED: &str = "preview_changed";
+
+impl Preview {
+    /// Whether `filter`'s confirmation is this preview's (of `pinned`, the filter as
+    /// previewed): `None` to send, else the answer that shows the preview instead, a 409 when
+    /// a confirmation was given for something else.
+    pub fn unconfirmed_answer(self, filter: &Resend, pinned: &Resend) -> Option<ResendAnswer> {
+        let given = filter.confirm.as_deref();
+        if given == Some(self.confirm.as_str()) {
+            return None;
+        }
+        let confirm_with = Resend {
+            confirm: Some(self.confirm.clone()),
+            ..pinned.clone()
+        };
+        Some(ResendAnswer {
+            requeued: 0,
+            error: given.map(|_| PREVIEW_CHANGED),
+            message: given.map(|_| {
+                "this is not what the confirmation was given for: the selection or the filter \
+                 changed since that preview, so nothing was re-sent; check this preview and \
+                 confirm it with `confirm_with`"
+            }),
+            preview: Some(self),
+            confirm_with: Some(confirm_with),
+        })
+    }
+}
+
+/// A shard's answer to a re-send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resent {
+    pub requeued: u64,
+    /// The shard's selection is no longer the previewed one (a purchase was confirmed by its
+    /// order, or removed, in between): it re-sent nothing.
+    #[serde(default)]
+    pub changed: bool,
 }
 
 /// A value bound into a [`Resend`] condition.
@@ -605,6 +893,10 @@ pub struct QueueStats {
     /// The earliest pause among the shards, if any is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Pause>,
+    /// Copies refused for want of room in the window (counted per hour, so the window is
+    /// rounded out to whole hours).
+    #[serde(default)]
+    pub no_room: NoRoom,
 }
 
 /// Of two pauses, the one that began first (what the operator must fix has waited longest).
@@ -667,6 +959,8 @@ impl QueueStats {
         }
         self.recent.truncate(MAX_RECENT);
         self.paused = earliest_pause(self.paused.take(), other.paused);
+        self.no_room.add(Source::Browser, other.no_room.browser);
+        self.no_room.add(Source::Webhook, other.no_room.webhook);
     }
 
     /// The count for one event name and state (0 when absent).
@@ -725,6 +1019,10 @@ mod tests {
             hourly: vec![hour(2 * HOUR_MS, "AddToCart", 2)],
             recent: vec![recent("old", 5)],
             paused: None,
+            no_room: NoRoom {
+                browser: 1,
+                webhook: 0,
+            },
         };
         a.merge(QueueStats {
             counts: vec![
@@ -749,7 +1047,18 @@ mod tests {
             ],
             recent: vec![recent("new", 9)],
             paused: None,
+            no_room: NoRoom {
+                browser: 2,
+                webhook: 3,
+            },
         });
+        assert_eq!(
+            a.no_room,
+            NoRoom {
+                browser: 3,
+                webhook: 3
+            }
+        );
         assert_eq!(a.count("AddToCart", RowState::Sent), 5);
         assert_eq!(a.count("AddToCart", RowState::Failed), 1);
         assert_eq!(a.count("ViewContent", RowState::Sent), 0);
@@ -1493,8 +1802,263 @@ mod tests {
     }
 
     #[test]
+    fn bounds_and_confirmations_belong_to_unconfirmed_re_sends_only() {
+        let refused = |body: &[u8]| match Resend::from_body(body) {
+            Err(Error::Filter(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(br#"{"max_value":"10"}"#).contains("apply to \"unconfirmed\" only"));
+        assert!(refused(br#"{"state":"failed","confirm":"x"}"#).contains("only"));
+        assert!(refused(br#"{"state":"unconfirmed","max_value":"-1"}"#).contains("0 or more"));
+        assert!(refused(br#"{"state":"unconfirmed","max_value":"lots"}"#).contains("decimal"));
+        // A misspelt bound must not silently re-send everything.
+        assert!(refused(br#"{"state":"unconfirmed","max_valu":"10"}"#).contains("unknown field"));
+        let bounded = Resend::from_body(br#"{"state":"unconfirmed","max_value":1000}"#).unwrap();
+        assert!(bounded.previewed());
+        assert_eq!(bounded.max_value, crate::money::Amount::parse("1000"));
+        assert!(!Resend::default().previewed());
+        // The preview pins its end, so later arrivals do not change what is confirmed.
+        assert_eq!(bounded.pinned(77).to_ms, Some(77));
+        let given = Resend {
+            to_ms: Some(5),
+            confirm: Some("code".into()),
+            ..bounded
+        };
+        assert_eq!(
+            (given.pinned(77).to_ms, given.pinned(77).confirm),
+            (Some(5), None)
+        );
+    }
+
+    fn candidate(id: &str, value: Option<&str>, currency: Option<&str>) -> Candidate {
+        Candidate {
+            event: "Purchase".into(),
+            event_id: id.into(),
+            value: value.and_then(crate::money::Amount::parse),
+            currency: currency.map(String::from),
+        }
+    }
+
+    fn unconfirmed(max_value: Option<&str>) -> Resend {
+        Resend {
+            state: Some("unconfirmed".into()),
+            max_value: max_value.and_then(crate::money::Amount::parse),
+            ..Resend::default()
+        }
+    }
+
+    #[test]
+    fn a_plan_leaves_out_values_above_the_bound_and_previews_what_it_sends() {
+        let rows = vec![
+            candidate("1", Some("12.50"), Some("USD")),
+            candidate("2", Some("999999.00"), Some("USD")),
+            candidate("3", Some("30"), Some("EUR")),
+            candidate("4", None, None),
+            candidate("5", Some("1000.00"), Some("USD")),
+            candidate("6", Some("7"), None),
+        ];
+        let (send, preview) = unconfirmed(Some("1000")).plan(rows.clone());
+        let ids: Vec<_> = send.iter().map(|c| c.event_id.as_str()).collect();
+        assert_eq!(ids, ["1", "3", "4", "5", "6"], "the bound is inclusive");
+        assert_eq!(
+            (preview.count, preview.left_out, preview.more),
+            (5, 1, false)
+        );
+        let totals: Vec<_> = preview
+            .totals
+            .iter()
+            .map(|(c, v)| format!("{c} {v}"))
+            .collect();
+        assert_eq!(totals, ["EUR 30", "USD 1012.50", "none 7"]);
+        let largest: Vec<_> = preview
+            .largest
+            .iter()
+            .map(|c| c.event_id.as_str())
+            .collect();
+        assert_eq!(
+            largest,
+            ["5", "3", "1", "6", "4"],
+            "largest first, no value last"
+        );
+
+        let (all, unbounded) = unconfirmed(None).plan(rows.clone());
+        assert_eq!((all.len(), unbounded.left_out), (6, 0));
+        assert_eq!(
+            unbounded.largest[0].event_id, "2",
+            "the forgery heads the preview"
+        );
+        assert_ne!(
+            unbounded.confirm, preview.confirm,
+            "another selection, another code"
+        );
+        assert_eq!(
+            unconfirmed(Some("1000")).plan(rows.clone()).1,
+            preview,
+            "stable"
+        );
+        let mut one_less = rows.clone();
+        one_less.remove(0);
+        assert_ne!(
+            unconfirmed(Some("1000")).plan(one_less).1.confirm,
+            preview.confirm
+        );
+    }
+
+    #[test]
+    fn a_plan_takes_at_most_its_share_and_says_more_match() {
+        let rows: Vec<_> = (0..=MAX_RESEND_PER_SHARD)
+            .map(|i| candidate(&i.to_string(), Some("1"), Some("USD")))
+            .collect();
+        let (send, preview) = unconfirmed(None).plan(rows);
+        assert_eq!(send.len(), MAX_RESEND_PER_SHARD);
+        assert!(preview.more);
+        assert_eq!(preview.largest.len(), PREVIEW_LARGEST);
+    }
+
+    #[test]
+    fn the_combined_preview_sums_shards_and_its_code_covers_the_filter_and_each_selection() {
+        let filter = unconfirmed(Some("100")).pinned(50);
+        let (_, a) = filter.plan(vec![candidate("a", Some("40"), Some("USD"))]);
+        let (_, b) = filter.plan(vec![
+            candidate("b", Some("60"), Some("USD")),
+            candidate("c", Some("500"), Some("USD")),
+        ]);
+        let (_, empty) = filter.plan(Vec::new());
+        let all = Preview::combined(&filter, &[a.clone(), empty.clone(), b.clone()]);
+        assert_eq!((all.count, all.left_out), (2, 1));
+        assert_eq!(
+            all.totals.get("USD").copied(),
+            crate::money::Amount::parse("100")
+        );
+        let largest: Vec<_> = all.largest.iter().map(|c| c.event_id.as_str()).collect();
+        assert_eq!(largest, ["b", "a"]);
+        let same = Preview::combined(
+            &Resend {
+                confirm: Some(all.confirm.clone()),
+                ..filter.clone()
+            },
+            &[a.clone(), empty.clone(), b.clone()],
+        );
+        assert_eq!(
+            same.confirm, all.confirm,
+            "the confirmation itself is not covered"
+        );
+        let other_filter = Resend {
+            max_value: crate::money::Amount::parse("1000"),
+            ..filter.clone()
+        };
+        assert_ne!(
+            Preview::combined(&other_filter, &[a.clone(), empty.clone(), b.clone()]).confirm,
+            all.confirm
+        );
+        assert_ne!(
+            Preview::combined(&filter, &[b, empty, a]).confirm,
+            all.confirm,
+            "each shard's own selection"
+        );
+    }
+
+    #[test]
+    fn only_the_previews_own_code_sends_anything_else_answers_the_preview() {
+        let filter = unconfirmed(Some("100"));
+        let pinned = filter.pinned(50);
+        let (_, shard) = pinned.plan(vec![candidate("a", Some("40"), Some("USD"))]);
+        let preview = Preview::combined(&pinned, &[shard]);
+        let code = preview.confirm.clone();
+
+        let first = preview
+            .clone()
+            .unconfirmed_answer(&filter, &pinned)
+            .unwrap();
+        assert_eq!(
+            (first.status(), first.requeued, first.error),
+            (200, 0, None)
+        );
+        assert_eq!(first.preview.as_ref(), Some(&preview));
+        let confirm_with = first.confirm_with.unwrap();
+        assert_eq!(confirm_with.confirm.as_deref(), Some(code.as_str()));
+        assert_eq!(
+            confirm_with.to_ms,
+            Some(50),
+            "the pinned end travels with it"
+        );
+
+        let wrong = Resend {
+            confirm: Some("yes".into()),
+            ..filter.clone()
+        };
+        let refused = preview.clone().unconfirmed_answer(&wrong, &pinned).unwrap();
+        assert_eq!(
+            (refused.status(), refused.error),
+            (409, Some("preview_changed"))
+        );
+        assert!(refused.preview.is_some() && refused.confirm_with.is_some());
+
+        assert_eq!(
+            preview.unconfirmed_answer(&confirm_with, &pinned),
+            None,
+            "send"
+        );
+
+        let done = ResendAnswer::resent(Resent {
+            requeued: 3,
+            changed: false,
+        });
+        assert_eq!((done.status(), done.requeued), (200, 3));
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"requeued":3}"#,
+            "the answer failed re-sends always had"
+        );
+        let partly = ResendAnswer::resent(Resent {
+            requeued: 1,
+            changed: true,
+        });
+        assert_eq!((partly.status(), partly.requeued), (409, 1));
+        assert!(partly.message.unwrap().contains("preview again"));
+    }
+
+    #[test]
+    fn signed_events_always_find_room_browser_copies_only_their_half() {
+        use Room::*;
+        use Source::{Browser, Webhook};
+        const MAX: i64 = 40;
+        let fill = |rows, browser_unsent| Fill {
+            rows,
+            browser_unsent,
+        };
+        // (fill, room for a browser copy, room for a signed webhook)
+        let cases = [
+            (fill(0, 0), Free, Free),
+            (fill(19, 19), Free, Free),
+            // Browser copies waiting to be sent hold half: the next is refused, signed ones not.
+            (fill(20, 20), Full, Free),
+            (fill(39, 20), Full, Free),
+            // Finished rows (sent, unconfirmed, ...) fill the rest: the oldest make room.
+            (fill(40, 0), MakeRoom, MakeRoom),
+            (fill(40, 19), MakeRoom, MakeRoom),
+            (fill(40, 20), Full, MakeRoom),
+            // Over the limit (QUEUE_SHARD_MAX_ROWS lowered on a full shard): the same.
+            (fill(45, 25), Full, MakeRoom),
+        ];
+        for (f, browser, webhook) in cases {
+            assert_eq!(room(Browser, f, MAX), browser, "browser at {f:?}");
+            assert_eq!(room(Webhook, f, MAX), webhook, "webhook at {f:?}");
+        }
+        // A browser copy merged with its webhook stops counting as browser-only: the next
+        // browser copy fits again.
+        assert_eq!(room(Browser, fill(20, 19), MAX), Free);
+        assert_eq!(room(Browser, fill(0, 0), MAX_SHARD_ROWS), Free);
+        assert_eq!(room(Browser, fill(100_000, 100_000), MAX_SHARD_ROWS), Full);
+    }
+
+    #[test]
     fn shard_names_are_stable() {
         assert_eq!(shard_name("AddToCart", "x"), shard_name("AddToCart", "x"));
         assert!(shard_name("AddToCart", "x").starts_with("queue-"));
+        // The e2e harness aims at a shard the same way (`queueShard` in tests/support).
+        assert_eq!(shard_name("AddToCart", "x"), "queue-13");
+        assert_eq!(shard_name("Purchase", "5900000000000000301"), "queue-0");
+        assert_eq!(shard_name("InitiateCheckout", "ic:abc"), "queue-14");
     }
 }
