@@ -241,7 +241,7 @@ export async function startDemoOrigin({ port = 0, workerUrl = "http://127.0.0.1:
         return html(200, page("Thank you", `<h1>Thank you!</h1>
 <p id="order" data-order-id="${order.id}" data-checkout-token="${checkout.token}">Order ${order.name} (id ${order.id}) is placed.</p>
 <p>Webhooks sent to the Worker, as Shopify would send them:</p><ul>${delivered.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>
-<p>See what went to TikTok on <a href="${routePrefix}/admin">${routePrefix}/admin</a>: add <code>?token=</code> and your
+<p>See what went to TikTok on <a href="${routePrefix}/admin">${routePrefix}/admin</a>: sign in there with the
 <code>ADMIN_TOKEN</code> from <code>.dev.vars</code>.</p>`));
       }
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");

@@ -69,18 +69,19 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
     let now = Date::now().as_millis() as i64;
     let since = now - i64::from(WINDOW_HOURS) * 3600 * 1000;
     let queue = queue::stats(env, since).await?;
-    let health = Health::new(&|name| settings::var(env, name), &Ok(config.clone())).with_queue(
-        ShardHealth {
+    let store = Store::new(env)?;
+    let health = Health::new(&|name| settings::var(env, name), &Ok(config.clone()))
+        .with_queue(ShardHealth {
             depth: queue.depth,
             paused: queue.paused.clone(),
-        },
-    );
+        })
+        .with_refused(store.refused_webhooks().await?);
     Ok(AdminReport {
         generated_at_ms: now,
         window_hours: WINDOW_HOURS,
         mode: health.mode.to_string(),
         queue,
-        parked_webhooks: Store::new(env)?.parked(MAX_PARKED).await?,
+        parked_webhooks: store.parked(MAX_PARKED).await?,
         health: serde_json::to_value(&health)?,
     })
 }

@@ -26,8 +26,8 @@ pub fn passthrough_plan(env: &Env) -> Option<(String, Option<String>)> {
     })
 }
 
-/// Where the entry forwards a request itself: the shop's own traffic, to its origin. `None` for
-/// our routes, and when the origin is not known (the router then says why).
+/// Where the entry forwards a request itself: the shop's own traffic, to its origin (the
+/// request's own URL when `ORIGIN_URL` is unset or invalid). `None` for our routes.
 pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
     settings::with_config(env, |loaded| match loaded {
         Ok(config) => routes::passthrough_target(&config.route_prefix, config.origin.as_ref(), url),
@@ -38,7 +38,7 @@ pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
                 err.to_string()
             );
             let lookup = |name: &str| settings::var(env, name);
-            let origin = config::origin_from(&lookup).ok()?;
+            let origin = config::origin_from(&lookup);
             routes::passthrough_target(DEFAULT_ROUTE_PREFIX, origin.as_ref(), url)
         }
     })
@@ -73,6 +73,8 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
 
     let config = match (&loaded, route) {
         (_, Route::Health) => {
+            // Health answers even when KV cannot: no pause or refusal is known then.
+            let store = Store::new(&env).ok();
             let health = Health::new(&lookup, &loaded);
             // Depth costs a request to every shard: only when asked (admin, doctor); an uptime
             // monitor's poll reads the pause from one KV key.
@@ -82,22 +84,20 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
                     Err(_) => health,
                 }
             } else {
-                // Health answers even when KV cannot: no pause is known then.
-                let paused = match Store::new(&env) {
-                    Ok(store) => store.queue_pause().await.unwrap_or(None),
-                    Err(_) => None,
+                let paused = match &store {
+                    Some(store) => store.queue_pause().await.unwrap_or(None),
+                    None => None,
                 };
                 health.with_pause(paused)
             };
+            let refused = match &store {
+                Some(store) => store.refused_webhooks().await.unwrap_or(None),
+                None => None,
+            };
+            let health = health.with_refused(refused);
             return Ok(respond::json(health.http_status(), &health)?.into());
         }
         (Ok(config), _) => config,
-        (Err(err), Route::Passthrough) => {
-            // The entry forwards the shop's traffic whenever its origin is known: what comes
-            // here has an ORIGIN_URL that cannot be used.
-            let problem = config::origin_from(&lookup).err();
-            return Err(problem.unwrap_or_else(|| Error::Config(err.clone())).into());
-        }
         (Err(err), _) => return Err(Error::Config(err.clone()).into()),
     };
 
@@ -112,7 +112,7 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
         Route::AdminSignIn => admin::sign_in(req, config).await,
         Route::AdminJson => admin::json(&req, &env, config).await,
         Route::AdminResend => admin::resend(req, &env, config).await,
-        Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
+        Route::ShopifyWebhook => webhooks::handle(req, &env, &ctx, config).await,
         Route::Unknown {
             method_not_allowed: true,
         } => Err(Failure::refused(

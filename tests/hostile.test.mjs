@@ -296,7 +296,7 @@ test("a short ADMIN_TOKEN turns off the admin page only: collect, webhooks and t
   const env = await setup({ bindings: { ADMIN_TOKEN: "too-short" } });
   try {
     const health = await env.worker.fetch("/tt/health");
-    assert.equal(health.status, 200);
+    assert.equal(health.status, 424, "degraded: a monitor sees it");
     const report = await health.json();
     assert.equal(report.status, "degraded");
     assert.equal(report.mode, "live");

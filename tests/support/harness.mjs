@@ -40,8 +40,12 @@ export async function startServer(handler) {
 /** The window of the local rate limiters, in seconds (Miniflare allows 10 or 60). */
 const RATE_PERIOD_S = 60;
 
-/** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
-export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true } = {}) {
+/**
+ * Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across
+ * instances. `upstream`: the origin behind the Worker's route, as on Cloudflare: requests reach
+ * the Worker with their URL on it, so a fetch of the request's own URL goes there.
+ */
+export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true, upstream } = {}) {
   const logs = []; // every line the Worker logged, for tests that check what logs may contain
   const mf = new Miniflare({
     handleStructuredLogs: ({ message, level }) => {
@@ -68,6 +72,7 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,
+    ...(upstream ? { upstream } : {}),
   });
   const base = await mf.ready;
   return {

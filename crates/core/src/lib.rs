@@ -19,6 +19,7 @@ pub mod limits;
 pub mod money;
 pub mod privacy;
 pub mod queue;
+pub mod refusals;
 pub mod routes;
 pub mod session;
 pub mod shopify;
