@@ -36,7 +36,7 @@ pub fn refused(env: &Env, ctx: &Context, config: &Config, reason: Refusal) {
                 Delay::from(Duration::from_millis(ms)).await;
                 TALLY.with(|t| t.borrow_mut().due(now_ms()))
             }
-            Flush::Scheduled => return,
+            Flush::Scheduled | Flush::Held => return,
         };
         if counts == Counts::default() {
             return;

@@ -2,10 +2,14 @@
 //! or `SHOPIFY_SHOP_DOMAIN` refuses every webhook, and must not stay silent.
 //!
 //! What it costs: one KV record ([`Refused`]) for the whole shop, never one per request. Each
-//! isolate counts refusals in memory ([`Tally`]) and writes the record at most once per
-//! [`FLUSH_INTERVAL_MS`] (KV takes one write per second per key); an accepted webhook clears
-//! it (one KV read per isolate per [`CLEAR_CHECK_MS`], a delete only when there is something
-//! to clear).
+//! isolate counts refusals in memory ([`Tally`]) and writes the first at once, later ones at
+//! most once per interval: [`FLUSH_INTERVAL_MS`], doubling with each write up to
+//! [`MAX_INTERVAL_MS`], so a flood of junk costs an isolate a few dozen KV writes a day (KV
+//! takes one write per second per key, and a free account 1,000 a day). Counts that fall due
+//! later than a response can wait for ([`MAX_DELAY_MS`]) go with the next refusal after the
+//! interval: under a flood the count is a lower bound. An accepted webhook clears the record
+//! (one KV read per isolate per [`CLEAR_CHECK_MS`], a delete only when there is something to
+//! clear) and the interval starts again from its base.
 //!
 //! Who can move it: a refusal needs no secret (anyone can post junk), an accepted webhook
 //! needs the right secret and shop. So junk can never make a broken setup look fine, only
@@ -16,8 +20,12 @@
 use crate::config::{Config, Problem, WEBHOOKS_FEATURE};
 use serde::{Deserialize, Serialize};
 
-/// An isolate writes its count at most this often.
+/// An isolate writes its count at most this often, at first.
 pub const FLUSH_INTERVAL_MS: u64 = 10_000;
+/// ... and at least this often under a lasting flood.
+pub const MAX_INTERVAL_MS: u64 = 3_600_000;
+/// The longest a write is put off after a response (`waitUntil` keeps an isolate ~30 s).
+pub const MAX_DELAY_MS: u64 = 20_000;
 /// An isolate that found nothing to clear looks again only after this long (an accepted
 /// webhook costs no KV read within it, unless this isolate refused one since).
 pub const CLEAR_CHECK_MS: i64 = 60_000;
@@ -138,16 +146,32 @@ pub enum Flush {
     Later(u64),
     /// A write is already scheduled: it takes this refusal along.
     Scheduled,
+    /// Not due within [`MAX_DELAY_MS`]: the counts wait for a refusal after the interval.
+    Held,
 }
 
 /// One isolate's refusals not yet written, and when it last wrote or cleared the record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Tally {
     pending: Counts,
     last_flush_ms: Option<i64>,
+    /// The wait after `last_flush_ms` before the next write.
+    interval_ms: u64,
     scheduled: bool,
     /// When this isolate last made sure the record was clear; `None` after a refusal.
     clear_checked_ms: Option<i64>,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            pending: Counts::default(),
+            last_flush_ms: None,
+            interval_ms: FLUSH_INTERVAL_MS,
+            scheduled: false,
+            clear_checked_ms: None,
+        }
+    }
 }
 
 impl Tally {
@@ -163,14 +187,17 @@ impl Tally {
         if self.scheduled {
             return Flush::Scheduled;
         }
-        let wait = self.last_flush_ms.map_or(0, |last| {
-            (last + FLUSH_INTERVAL_MS as i64 - now_ms).clamp(0, FLUSH_INTERVAL_MS as i64)
-        });
+        let interval = self.interval_ms as i64;
+        let wait = self
+            .last_flush_ms
+            .map_or(0, |last| (last + interval - now_ms).clamp(0, interval));
         if wait == 0 {
             Flush::Now(self.take(now_ms))
-        } else {
+        } else if wait as u64 <= MAX_DELAY_MS {
             self.scheduled = true;
             Flush::Later(wait as u64)
+        } else {
+            Flush::Held
         }
     }
 
@@ -190,6 +217,7 @@ impl Tally {
     /// record must be read (and deleted if it counts something).
     pub fn accepted(&mut self, now_ms: i64) -> bool {
         self.pending = Counts::default();
+        self.interval_ms = FLUSH_INTERVAL_MS;
         let fresh = self
             .clear_checked_ms
             .is_some_and(|at| now_ms - at < CLEAR_CHECK_MS && now_ms >= at);
@@ -203,6 +231,9 @@ impl Tally {
     fn take(&mut self, now_ms: i64) -> Counts {
         let counts = std::mem::take(&mut self.pending);
         if !counts.is_empty() {
+            if self.last_flush_ms.is_some() {
+                self.interval_ms = (self.interval_ms * 2).min(MAX_INTERVAL_MS);
+            }
             self.last_flush_ms = Some(now_ms);
         }
         counts
@@ -220,7 +251,7 @@ mod tests {
     };
 
     #[test]
-    fn the_first_refusal_is_written_at_once_later_ones_at_most_once_an_interval() {
+    fn the_first_refusal_is_written_at_once_later_ones_at_most_once_a_growing_interval() {
         let mut t = Tally::default();
         assert_eq!(t.refused(Refusal::BadHmac, 1_000), Flush::Now(ONE));
         assert_eq!(t.refused(Refusal::BadHmac, 2_000), Flush::Later(9_000));
@@ -233,16 +264,56 @@ mod tests {
                 wrong_shop: 1
             }
         );
-        assert_eq!(t.refused(Refusal::BadHmac, 12_000), Flush::Later(9_000));
+        // The interval doubled: 20 s after the last write.
+        assert_eq!(t.refused(Refusal::BadHmac, 12_000), Flush::Later(19_000));
         t.unwritten(due);
         assert_eq!(
-            t.due(21_000),
+            t.due(31_000),
             Counts {
                 bad_hmac: 2,
                 wrong_shop: 1
             }
         );
-        assert_eq!(t.refused(Refusal::BadHmac, 40_000), Flush::Now(ONE));
+        // 40 s now: not within a response's reach, so held for a refusal after it.
+        assert_eq!(t.refused(Refusal::BadHmac, 32_000), Flush::Held);
+        assert_eq!(
+            t.refused(Refusal::BadHmac, 71_000),
+            Flush::Now(Counts {
+                bad_hmac: 2,
+                wrong_shop: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_lasting_flood_costs_an_isolate_a_few_dozen_writes_a_day() {
+        let mut t = Tally::default();
+        let mut writes = 0;
+        let mut counted = 0;
+        // A refusal every 100 ms for a day, with every scheduled write done when due.
+        let mut due_at = None;
+        for i in 0..864_000_i64 {
+            let now = i * 100;
+            if due_at.is_some_and(|at| now >= at) {
+                let c = t.due(now);
+                counted += c.bad_hmac;
+                writes += 1;
+                due_at = None;
+            }
+            match t.refused(Refusal::BadHmac, now) {
+                Flush::Now(c) => {
+                    counted += c.bad_hmac;
+                    writes += 1;
+                }
+                Flush::Later(ms) => due_at = Some(now + ms as i64),
+                Flush::Scheduled | Flush::Held => {}
+            }
+        }
+        assert!(writes <= 40, "{writes} writes");
+        assert!(
+            counted > 0 && counted <= 864_000,
+            "a lower bound: {counted}"
+        );
     }
 
     #[test]
