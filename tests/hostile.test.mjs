@@ -63,7 +63,8 @@ test("a signed orders/paid body replayed as shop/redact or customers/redact dele
     assert.equal(foreign.status, 403);
     assert.equal(foreign.body.error, "wrong_shop");
 
-    assert.deepEqual(await env.kept(), keys, "every KV key is still there");
+    await waitFor("the refusal counted", async () => (await env.kept()).includes("webhooks:refused"));
+    assert.deepEqual(await env.kept(), [...keys, "webhooks:refused"].sort(), "every KV key is still there, and the refusal counted");
     assert.equal(await env.held(), 4, "every queued event is still there");
     const again = await deliverWebhook(env.worker, "orders/create", paid, { webhookId: "wh-create" });
     assert.equal(again.body.duplicate, true, "the order's ShopState still remembers its delivery");

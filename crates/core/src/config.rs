@@ -7,7 +7,7 @@ use crate::error::Error;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
-/// `/tt/health` reports which of these are present (never their values).
+/// `/tt/health` reports each one's state: set, not set or invalid (never its value).
 pub const NAMES: &[&str] = &[
     "TIKTOK_PIXEL_ID",
     "TIKTOK_ACCESS_TOKEN",
@@ -363,7 +363,7 @@ pub fn origin_from(lookup: &dyn Fn(&str) -> Option<String>) -> Option<Origin> {
     r.parse("ORIGIN_URL", parse_origin)
 }
 
-/// Which of [`NAMES`] are set (non-empty), for `/tt/health`.
+/// Which of [`NAMES`] are set (non-empty), for `/tt/health`'s settings.
 pub fn presence(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, bool)> {
     NAMES
         .iter()
