@@ -109,7 +109,7 @@ test("status codes a monitor reads: 200 ok, 424 degraded (webhooks off), 503 mis
 
 test("an ORIGIN_URL with a path: the shop's pages still come from the shop (the request's own URL), health says degraded and names it", async () => {
   // On a Cloudflare route a Worker's fetch of its own URL goes to the origin behind the route:
-  // played by `upstream`, which gives requests their URL there.
+  // played by `routedTo`.
   const before = origin.requests.length;
   await withWorker({ ORIGIN_URL: "https://shop.example/path", TIKTOK_PIXEL_ID: "C9Q2MJ3C77U4P674RPG0" }, async (worker) => {
     const page = await worker.fetch("/products/mug?variant=1");
@@ -125,13 +125,26 @@ test("an ORIGIN_URL with a path: the shop's pages still come from the shop (the 
     assert.match(health.problems[0].message, /request's own URL/);
     // Tracking works on.
     assert.equal((await worker.fetch("/tt/pixel.js")).status, 200);
-  }, { upstream: origin.url });
+  }, { routedTo: origin.url });
   // With every other setting broken too (tracking off), the shop's pages still pass.
   await withWorker({ ORIGIN_URL: "ftp://shop.example/path", ROUTE_PREFIX: "nope" }, async (worker) => {
     const page = await worker.fetch("/collections/all");
     assert.equal(page.status, 200);
     assert.equal(await page.text(), "from origin");
-  }, { upstream: origin.url });
+  }, { routedTo: origin.url });
+  assert.equal(origin.requests.length, before + 2);
+
+  // A local Worker (its own URL is itself, no origin behind it) answers at once, naming the
+  // setting, instead of calling itself.
+  for (const bindings of [{ ORIGIN_URL: "http://127.0.0.1:1/path" }, { ORIGIN_URL: "http://127.0.0.1:1/path", ROUTE_PREFIX: "nope" }]) {
+    await withWorker(bindings, async (worker) => {
+      const page = await worker.fetch("/products/mug", { signal: AbortSignal.timeout(10_000) });
+      assert.equal(page.status, 502);
+      const body = await page.json();
+      assert.equal(body.error, "config_invalid");
+      assert.match(body.message, /^(invalid configuration: )?ORIGIN_URL: must be only scheme, host and optional port.*a local Worker has no origin behind its own URL/);
+    });
+  }
   assert.equal(origin.requests.length, before + 2);
 });
 

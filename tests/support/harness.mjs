@@ -40,12 +40,16 @@ export async function startServer(handler) {
 /** The window of the local rate limiters, in seconds (Miniflare allows 10 or 60). */
 const RATE_PERIOD_S = 60;
 
+/** The shop's hostname when a test plays a Cloudflare route (`routedTo`). */
+export const ROUTED_HOST = "shop.example.com";
+
 /**
  * Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across
- * instances. `upstream`: the origin behind the Worker's route, as on Cloudflare: requests reach
- * the Worker with their URL on it, so a fetch of the request's own URL goes there.
+ * instances. `routedTo`: the Worker runs on a Cloudflare route of https://shop.example.com in
+ * front of that origin: requests reach it with their URL on the shop's hostname, and a fetch
+ * of that URL goes to the origin (everything else the Worker fetches goes where it says).
  */
-export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true, upstream } = {}) {
+export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true, routedTo } = {}) {
   const logs = []; // every line the Worker logged, for tests that check what logs may contain
   const mf = new Miniflare({
     handleStructuredLogs: ({ message, level }) => {
@@ -72,7 +76,14 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,
-    ...(upstream ? { upstream } : {}),
+    ...(routedTo ? {
+      upstream: `https://${ROUTED_HOST}`,
+      outboundService: (request) => {
+        const url = new URL(request.url);
+        if (url.hostname !== ROUTED_HOST) return fetch(request);
+        return fetch(`${routedTo}${url.pathname}${url.search}`, { method: request.method, headers: request.headers, body: request.body, redirect: "manual", duplex: "half" });
+      },
+    } : {}),
   });
   const base = await mf.ready;
   return {

@@ -81,6 +81,21 @@ pub fn passthrough_target(prefix: &str, origin: Option<&Origin>, url: &str) -> O
     Some(origin.map_or_else(|| url.to_string(), |o| o.join(path_and_query)))
 }
 
+/// Whether a fetch of `url` itself can reach the shop: on a Cloudflare route it goes to the
+/// origin behind the route; a local Worker's own address (loopback) only leads back to the
+/// Worker, so without a usable `ORIGIN_URL` it would call itself forever.
+pub fn own_url_reaches_origin(url: &str) -> bool {
+    let Ok(parts) = urls::split_http_url(url) else {
+        return false;
+    };
+    let host = parts.host.to_ascii_lowercase();
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    let local_ip = ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    !(local_ip || host == "localhost" || host.ends_with(".localhost"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +230,28 @@ mod tests {
             Some("https://shop.example/cart?a=b"),
             "without ORIGIN_URL the request's own URL"
         );
+    }
+
+    #[test]
+    fn only_a_routed_hostname_reaches_the_origin_through_its_own_url() {
+        for url in [
+            "https://shop.example.com/products/mug",
+            "http://shop.example:8080/",
+            "https://127.example.com/",
+        ] {
+            assert!(own_url_reaches_origin(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8787/products/mug",
+            "http://localhost:8787/",
+            "http://LOCALHOST/",
+            "http://app.localhost/",
+            "http://[::1]:8787/",
+            "http://0.0.0.0:8787/",
+            "not a url",
+        ] {
+            assert!(!own_url_reaches_origin(url), "{url}");
+        }
     }
 
     #[test]
