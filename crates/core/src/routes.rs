@@ -89,11 +89,12 @@ pub fn own_url_reaches_origin(url: &str) -> bool {
         return false;
     };
     let host = parts.host.to_ascii_lowercase();
-    let ip = host.trim_start_matches('[').trim_end_matches(']');
-    let local_ip = ip
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
-    !(local_ip || host == "localhost" || host.ends_with(".localhost"))
+    // No std::net parser (wasm size): IPv4 loopback is 127.0.0.0/8, written as digits and dots.
+    let ipv4_loopback =
+        host.starts_with("127.") && host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    !(ipv4_loopback
+        || matches!(host.as_str(), "localhost" | "[::1]" | "0.0.0.0" | "[::]")
+        || host.ends_with(".localhost"))
 }
 
 #[cfg(test)]
