@@ -62,7 +62,10 @@ async function report(name, eventId, event, value) {
     return { content_id: gidTail(variant.id), content_name: line.title || (variant.product && variant.product.title),
       quantity: line.quantity, price: amount(variant.price) };
   }).filter((c) => c.content_id);
-  const properties = { contents, currency: checkout.currencyCode, value: amount(value(checkout)) };
+  const properties = { contents, value: amount(value(checkout)) };
+  // A checkout without a currency (Shopify can give null) sends none: the Worker then leaves
+  // value and prices out, as TikTok cannot use them without it.
+  if (typeof checkout.currencyCode === 'string' && checkout.currencyCode) properties.currency = checkout.currencyCode;
   if (name === CONFIG.purchaseEvent) properties.order_id = eventId;
   if (market.handle) properties.market_handle = market.handle;
   if (/^\d+$/.test(gidTail(market.id))) properties.market_id = Number(gidTail(market.id));
@@ -80,8 +83,10 @@ async function report(name, eventId, event, value) {
   send(body);
   loadTtq();
   if (typeof window !== 'undefined' && window.ttq) {
-    window.ttq.track(name, { contents: contents.map((c) => Object.assign({ content_type: 'product' }, c, { price: Number(c.price) })),
-      content_type: 'product', currency: properties.currency, value: Number(properties.value) }, { event_id: eventId });
+    const tracked = { contents: contents.map((c) => Object.assign({ content_type: 'product' }, c, { price: Number(c.price) })),
+      content_type: 'product', value: Number(properties.value) };
+    if (properties.currency) tracked.currency = properties.currency;
+    window.ttq.track(name, tracked, { event_id: eventId });
   }
 }
 

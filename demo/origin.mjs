@@ -1,7 +1,8 @@
 // A tiny stand-in for a Shopify storefront, for the local demo and the browser test: product pages
 // with Shopify's page globals, the Ajax cart endpoints themes call (/cart/add.js, /cart.js,
 // /cart/update.js), Shopify's `cart` cookie (token with a `?key=` secret), and a demo checkout
-// that sends signed checkouts/create and orders/create webhooks to the Worker, as Shopify would.
+// that sends signed checkouts/create and orders/create webhooks to the Worker, as Shopify would;
+// it also relays TikTok's SDK (/tiktok/events.js), so an offline demo fails quietly.
 // Run by scripts/dev.sh on 127.0.0.1:8788 (DEMO_ORIGIN_PORT); the browser test imports it.
 import http from "node:http";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
@@ -15,6 +16,9 @@ export const PRODUCTS = {
   "demo-tee": { id: 7001234567891n, variant: 42001234567890124n, title: "Demo Tee", cents: 2400, addWith: "form" },
 };
 export const DEMO_MARKET = { handle: "us", id: 23505895537 };
+/** Where the demo shop relays TikTok's SDK from (TIKTOK_SDK_URL in .dev.vars points here). */
+const TIKTOK_SDK_PATH = "/tiktok/events.js";
+const TIKTOK_SDK_UPSTREAM = "https://analytics.tiktok.com/i18n/pixel/events.js";
 /** The demo shop's permanent domain: its webhooks say so (SHOPIFY_SHOP_DOMAIN in .dev.vars). */
 export const SHOP_DOMAIN = "demo-shop.myshopify.com";
 
@@ -199,6 +203,16 @@ export async function startDemoOrigin({ port = 0, workerUrl = "http://127.0.0.1:
         return html(200, page("Home", `<h1>Demo Shop</h1><ul>${links}</ul>`));
       }
       if (handle && PRODUCTS[handle]) return html(200, productPage(PRODUCTS[handle]));
+      if (url.pathname === TIKTOK_SDK_PATH) {
+        // TikTok's SDK through the demo shop (.dev.vars' TIKTOK_SDK_URL): online, the real one;
+        // offline, a plain 503 that the Worker answers with one quiet log line (a failed DNS
+        // lookup in the Worker's own fetch would make workerd print an internal error).
+        try {
+          const sdk = await fetch(`${TIKTOK_SDK_UPSTREAM}${url.search}`, { signal: AbortSignal.timeout(5000) });
+          if (sdk.ok) return res.writeHead(200, { "content-type": "application/javascript" }).end(Buffer.from(await sdk.arrayBuffer()));
+        } catch { /* offline: answered below */ }
+        return res.writeHead(503, { "content-type": "text/plain" }).end("TikTok's SDK is not reachable from this machine");
+      }
       if (req.method === "POST" && ["/cart/add.js", "/cart/add"].includes(url.pathname)) {
         const body = await readBody(req);
         const cart = cartOf(req, res);
@@ -241,7 +255,7 @@ export async function startDemoOrigin({ port = 0, workerUrl = "http://127.0.0.1:
         return html(200, page("Thank you", `<h1>Thank you!</h1>
 <p id="order" data-order-id="${order.id}" data-checkout-token="${checkout.token}">Order ${order.name} (id ${order.id}) is placed.</p>
 <p>Webhooks sent to the Worker, as Shopify would send them:</p><ul>${delivered.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>
-<p>See what went to TikTok on <a href="${routePrefix}/admin">${routePrefix}/admin</a>: add <code>?token=</code> and your
+<p>See what went to TikTok on <a href="${routePrefix}/admin">${routePrefix}/admin</a>: sign in there with the
 <code>ADMIN_TOKEN</code> from <code>.dev.vars</code>.</p>`));
       }
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");

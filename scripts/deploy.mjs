@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm run deploy`: puts tiktok-edge live on the shop's hostname, and is safe to run again (a
-// second run with the same settings changes nothing). Steps: prerequisites → settings →
-// KV namespace → route and vars in wrangler.toml → secrets + deploy → /tt/health → Shopify
-// webhooks → optional TikTok test event → what is left by hand.
+// second run with the same settings changes nothing). Steps: tools → settings (asked for on a
+// terminal, secrets without echo) → every Worker setting checked by the Worker's own rules
+// (core's check-settings) → the plan, printed → Cloudflare login → KV namespace → route and
+// vars in wrangler.toml → secrets + deploy → /tt/health → Shopify webhooks → optional TikTok
+// test event → what is left by hand. Nothing reaches Cloudflare or Shopify before the check.
 //
 // Settings come from the environment, else the settings file (.deploy.env, or DEPLOY_ENV_FILE),
 // else a prompt on a terminal. Every Cloudflare step goes through one wrangler runner
@@ -12,8 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline/promises";
-import { Problem, ROOT, isMain, readSettings, report, request, settingsPath, wranglerRunner } from "./lib/cli.mjs";
+import { Problem, ROOT, checkSettings, isMain, prompter, readSettings, report, request, settingsPath, wranglerRunner } from "./lib/cli.mjs";
 import { COMPLIANCE_NOTE, adminAuth, syncWebhooks, webhookUri } from "./lib/shopify-admin.mjs";
 
 /** Settings deploy needs, with where to find each; the prompt and the error message use these. */
@@ -27,6 +28,8 @@ const REQUIRED = {
 /** Worker vars written into wrangler.toml [vars] when set. */
 const VARS = ["TIKTOK_PIXEL_ID", "SHOPIFY_SHOP_DOMAIN", "ROUTE_PREFIX", "PURCHASE_EVENT_NAME", "CONSENT_DEFAULT", "COOKIE_DOMAIN", "DEFAULT_COUNTRY"];
 const SECRETS = ["TIKTOK_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN"];
+/** Settings read at the prompt without echo. */
+const HIDDEN = new Set([...SECRETS, "SHOPIFY_CLIENT_SECRET", "SHOPIFY_ADMIN_TOKEN"]);
 /** The SESSIONS namespace's title: found by it, so a re-run reuses the namespace. */
 const KV_TITLE = "tiktok-edge-SESSIONS";
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -50,6 +53,19 @@ export function withRoute(toml, host, zone) {
   if (existing.test(toml)) return toml.replace(existing, line);
   // Top-level keys must come before the first [table].
   return toml.replace(/^compatibility_date\s*=.*$/m, (m) => `${m}\n${line}`);
+}
+
+/** The [vars] of wrangler.toml as strings (`NAME = "value"`, `NAME = 'value'`, `NAME = true`). */
+export function varsOf(toml) {
+  const section = toml.match(/^\[vars\][^\n]*\n([\s\S]*?)(?=^\[|(?![\s\S]))/m);
+  const vars = {};
+  for (const line of (section?.[1] ?? "").split("\n")) {
+    const m = line.match(/^\s*([A-Za-z0-9_]+)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^\s#]+)/);
+    if (!m) continue;
+    const raw = m[2];
+    vars[m[1]] = raw.startsWith('"') ? JSON.parse(raw) : raw.startsWith("'") ? raw.slice(1, -1) : raw;
+  }
+  return vars;
 }
 
 /** `name = "value"` under [vars]. */
@@ -112,7 +128,7 @@ function jsonOut(stdout) {
 
 // ---- the steps ----
 
-async function ensureSettings(env, { interactive, log }) {
+async function ensureSettings(env, { interactive, ask, log }) {
   const settings = readSettings(env);
   const file = settingsPath(env);
   const save = (name, value) => {
@@ -125,14 +141,9 @@ async function ensureSettings(env, { interactive, log }) {
   settings.SHOPIFY_SHOP_DOMAIN ||= settings.SHOPIFY_STORE;
   const missing = Object.keys(REQUIRED).filter((k) => !settings[k]);
   if (missing.length && interactive) {
-    const rl = createInterface({ input: process.stdin, output: process.stderr });
-    try {
-      for (const name of missing) {
-        const value = (await rl.question(`${name} (${REQUIRED[name]}): `)).trim();
-        if (value) save(name, value);
-      }
-    } finally {
-      rl.close();
+    for (const name of missing) {
+      const value = (await ask(`${name} (${REQUIRED[name]}${HIDDEN.has(name) ? "; typing is not shown" : ""}): `, { hidden: HIDDEN.has(name) })).trim();
+      if (value) save(name, value);
     }
   }
   const still = Object.keys(REQUIRED).filter((k) => !settings[k]);
@@ -151,12 +162,49 @@ async function ensureSettings(env, { interactive, log }) {
   return settings;
 }
 
-async function checkPrerequisites(run) {
+/**
+ * The Worker's settings as they will be deployed ([vars] of wrangler.toml with ours written
+ * over them, and the secrets), judged by the Worker's own rules: any problem stops here,
+ * before anything is created or uploaded.
+ */
+async function validateSettings(settings, toml, env) {
+  const worker = { ...varsOf(toml) };
+  for (const name of [...VARS, ...SECRETS]) if (settings[name]) worker[name] = settings[name];
+  const health = await checkSettings(worker);
+  if (!health.problems.length) return health;
+  const from = (name) => (name === "SHOPIFY_SHOP_DOMAIN" && !readSettings(env).SHOPIFY_SHOP_DOMAIN && settings.SHOPIFY_STORE ? " (taken from SHOPIFY_STORE)" : "");
+  throw new Problem(`the Worker would refuse these settings:\n${health.problems.map((p) => `    ${p.name}${from(p.name)}: ${p.message}`).join("\n")}`,
+    `correct them in ${settingsPath(env)} (or the environment; other vars in wrangler.toml [vars]) and run this again; nothing was created or uploaded`);
+}
+
+/** What the run will do, said before it does any of it. */
+function plan(settings, { host, prefix, zone, log }) {
+  const vars = VARS.filter((k) => settings[k]);
+  const steps = [
+    `find or create the KV namespace ${KV_TITLE} (Cloudflare) and write its id into wrangler.toml`,
+    `write the route ${host}/* (zone ${zone}) and [vars] ${vars.join(", ")} into wrangler.toml`,
+    `build the Worker and deploy it with the secrets ${SECRETS.join(", ")} (only those that changed; nothing when nothing did)`,
+    `wait for https://${host}${prefix}/health`,
+    adminCredentials(settings)
+      ? `subscribe the Shopify webhooks of ${settings.SHOPIFY_STORE} to https://${host}${prefix}/webhooks/shopify (missing ones created, older ones moved)`
+      : "leave the Shopify webhooks to you (no Admin API credentials)",
+  ];
+  if (settings.TIKTOK_TEST_EVENT_CODE) steps.push(`send one TikTok test event with code ${settings.TIKTOK_TEST_EVENT_CODE}`);
+  log("  This run will:");
+  steps.forEach((step, i) => log(`    ${i + 1}. ${step}`));
+}
+
+const adminCredentials = (s) => s.SHOPIFY_STORE && (s.SHOPIFY_ADMIN_TOKEN || (s.SHOPIFY_CLIENT_ID && s.SHOPIFY_CLIENT_SECRET));
+
+function checkTools() {
   const [major] = process.versions.node.split(".").map(Number);
   if (major < 20) throw new Problem(`Node ${process.versions.node} is too old`, "install Node 20 or newer");
   if (!existsSync(path.join(ROOT, "node_modules/wrangler"))) {
     throw new Problem("wrangler is not installed", "run `bash scripts/setup.sh` once (installs npm packages and the Rust tools)");
   }
+}
+
+async function checkLogin(run) {
   const who = await run(["whoami"]);
   const text = `${who.stdout}\n${who.stderr}`;
   if (/not authenticated/i.test(text)) throw new Problem("not logged in to Cloudflare", LOGIN_FIX);
@@ -202,8 +250,10 @@ async function waitForHealth(base, prefix, { timeoutMs, log }) {
     } catch (e) {
       last = e.message;
     }
-    // Up: ok, or paused on a TikTok refusal that the secrets just deployed may cure (doctor tells).
-    if (health?.status === "ok" || health?.queue_paused) return health;
+    // Up: ok; degraded (say webhooks refused under the old settings, which the next accepted
+    // one clears; the problems are printed); or paused on a TikTok refusal that the secrets
+    // just deployed may cure (doctor tells).
+    if (health?.status === "ok" || health?.status === "degraded" || health?.queue_paused) return health;
     if (health?.status === "misconfigured") {
       throw new Problem(`the Worker is up but misconfigured: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
         "correct those settings (.deploy.env or the environment) and run this again");
@@ -247,7 +297,7 @@ async function sendTestEvent(settings) {
  */
 export async function deploy({
   env = process.env, run = wranglerRunner(), config = path.join(ROOT, "wrangler.toml"),
-  interactive = false, log = console.log,
+  interactive = false, ask = prompter(), log = console.log,
 } = {}) {
   const changed = [];
   const statePath = env.DEPLOY_STATE_FILE || path.join(ROOT, ".deploy-state.json");
@@ -255,17 +305,24 @@ export async function deploy({
   const saveState = () => writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   const cfg = ["--config", config];
 
-  log("== prerequisites");
-  log(`  Cloudflare: ${await checkPrerequisites(run)}`);
+  checkTools();
   log("== settings");
-  const settings = await ensureSettings(env, { interactive, log });
+  const settings = await ensureSettings(env, { interactive, ask, log });
   const host = settings.SHOP_HOSTNAME;
   const prefix = settings.ROUTE_PREFIX || "/tt";
   const shopUrl = (settings.SHOP_URL || `https://${host}`).replace(/\/$/, "");
-  log(`  shop: ${host}, pixel ${settings.TIKTOK_PIXEL_ID}`);
-
-  log("== KV namespace");
   let toml = readFileSync(config, "utf8");
+  log("  checking every Worker setting with the Worker's own rules (cargo run -p tiktok-edge-core --bin check-settings)");
+  await validateSettings(settings, toml, env);
+  log(`  shop: ${host}, pixel ${settings.TIKTOK_PIXEL_ID}, webhooks from ${settings.SHOPIFY_SHOP_DOMAIN}: the Worker accepts these settings`);
+  plan(settings, { host, prefix, zone: zoneOf(host, settings), log });
+  if (interactive && !/^y(es)?$/i.test((await ask("Go ahead? [y/N] ")).trim())) {
+    throw new Problem("stopped before doing anything", "run this again and answer y to go ahead");
+  }
+
+  log("== Cloudflare login");
+  log(`  Cloudflare: ${await checkLogin(run)}`);
+  log("== KV namespace");
   const kv = await ensureKvNamespace(run, KV_TITLE);
   log(`  ${KV_TITLE}: ${kv.created ? "created" : "exists"} (${kv.id})`);
   if (kv.created) changed.push("kv");
@@ -317,6 +374,7 @@ export async function deploy({
   const health = await waitForHealth(shopUrl, prefix, { timeoutMs: Number(settings.DEPLOY_HEALTH_TIMEOUT_MS || 120_000), log });
   log(`  ${shopUrl}${prefix}/health: ${health.status}, mode ${health.mode}, version ${health.version}`);
   if (health.queue_paused) log(`  warning: sending to TikTok is paused: ${health.queue_paused.reason}`);
+  for (const p of health.status === "degraded" ? health.problems : []) log(`  warning: ${p.name}: ${p.message}`);
 
   log("== Shopify webhooks");
   const uri = webhookUri(`https://${host}`, prefix);
@@ -353,6 +411,8 @@ export async function deploy({
 }
 
 if (isMain(import.meta)) {
-  deploy({ interactive: process.stdin.isTTY, run: wranglerRunner({ echo: process.argv.includes("--verbose") }) })
-    .catch((e) => { report(e); process.exitCode = 1; });
+  const ask = prompter();
+  deploy({ interactive: process.stdin.isTTY, ask, run: wranglerRunner({ echo: process.argv.includes("--verbose") }) })
+    .catch((e) => { report(e); process.exitCode = 1; })
+    .finally(() => ask.close());
 }

@@ -1,12 +1,39 @@
 #!/usr/bin/env node
-// `npm run doctor -- https://shop.example.com`: checks a live shop from outside, as a visitor and
-// as its operator, and says what is wrong and how to fix it. Exit code 1 when anything is.
-//   health and mode (/tt/health) · the injected pixel tag on a product page · `_ttp` set
-//   first-party · webhook subscriptions delivering to this Worker (SHOPIFY_STORE and the app's
-//   credentials) · recent failures and parked webhooks (/tt/admin.json, ADMIN_TOKEN)
-// Settings as for deploy: the environment, else .deploy.env (or DEPLOY_ENV_FILE).
-import { Problem, isMain, readSettings, report, request } from "./lib/cli.mjs";
+// `npm run doctor -- shop.example.com`: checks a live shop from outside, as a visitor and as its
+// operator, and says what is wrong and how to fix it. Exit code 1 when anything is.
+//   health and mode (/tt/health: settings, refused webhooks, pause) · the injected pixel tag on
+//   a product page · `_ttp` set first-party · webhook subscriptions delivering to this Worker
+//   (SHOPIFY_STORE and the app's credentials) · recent failures and parked webhooks
+//   (/tt/admin.json, ADMIN_TOKEN)
+// A check it cannot make is marked skipped (–), never passed. The shop is a hostname (https)
+// or a URL. Settings as for deploy: the environment, else .deploy.env (or DEPLOY_ENV_FILE);
+// for a local Worker (127.0.0.1, localhost) the Worker's own .dev.vars (or DEV_VARS_FILE).
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { Problem, ROOT, isMain, readSettings, report, request } from "./lib/cli.mjs";
 import { adminAuth, listSubscriptions, subscriptionStatus, webhookUri } from "./lib/shopify-admin.mjs";
+
+/** A check that could not be made, and why: shown as skipped, never as passed. */
+class Skipped {
+  constructor(message) {
+    this.message = message;
+  }
+}
+
+const isLocal = (hostname) => ["127.0.0.1", "localhost", "[::1]"].includes(hostname);
+
+/** The shop's origin from a hostname (`shop.example.com`, https; a local one http) or a URL. */
+export function shopOrigin(shop) {
+  const text = (shop ?? "").trim();
+  if (!text) return undefined;
+  const withScheme = /^https?:\/\//i.test(text) ? text : `${isLocal(text.split(/[:/]/)[0]) ? "http" : "https"}://${text}`;
+  try {
+    const url = new URL(withScheme);
+    return url.hostname.includes(".") || isLocal(url.hostname) ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const BROWSER = { accept: "text/html", "user-agent": "tiktok-edge-doctor", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" };
 
@@ -31,10 +58,13 @@ function healthFindings(health) {
     out.push(new Problem(`sending to TikTok is paused: ${health.queue_paused.reason}`,
       "correct the TikTok setting it names (.deploy.env, then `npm run deploy`); sending resumes by itself once TikTok accepts it"));
   } else if (health.status !== "ok") {
-    out.push(new Problem(`health: ${health.status}: ${health.problems.map((p) => `${p.name}: ${p.message}`).join("; ")}`,
-      "correct those settings (wrangler.toml [vars] or `npm run wrangler -- secret put NAME`), or run `npm run deploy` again"));
-  } else if (health.mode !== "live") {
-    out.push(new Problem(`mode ${health.mode}: events are recorded but not sent to TikTok`,
+    for (const p of health.problems) {
+      out.push(new Problem(`health: ${health.status}: ${p.name}: ${p.message}`,
+        "correct that setting (wrangler.toml [vars], `npm run wrangler -- secret put NAME`, or locally .dev.vars), or run `npm run deploy` again"));
+    }
+  }
+  if (!health.queue_paused && health.mode === "dry_run") {
+    out.push(new Problem("mode dry_run: events are recorded but not sent to TikTok",
       "set TIKTOK_ACCESS_TOKEN (.deploy.env, then `npm run deploy`, or `npm run wrangler -- secret put TIKTOK_ACCESS_TOKEN`)"));
   }
   if (!health.webhook_secret_configured) {
@@ -68,12 +98,22 @@ async function checkPage(base, prefix, settings) {
   const page = await productPath(base, settings);
   const res = await request(`${base}${page}`, { headers: BROWSER });
   const html = await res.text();
+  if (res.status !== 200) {
+    // The first cause only: a page that does not load says nothing about the tag or cookies.
+    let said;
+    try { said = JSON.parse(html); } catch { /* the shop's own error page */ }
+    if (said?.error === "origin_unreachable") {
+      return [new Problem(`${page}: HTTP ${res.status} from the Worker: ${said.message}`,
+        "the hostname reaches the Worker, but the shop behind it did not answer: check that the shop itself is up (Shopify's status page), and ORIGIN_URL when it is set (leave it unset in production)")];
+    }
+    return [new Problem(`${page} answered HTTP ${res.status}, so the pixel tag and cookies were not checked`,
+      "open it in a browser; if the shop itself is down, check Shopify's status; otherwise pass a page that loads with DOCTOR_PRODUCT_PATH=/products/<handle>")];
+  }
   const tag = `<script src="${prefix}/pixel.js"`;
   if (html.includes(tag)) out.push(`${page}: ${tag}> is on the page`);
   else {
     out.push(new Problem(`${page} (HTTP ${res.status}) has no ${tag}>`,
-      res.status !== 200 ? "the page did not load; pass another one with DOCTOR_PRODUCT_PATH=/products/<handle>"
-        : "set INJECT_PIXEL=true (the default) in wrangler.toml [vars], or add <script src=\"" + prefix + "/pixel.js\" async></script> to theme.liquid"));
+      "set INJECT_PIXEL=true (the default) in wrangler.toml [vars], or add <script src=\"" + prefix + "/pixel.js\" async></script> to theme.liquid"));
   }
 
   const host = new URL(base).hostname;
@@ -106,7 +146,7 @@ async function checkPage(base, prefix, settings) {
 
 async function checkWebhooks(base, prefix, settings) {
   const admin = await adminAuth(settings);
-  if (!admin) return ["webhooks: not checked (set SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN, or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET, to check them)"];
+  if (!admin) return [new Skipped("webhook subscriptions: skipped (set SHOPIFY_STORE and SHOPIFY_ADMIN_TOKEN, or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET, to check them)")];
   const uri = webhookUri(new URL(base).origin, prefix);
   const status = subscriptionStatus(await listSubscriptions(admin), uri);
   const missing = status.filter((s) => !s.current);
@@ -117,7 +157,7 @@ async function checkWebhooks(base, prefix, settings) {
 }
 
 async function checkAdmin(base, prefix, settings) {
-  if (!settings.ADMIN_TOKEN) return ["failures: not checked (set ADMIN_TOKEN to read /tt/admin.json)"];
+  if (!settings.ADMIN_TOKEN) return [new Skipped("recent failures and parked webhooks: skipped (set ADMIN_TOKEN to read /tt/admin.json)")];
   const url = `${base}${prefix}/admin.json`;
   const res = await request(url, { headers: { authorization: `Bearer ${settings.ADMIN_TOKEN}` } });
   if (res.status === 404) {
@@ -130,7 +170,7 @@ async function checkAdmin(base, prefix, settings) {
   const view = await res.json();
   const out = [];
   const failures = view.queue.last_failures;
-  const sent = view.queue.counts.filter((c) => c.state === "sent").reduce((n, c) => n + c.count, 0);
+  const count = (state) => view.queue.counts.filter((c) => c.state === state).reduce((n, c) => n + c.count, 0);
   if (failures.length) {
     const shown = failures.slice(0, 3).map((f) => `${f.event} ${f.event_id}: ${f.error}`).join("; ");
     out.push(new Problem(`${failures.length} event(s) refused by TikTok recently: ${shown}`,
@@ -141,25 +181,43 @@ async function checkAdmin(base, prefix, settings) {
     out.push(new Problem(`${view.parked_webhooks.length} signed webhook(s) parked as unusable (${topics}): ${view.parked_webhooks[0].reason}`,
       `see ${base}${prefix}/admin → parked webhooks; a subscription in XML format or for the wrong shop sends such bodies`));
   }
-  return out.length ? out : [`recent events: ${sent} sent in ${view.window_hours} h, none failed, queue depth ${view.queue.depth}`];
+  const done = view.mode === "dry_run"
+    ? `${count("dry_run")} recorded in dry run (not sent: no TIKTOK_ACCESS_TOKEN)`
+    : `${count("sent")} sent`;
+  return out.length ? out : [`recent events: ${done} in ${view.window_hours} h, none failed, queue depth ${view.queue.depth}`];
+}
+
+/** The settings: the environment, else (for a local Worker) its .dev.vars, else .deploy.env. */
+function settingsFor(base, env) {
+  const settings = readSettings(env);
+  const devVars = env.DEV_VARS_FILE || path.join(ROOT, ".dev.vars");
+  if (isLocal(new URL(base).hostname) && existsSync(devVars)) {
+    // The local Worker's own settings (its ADMIN_TOKEN, ROUTE_PREFIX), not production's.
+    for (const [k, v] of Object.entries(readSettings({ DEPLOY_ENV_FILE: devVars }))) if (v && !env[k]) settings[k] = v;
+  }
+  return settings;
 }
 
 /** Runs every check; returns the problems found (also printed through `log`). */
 export async function doctor(shop, { env = process.env, log = console.log } = {}) {
-  if (!/^https?:\/\/[^/]+/.test(shop ?? "")) {
-    throw new Problem("which shop? give its address", "npm run doctor -- https://shop.example.com");
+  const base = shopOrigin(shop);
+  if (!base) {
+    throw new Problem("which shop? give its hostname or address", "npm run doctor -- shop.example.com (or http://127.0.0.1:8787 for the local demo)");
   }
-  const base = new URL(shop).origin;
-  const settings = readSettings(env);
+  const settings = settingsFor(base, env);
   const prefix = settings.ROUTE_PREFIX || "/tt";
   const problems = [];
-  // Each check returns its findings in order: a line that passed, or a Problem.
+  let skipped = 0;
+  // Each check returns its findings in order: a line that passed, a Skipped, or a Problem.
   const check = async (fn) => {
     try {
       for (const finding of await fn()) {
         if (finding instanceof Problem) {
           report(finding, log);
           problems.push(finding);
+        } else if (finding instanceof Skipped) {
+          log(`– ${finding.message}`);
+          skipped += 1;
         } else {
           log(`✓ ${finding}`);
         }
@@ -172,7 +230,17 @@ export async function doctor(shop, { env = process.env, log = console.log } = {}
   log(`Checking ${base}`);
   let health;
   await check(async () => {
-    health = await checkHealth(base, prefix);
+    try {
+      health = await checkHealth(base, prefix);
+    } catch (e) {
+      // Nothing answers: that is the cause, and every other check would only repeat it.
+      if (e instanceof Problem && /could not be reached/.test(e.message)) {
+        e.fix = isLocal(new URL(base).hostname)
+          ? "nothing answers there: start the local Worker (`bash scripts/dev.sh`) or check the port"
+          : `nothing answers at ${base}: check the hostname's spelling and its DNS record in Cloudflare (a proxied CNAME to shops.myshopify.com)`;
+      }
+      throw e;
+    }
     const out = healthFindings(health);
     return out.length ? out : [`health: ok, mode ${health.mode}, version ${health.version}, queue depth ${health.queue_depth ?? "?"}`];
   });
@@ -181,7 +249,8 @@ export async function doctor(shop, { env = process.env, log = console.log } = {}
     await check(() => checkWebhooks(base, prefix, settings));
     await check(() => checkAdmin(base, prefix, settings));
   }
-  log(problems.length ? `\n${problems.length} problem(s) found.` : "\nAll checks passed.");
+  const note = skipped ? ` (${skipped} check${skipped > 1 ? "s" : ""} skipped)` : "";
+  log(problems.length ? `\n${problems.length} problem(s) found${note}.` : `\nAll checks passed${note}.`);
   return problems;
 }
 

@@ -69,13 +69,14 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
     let now = Date::now().as_millis() as i64;
     let since = now - i64::from(WINDOW_HOURS) * 3600 * 1000;
     let queue = queue::stats(env, since).await?;
-    let health = Health::new(&|name| settings::var(env, name), &Ok(config.clone())).with_queue(
-        ShardHealth {
+    let store = Store::new(env)?;
+    let health = Health::new(&|name| settings::var(env, name), &Ok(config.clone()))
+        .with_queue(ShardHealth {
             depth: queue.depth,
             paused: queue.paused.clone(),
-        },
-    );
-    let (parked_webhooks, parked_count) = Store::new(env)?.parked(MAX_PARKED, now).await?;
+        })
+        .with_refused(store.refused_webhooks().await?);
+    let (parked_webhooks, parked_count) = store.parked(MAX_PARKED, now).await?;
     Ok(AdminReport {
         generated_at_ms: now,
         window_hours: WINDOW_HOURS,

@@ -37,8 +37,6 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         match e {
             Error::Config(e) => Failure::refused(503, "config_invalid", e.to_string()),
-            // The shop cannot be reached: a gateway's failure, not this Worker's.
-            Error::Origin(problem) => Failure::refused(502, "config_invalid", problem.to_string()),
             Error::FeatureOff(problem) => {
                 Failure::refused(503, "config_invalid", problem.to_string())
             }

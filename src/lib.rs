@@ -6,7 +6,8 @@
 //! Concerns: `edge` (the origin's answer on its way out), `visitor` (the
 //! visitor read off a request, their cookies and session),
 //! `respond` (JSON answers), `collect` (browser events), `queue` + `queue_do` (the durable
-//! send queue), `webhooks` + `shop` + `shop_do` (Shopify webhooks and per-resource state), `failure` (the
+//! send queue), `webhooks` + `shop` + `shop_do` (Shopify webhooks and per-resource state), `refusals`
+//! (the count of refused webhooks), `failure` (the
 //! shell's error type, answered in one place), `store`
 //! (KV sessions).
 
@@ -21,6 +22,7 @@ mod page;
 mod privacy;
 mod queue;
 mod queue_do;
+mod refusals;
 mod respond;
 mod router;
 mod scripts;

@@ -20,17 +20,27 @@ use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, sett
 /// `None` while the settings are invalid: then every request is asked about.
 pub fn passthrough_plan(env: &Env) -> Option<(String, Option<String>)> {
     settings::with_config(env, |loaded| {
-        let config = loaded.as_ref().ok()?;
+        // An unusable ORIGIN_URL: each request is asked about, so a local Worker (which has no
+        // origin behind its own URL) says so instead of calling itself.
+        let config = loaded
+            .as_ref()
+            .ok()
+            .filter(|c| c.degraded("ORIGIN_URL").is_none())?;
         let origin = config.origin.as_ref().map(|o| o.as_str().to_string());
         Some((config.route_prefix.clone(), origin))
     })
 }
 
-/// Where the entry forwards a request itself: the shop's own traffic, to its origin. `None` for
-/// our routes, and when the origin is not known (the router then says why).
+/// Where the entry forwards a request itself: the shop's own traffic, to its origin (the
+/// request's own URL when `ORIGIN_URL` is unset or invalid). `None` for our routes.
 pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
     settings::with_config(env, |loaded| match loaded {
-        Ok(config) => routes::passthrough_target(&config.route_prefix, config.origin.as_ref(), url),
+        Ok(config) => {
+            if config.degraded("ORIGIN_URL").is_some() && !routes::own_url_reaches_origin(url) {
+                return None; // the router says why
+            }
+            routes::passthrough_target(&config.route_prefix, config.origin.as_ref(), url)
+        }
         Err(err) => {
             // Tracking is off, but a bad setting must never take the storefront down.
             console_error!(
@@ -38,7 +48,12 @@ pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
                 err.to_string()
             );
             let lookup = |name: &str| settings::var(env, name);
-            let origin = config::origin_from(&lookup).ok()?;
+            let origin = config::origin_from(&lookup);
+            let origin_invalid =
+                origin.is_none() && lookup("ORIGIN_URL").is_some_and(|v| !v.trim().is_empty());
+            if origin_invalid && !routes::own_url_reaches_origin(url) {
+                return None; // the router says why
+            }
             routes::passthrough_target(DEFAULT_ROUTE_PREFIX, origin.as_ref(), url)
         }
     })
@@ -73,6 +88,8 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
 
     let config = match (&loaded, route) {
         (_, Route::Health) => {
+            // Health answers even when KV cannot: no pause or refusal is known then.
+            let store = Store::new(&env).ok();
             let health = Health::new(&lookup, &loaded);
             // Depth costs a request to every shard: only when asked (admin, doctor); an uptime
             // monitor's poll reads the pause from one KV key.
@@ -82,22 +99,26 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
                     Err(_) => health,
                 }
             } else {
-                // Health answers even when KV cannot: no pause is known then.
-                let paused = match Store::new(&env) {
-                    Ok(store) => store.queue_pause().await.unwrap_or(None),
-                    Err(_) => None,
+                let paused = match &store {
+                    Some(store) => store.queue_pause().await.unwrap_or(None),
+                    None => None,
                 };
                 health.with_pause(paused)
             };
+            let refused = match &store {
+                Some(store) => store.refused_webhooks().await.unwrap_or(None),
+                None => None,
+            };
+            let health = health.with_refused(refused);
             return Ok(respond::json(health.http_status(), &health)?.into());
         }
-        (Ok(config), _) => config,
-        (Err(err), Route::Passthrough) => {
-            // The entry forwards the shop's traffic whenever its origin is known: what comes
-            // here has an ORIGIN_URL that cannot be used.
-            let problem = config::origin_from(&lookup).err();
-            return Err(problem.unwrap_or_else(|| Error::Config(err.clone())).into());
+        (Ok(config), Route::Passthrough) => {
+            // Only a local Worker with an unusable ORIGIN_URL comes here (`passthrough_target`).
+            let problem = config.degraded("ORIGIN_URL").map(ToString::to_string);
+            return Err(no_origin(problem.unwrap_or_default()));
         }
+        (Ok(config), _) => config,
+        (Err(err), Route::Passthrough) => return Err(no_origin(err.to_string())),
         (Err(err), _) => return Err(Error::Config(err.clone()).into()),
     };
 
@@ -112,7 +133,7 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
         Route::AdminSignIn => admin::sign_in(req, config).await,
         Route::AdminJson => admin::json(&req, &env, config).await,
         Route::AdminResend => admin::resend(req, &env, config).await,
-        Route::ShopifyWebhook => webhooks::handle(req, &env, config).await,
+        Route::ShopifyWebhook => webhooks::handle(req, &env, &ctx, config).await,
         Route::Unknown {
             method_not_allowed: true,
         } => Err(Failure::refused(
@@ -127,6 +148,18 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
         )),
     };
     built.map(web_sys::Response::from)
+}
+
+/// The answer of a local Worker without a usable origin: its own URL leads back to itself.
+fn no_origin(problem: String) -> Failure {
+    Failure::refused(
+        502,
+        "config_invalid",
+        format!(
+            "{problem}; a local Worker has no origin behind its own URL, so the shop cannot be \
+             reached until ORIGIN_URL is fixed"
+        ),
+    )
 }
 
 /// The endpoints a page calls: only from the shop's own origin or Shopify's pixel sandbox, and

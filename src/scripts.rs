@@ -5,7 +5,7 @@
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::snippet::{self, SCRIPT_CACHE_CONTROL, SDK_CACHE_CONTROL};
-use worker::{console_error, Cache, Context, Env, Fetch, Request, Response, Result};
+use worker::{console_error, console_log, Cache, Context, Env, Fetch, Request, Response, Result};
 
 use crate::respond;
 use crate::store::Store;
@@ -73,7 +73,9 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
             Ok(served)
         }
         Err(problem) => {
-            console_error!("{{\"event\":\"sdk_fetch_failed\",\"error\":{:?}}}", problem);
+            // Answered below (the last good copy, else a JavaScript comment): one line in the
+            // log, not an error with its stack (offline, as in the local demo, it is expected).
+            console_log!("{{\"event\":\"sdk_fetch_failed\",\"error\":{:?}}}", problem);
             match store.sdk(&upstream).await? {
                 // A short age, so the fresh copy replaces it as soon as TikTok answers again.
                 Some(body) => {
@@ -97,10 +99,11 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
 /// The SDK's bytes, or why not.
 async fn fetch_sdk(url: &str) -> std::result::Result<Vec<u8>, String> {
     let request = Request::new(url, worker::Method::Get).map_err(|e| e.to_string())?;
-    let mut resp = Fetch::Request(request)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut resp = Fetch::Request(request).send().await.map_err(|e| {
+        // What the runtime threw, without its stack.
+        let text = e.to_string();
+        text.lines().next().unwrap_or_default().to_string()
+    })?;
     match resp.status_code() {
         200 => resp.bytes().await.map_err(|e| e.to_string()),
         status => Err(format!("TikTok answered HTTP {status}")),

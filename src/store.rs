@@ -1,9 +1,11 @@
-//! Workers KV: browsing sessions and their join keys, and parked webhooks. Every record has a
-//! TTL, so IP and user agent never outlive the session they belong to.
+//! Workers KV: browsing sessions and their join keys, parked webhooks, and the count of
+//! refused webhooks. Every record of a visitor has a TTL, so IP and user agent never outlive
+//! the session they belong to.
 
 use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
+use tiktok_edge_core::refusals::{Counts, Refused};
 use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::shopify::{self, ParkDecision, Parked, ParkedCount};
@@ -77,6 +79,36 @@ impl Store {
                     self.kv.delete(keys::PAUSE).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The webhooks refused since the last accepted one (`refusals`), as last written.
+    pub async fn refused_webhooks(&self) -> Result<Option<Refused>> {
+        self.json::<Refused>(keys::WEBHOOKS_REFUSED).await
+    }
+
+    /// Adds `counts` to the refusals recorded under `setup` (no TTL: a setup whose webhooks
+    /// are all refused gets none, and must not look fine after a while).
+    pub async fn add_refused_webhooks(
+        &self,
+        setup: &str,
+        counts: Counts,
+        now_ms: i64,
+    ) -> Result<()> {
+        let record = Refused::add(self.refused_webhooks().await?, setup, counts, now_ms);
+        self.kv
+            .put(keys::WEBHOOKS_REFUSED, serde_json::to_string(&record)?)?
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// An accepted webhook: the refusals before it no longer count (deleted only when there
+    /// is a record, so a busy shop's webhooks cost no KV write).
+    pub async fn clear_refused_webhooks(&self) -> Result<()> {
+        if self.kv.get(keys::WEBHOOKS_REFUSED).text().await?.is_some() {
+            self.kv.delete(keys::WEBHOOKS_REFUSED).await?;
         }
         Ok(())
     }

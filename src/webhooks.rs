@@ -1,20 +1,22 @@
 //! `POST /tt/webhooks/shopify`: verify, route to the resource's `ShopState`, answer fast.
-//! Bad or missing HMAC: 401 and nothing stored. Another shop's (`X-Shopify-Shop-Domain` is
-//! not `SHOPIFY_SHOP_DOMAIN`): 403. Valid HMAC but a body that is not its topic's
+//! Bad or missing HMAC: 401. Another shop's (`X-Shopify-Shop-Domain` is not
+//! `SHOPIFY_SHOP_DOMAIN`): 403. Both change nothing but the count of refused webhooks
+//! (`refusals`), which the next accepted one clears. Valid HMAC but a body that is not its topic's
 //! (`shopify::shape`) or unusable: 200 (so Shopify keeps the subscription), nothing changed,
 //! and the payload's shape parked for the operator.
 
 use tiktok_edge_core::config::Config;
+use tiktok_edge_core::refusals::Refusal;
 use tiktok_edge_core::shopify::shape;
 use tiktok_edge_core::shopify::{self, hmac, Parked, Topic, MAX_WEBHOOK_BYTES};
 use tiktok_edge_core::text;
 use tiktok_edge_core::Error;
-use worker::{console_log, Date, Env, Request, Result};
+use worker::{console_log, Context, Date, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
 use crate::shop_do::{WebhookCall, WebhookResult};
 use crate::store::Store;
-use crate::{privacy, respond, shop};
+use crate::{privacy, refusals, respond, shop};
 
 /// A header under its classic name or the Events-system name without `X-`.
 fn header(req: &Request, name: &str) -> Result<Option<String>> {
@@ -24,7 +26,7 @@ fn header(req: &Request, name: &str) -> Result<Option<String>> {
     })
 }
 
-pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
+pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config) -> Outcome {
     let body = respond::body_within(&mut req, MAX_WEBHOOK_BYTES).await?;
     if config.webhook_secrets.is_empty() {
         return Err(Failure::refused(
@@ -40,6 +42,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
         &body,
         header(&req, "Shopify-Hmac-Sha256")?.as_deref(),
     ) {
+        refusals::refused(env, ctx, config, Refusal::BadHmac);
         return Err(Failure::refused(
             401,
             "unauthorized",
@@ -48,12 +51,14 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
     }
     let from = header(&req, "Shopify-Shop-Domain")?.unwrap_or_default();
     if !from.trim().eq_ignore_ascii_case(shop_domain) {
+        refusals::refused(env, ctx, config, Refusal::WrongShop);
         return Err(Failure::refused(
             403,
             "wrong_shop",
             "X-Shopify-Shop-Domain is not this Worker's shop (SHOPIFY_SHOP_DOMAIN)",
         ));
     }
+    refusals::accepted(env, ctx);
     // Unsigned headers that name keys and log lines: bounded (Shopify's are far shorter).
     let topic_name = text::cap(&header(&req, "Shopify-Topic")?.unwrap_or_default(), 64).to_string();
     let webhook_id =

@@ -315,6 +315,15 @@ test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checko
   await fire("checkout_started", { checkout: checkout("chk-custom-2") });
   await receivedOnce("InitiateCheckout", "ic:chk-custom-2");
   assert.ok(!sentEvents().some((e) => e.event_id.includes("chk-custom-declined")), "nothing of the declined checkout reached TikTok");
+
+  // A checkout whose currencyCode is null: the pixel leaves currency out (never "currency": null).
+  await fire("checkout_started", { checkout: checkout("chk-custom-nocurrency", { currencyCode: null }) });
+  const noCurrency = await waitFor("the step without a currency", () => requests.find((r) => r.postData()?.includes("chk-custom-nocurrency")));
+  const sentBody = JSON.parse(noCurrency.postData());
+  assert.ok(!("currency" in sentBody.properties), noCurrency.postData());
+  assert.equal((await noCurrency.response())?.status(), 202);
+  const [, , ttqProps] = await tracked(page, "InitiateCheckout", "ic:chk-custom-nocurrency");
+  assert.ok(!("currency" in ttqProps), "nor to ttq");
   await context.close();
   await sandbox.close();
 });

@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
-import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
+import { homedir, tmpdir } from "node:os";
 import path from "node:path";
 import { ROOT, startShop, startServer, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN, INVALID_TOKEN_ANSWER, CLIENT_ID, CLIENT_SECRET } from "./support/shopify-admin.mjs";
@@ -294,10 +294,114 @@ test("failures stop with what went wrong and the fix: not logged in, missing set
   }
 });
 
+// The Rust toolchain the settings check runs with, for commands started with a scratch HOME.
+const RUST_ENV = {
+  RUSTUP_HOME: process.env.RUSTUP_HOME || path.join(homedir(), ".rustup"),
+  CARGO_HOME: process.env.CARGO_HOME || path.join(homedir(), ".cargo"),
+};
+
+test("settings the Worker would refuse (a bad pixel id, a short admin token, a bad shop domain) stop deploy before any Cloudflare or Shopify call", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin();
+  const cases = [
+    { settings: { TIKTOK_PIXEL_ID: "my pixel" }, want: /^ {4}TIKTOK_PIXEL_ID: must be letters, digits, `_` or `-` \(at most 64\): the pixel code from TikTok Events Manager/m },
+    { settings: { ADMIN_TOKEN: "short" }, want: /^ {4}ADMIN_TOKEN: must be at least 16 characters; generate one with `openssl rand -hex 24`$/m },
+    { settings: { SHOPIFY_SHOP_DOMAIN: "https://demo.myshopify.com" }, want: /^ {4}SHOPIFY_SHOP_DOMAIN: must be the shop's permanent domain, like example\.myshopify\.com/m },
+    { settings: { SHOPIFY_STORE: "shop.example.com" }, want: /^ {4}SHOPIFY_SHOP_DOMAIN \(taken from SHOPIFY_STORE\): must be the shop's permanent domain/m },
+  ];
+  try {
+    for (const c of cases) {
+      const s = scratch({ ...settingsFor(env, shopify), ...c.settings });
+      const toml = readFileSync(s.config, "utf8");
+      try {
+        const cf = playedCloudflare();
+        const run = await runDeploy({ env: s.env, run: cf.run, config: s.config });
+        assert.ok(run.error, JSON.stringify(c.settings));
+        assert.match(run.error.message, /^the Worker would refuse these settings:\n/);
+        assert.match(run.error.message, c.want);
+        assert.match(run.error.fix, /nothing was created or uploaded/);
+        assert.deepEqual(cf.calls, [], "no Cloudflare call");
+        assert.equal(readFileSync(s.config, "utf8"), toml, "wrangler.toml untouched");
+        assert.ok(!existsSync(s.env.DEPLOY_STATE_FILE));
+      } finally {
+        s.cleanup();
+      }
+    }
+    assert.deepEqual(shopify.requests, [], "no Shopify call");
+    assert.deepEqual(env.tiktok.requests, [], "no TikTok call");
+  } finally {
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("deploy says what it will do before it does it", async () => {
+  const env = await startShop();
+  const shopify = await startShopifyAdmin();
+  const cf = playedCloudflare();
+  const s = scratch(settingsFor(env, shopify));
+  try {
+    const calls = [];
+    const run = await runDeploy({ env: s.env, run: (args) => { calls.push(args[0]); return cf.run(args); }, config: s.config });
+    assert.ifError(run.error);
+    const planned = run.output.indexOf("  This run will:");
+    assert.ok(planned > 0 && planned < run.output.indexOf("== Cloudflare login"), run.output);
+    assert.match(run.output, /1\. find or create the KV namespace tiktok-edge-SESSIONS/);
+    assert.match(run.output, /2\. write the route shop\.example\.com\/\* \(zone example\.com\) and \[vars\] TIKTOK_PIXEL_ID, SHOPIFY_SHOP_DOMAIN into wrangler\.toml/);
+    assert.match(run.output, /5\. subscribe the Shopify webhooks of demo\.myshopify\.com to https:\/\/shop\.example\.com\/tt\/webhooks\/shopify/);
+    assert.ok(!run.output.includes("tok-test") && !run.output.includes(WEBHOOK_SECRET), "no secret printed");
+  } finally {
+    s.cleanup();
+    await shopify.close();
+    await env.close();
+  }
+});
+
+test("secrets typed at the prompt (a real terminal) are never echoed or printed; a bad value typed there is refused before Cloudflare", async () => {
+  const home = mkdtempSync(path.join(tmpdir(), "deploy-home-"));
+  const envFile = path.join(home, "deploy.env");
+  writeFileSync(envFile, "SHOP_HOSTNAME=shop.example.com\nSHOPIFY_SHOP_DOMAIN=demo.myshopify.com\n");
+  const typed = { TIKTOK_PIXEL_ID: "my pixel", TIKTOK_ACCESS_TOKEN: "tok-TYPED-7f3a9c", SHOPIFY_WEBHOOK_SECRET: "whsec-TYPED-1b2d4e" };
+  try {
+    // `script` gives the command a pseudo-terminal, which echoes what is typed unless the
+    // command turns echo off: what a merchant's screen (or a screen recording) would show.
+    const child = spawn("script", ["-qfec", "node scripts/deploy.mjs", "/dev/null"], {
+      cwd: ROOT, env: { PATH: process.env.PATH, HOME: home, DEPLOY_ENV_FILE: envFile, DEPLOY_STATE_FILE: path.join(home, "state.json"), ...RUST_ENV },
+    });
+    let screen = "";
+    const answered = new Set();
+    const onOutput = (d) => {
+      screen += d;
+      for (const [name, value] of Object.entries(typed)) {
+        if (!answered.has(name) && screen.includes(`${name} (`)) {
+          answered.add(name);
+          child.stdin.write(`${value}\r`);
+        }
+      }
+    };
+    child.stdout.on("data", onOutput);
+    child.stderr.on("data", onOutput);
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    assert.equal(code, 1, screen);
+    assert.deepEqual([...answered], ["TIKTOK_PIXEL_ID", "TIKTOK_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET"], screen);
+    assert.ok(screen.includes("my pixel"), "a setting that is not secret shows as typed");
+    assert.ok(!screen.includes(typed.TIKTOK_ACCESS_TOKEN) && !screen.includes(typed.SHOPIFY_WEBHOOK_SECRET), screen);
+    assert.match(screen, /TIKTOK_ACCESS_TOKEN \(.*; typing is not shown\): /);
+    assert.match(screen, /TIKTOK_PIXEL_ID: must be letters, digits/);
+    assert.ok(!screen.includes("Cloudflare:"), "stopped before the Cloudflare login check");
+    const saved = readFileSync(envFile, "utf8");
+    assert.match(saved, /^TIKTOK_ACCESS_TOKEN=tok-TYPED-7f3a9c$/m, "kept in the settings file, for the next run");
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 test("the command itself, with real wrangler and no Cloudflare login: the documented message and exit code 1", () => {
   const home = mkdtempSync(path.join(tmpdir(), "deploy-home-"));
   try {
-    const env = { PATH: process.env.PATH, HOME: home, DEPLOY_ENV_FILE: path.join(home, "none.env"), DEPLOY_STATE_FILE: path.join(home, "state.json") };
+    const envFile = path.join(home, "deploy.env");
+    writeFileSync(envFile, `SHOP_HOSTNAME=${HOST}\nTIKTOK_PIXEL_ID=${PIXEL_ID}\nTIKTOK_ACCESS_TOKEN=tok-test\nSHOPIFY_WEBHOOK_SECRET=${WEBHOOK_SECRET}\nSHOPIFY_SHOP_DOMAIN=demo.myshopify.com\n`);
+    const env = { PATH: process.env.PATH, HOME: home, DEPLOY_ENV_FILE: envFile, DEPLOY_STATE_FILE: path.join(home, "state.json"), ...RUST_ENV };
     const run = spawnSync("node", ["scripts/deploy.mjs"], { cwd: ROOT, env, encoding: "utf8", timeout: 60_000 });
     assert.equal(run.status, 1, run.stdout + run.stderr);
     assert.match(run.stderr, /✗ not logged in to Cloudflare\n {2}fix: run `npm run wrangler -- login`/);

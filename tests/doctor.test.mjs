@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN, postCollect } from "./support/harness.mjs";
+import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN, postCollect, deliverWebhook, loadFixture } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN } from "./support/shopify-admin.mjs";
 import { WEBHOOK_TOPICS } from "../scripts/lib/shopify-admin.mjs";
 
@@ -28,7 +28,7 @@ async function runDoctor(shopUrl, settings) {
   writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
   try {
     const { stdout } = await promisify(execFile)("node", ["scripts/doctor.mjs", shopUrl], {
-      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile }, timeout: 60_000,
+      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile, DEV_VARS_FILE: path.join(dir, "none") }, timeout: 60_000,
     });
     return { code: 0, out: stdout };
   } catch (e) {
@@ -141,4 +141,85 @@ test("a Worker whose sending is paused (TikTok refused the token): doctor names 
   } finally {
     await worker.close();
   }
+});
+
+/** Runs the command with `args`, a settings file and a .dev.vars (DEV_VARS_FILE); resolves { code, out }. */
+async function runDoctorWith(args, { settings = {}, devVars } = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), "doctor-test-"));
+  const envFile = path.join(dir, "deploy.env");
+  const devVarsFile = path.join(dir, "dev.vars");
+  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
+  if (devVars) writeFileSync(devVarsFile, Object.entries(devVars).map(([k, v]) => `${k}=${v}\n`).join(""));
+  try {
+    const { stdout } = await promisify(execFile)("node", ["scripts/doctor.mjs", ...args], {
+      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile, DEV_VARS_FILE: devVarsFile }, timeout: 60_000,
+    });
+    return { code: 0, out: stdout };
+  } catch (e) {
+    if (typeof e.code !== "number") throw e;
+    return { code: e.code, out: e.stdout + e.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("a local Worker: a bare host:port, its .dev.vars read, skipped checks marked skipped, dry-run events counted as such", async () => {
+  const env = await startShop({ origin: storefront, bindings: { TIKTOK_ACCESS_TOKEN: "" } });
+  try {
+    const collect = await postCollect(env.worker, { event: "ViewContent", event_id: "vc:dry" }, { cookie: "_tt_consent=granted" });
+    assert.equal(collect.status, 202);
+    await waitFor("the dry-run event", async () => (await adminJson(env.worker)).queue.counts.some((c) => c.state === "dry_run"));
+    // No settings file; the local Worker's .dev.vars holds ADMIN_TOKEN, as scripts/dev.sh's does.
+    const { code, out } = await runDoctorWith([env.worker.url.replace("http://", "")], { devVars: { ADMIN_TOKEN } });
+    assert.equal(code, 1, out);
+    assert.match(out, /^Checking http:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(out, /✗ mode dry_run: events are recorded but not sent to TikTok/);
+    assert.match(out, /^– webhook subscriptions: skipped \(set SHOPIFY_STORE/m);
+    assert.ok(!/✓ webhook/.test(out), "a skipped check is not passed");
+    assert.match(out, /✓ recent events: 1 recorded in dry run \(not sent: no TIKTOK_ACCESS_TOKEN\) in 24 h, none failed/);
+    assert.ok(!/0 sent/.test(out), out);
+    assert.match(out, /1 problem\(s\) found \(1 check skipped\)/);
+
+    // Without ADMIN_TOKEN anywhere, that check is skipped too, never ticked.
+    const bare = await runDoctorWith([env.worker.url]);
+    assert.match(bare.out, /^– recent failures and parked webhooks: skipped \(set ADMIN_TOKEN/m);
+    assert.match(bare.out, /\(2 checks skipped\)/);
+  } finally {
+    await env.close();
+  }
+});
+
+test("a wrong webhook secret fails doctor with the Worker's hint", async () => {
+  const env = await startShop({ origin: storefront, bindings: { SHOPIFY_WEBHOOK_SECRET: "the-apps-api-key" } });
+  try {
+    assert.equal((await deliverWebhook(env.worker, "orders/create", loadFixture("order_create.json"))).status, 401);
+    await waitFor("the refusal counted", async () => (await env.worker.fetch("/tt/health")).status === 424);
+    const { code, out } = await runDoctorWith([env.worker.url], { settings: { ADMIN_TOKEN } });
+    assert.equal(code, 1, out);
+    assert.match(out, /✗ health: degraded: SHOPIFY_WEBHOOK_SECRET: 1 webhook refused since the last accepted one — is SHOPIFY_WEBHOOK_SECRET the app's secret\?/);
+  } finally {
+    await env.close();
+  }
+});
+
+test("a shop that does not answer: doctor stops at the first cause, and never blames DNS when the host answers", async () => {
+  // The Worker answers, the shop behind it does not.
+  const env = await startShop({ origin: storefront });
+  await env.origin.close();
+  try {
+    const { code, out } = await runDoctorWith([env.worker.url], { settings: { ADMIN_TOKEN } });
+    assert.equal(code, 1, out);
+    assert.match(out, /✗ \/: HTTP 502 from the Worker: the shop's origin did not answer.*\n {2}fix: the hostname reaches the Worker, but the shop behind it did not answer/);
+    assert.ok(!/_ttp|pixel\.js|DNS|proxied/.test(out), out);
+  } finally {
+    await env.worker.dispose();
+    await env.tiktok.close();
+  }
+  // Nothing answers at all: one problem, what to do about it, and no further checks.
+  const closed = await startServer(() => {});
+  await closed.close();
+  const nothing = await runDoctorWith([closed.url]);
+  assert.equal(nothing.code, 1);
+  assert.match(nothing.out, /✗ .*could not be reached \(ECONNREFUSED.*\n {2}fix: nothing answers there: start the local Worker \(`bash scripts\/dev\.sh`\)/);
+  assert.match(nothing.out, /1 problem\(s\) found/);
 });

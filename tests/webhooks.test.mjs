@@ -131,8 +131,13 @@ test("a forged, missing or wrong-secret HMAC is refused and leaves no trace", as
       assert.equal(status, 401);
       assert.equal(body.error, "unauthorized");
     }
+    // The one trace: the shop's count of refused webhooks (counts and times, nothing sent).
     const kv = await env.worker.mf.getKVNamespace("SESSIONS");
-    assert.deepEqual((await kv.list()).keys, []);
+    await waitFor("the refusals counted", async () => (await kv.list()).keys.length > 0);
+    assert.deepEqual((await kv.list()).keys.map((k) => k.name), ["webhooks:refused"]);
+    const refused = JSON.parse(await kv.get("webhooks:refused"));
+    assert.deepEqual(Object.keys(refused).sort(), ["bad_hmac", "first_ms", "last_ms", "setup", "wrong_shop"]);
+    assert.ok(refused.bad_hmac >= 1 && refused.wrong_shop === 0);
     const admin = await adminJson(env.worker);
     assert.deepEqual(admin.queue.counts, []);
     assert.equal(admin.queue.depth, 0);

@@ -73,3 +73,81 @@ export function wranglerRunner({ echo = false } = {}) {
 
 /** True when `main` is the module Node was started with (the CLI entry of a script). */
 export const isMain = (meta) => process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(meta.url);
+
+/**
+ * The Worker's own judgement of `values` (setting name → string): core's check-settings
+ * (crates/core/src/bin/check-settings.rs) prints the /tt/health report the Worker would give
+ * with them, so no rule is written twice. Built on first use (cargo, a few seconds once).
+ */
+export function checkSettings(values) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", 'source "$0" && exec cargo run -q -p tiktok-edge-core --bin check-settings', path.join(ROOT, "scripts/env.sh")], {
+      cwd: ROOT, stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => { stdout += d; });
+    child.stderr.on("data", (d) => { stderr += d; });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      let health;
+      try { health = JSON.parse(stdout); } catch { /* reported below */ }
+      if (code === 0 && health?.problems) return resolve(health);
+      reject(new Problem(`the settings could not be checked (cargo run -p tiktok-edge-core --bin check-settings exited ${code}): ${stderr.trim().split("\n").slice(-5).join("\n")}`,
+        "install Rust with rustup and run `bash scripts/setup.sh` once"));
+    });
+    child.stdin.end(JSON.stringify(values));
+  });
+}
+
+/**
+ * Questions at the terminal: `ask(question, { hidden })` resolves to the line typed. A hidden
+ * answer (a secret) is read with the terminal's echo off, so it never shows on screen or in a
+ * recording of it; from a pipe nothing is echoed anyway. `ask.close()` lets the process end.
+ */
+export function prompter({ input = process.stdin, output = process.stderr } = {}) {
+  let buffer = "";
+  let pending = null;
+  let ended = false;
+  const tty = Boolean(input.isTTY && input.setRawMode);
+  const settle = (answer) => {
+    const { resolve, reject, hidden } = pending;
+    pending = null;
+    input.pause();
+    if (tty) input.setRawMode(false);
+    if (hidden) output.write("\n");
+    if (answer === null) reject(new Problem("stopped at the prompt", "run this again when ready"));
+    else resolve(answer);
+  };
+  const drain = () => {
+    if (!pending) return;
+    for (let i = 0; i < buffer.length; i++) {
+      const c = buffer[i];
+      if (c === "\u0003") { buffer = ""; return settle(null); }
+      if (c === "\r" || c === "\n") {
+        const typed = buffer.slice(0, i);
+        buffer = buffer.slice(i + (c === "\r" && buffer[i + 1] === "\n" ? 2 : 1));
+        // Raw mode passes backspace through: apply it.
+        return settle([...typed].reduce((line, ch) => (ch === "\u007f" || ch === "\b" ? line.slice(0, -1) : line + ch), ""));
+      }
+    }
+    if (ended) { const rest = buffer; buffer = ""; settle(rest); }
+  };
+  let listening = false;
+  const ask = (question, { hidden = false } = {}) => new Promise((resolve, reject) => {
+    if (!listening) {
+      // Only once asked: a listener would keep a non-interactive run reading stdin.
+      listening = true;
+      input.on("data", (chunk) => { buffer += chunk.toString("utf8"); drain(); });
+      input.on("end", () => { ended = true; if (pending) drain(); });
+    }
+    pending = { resolve, reject, hidden };
+    // Echo off before the question shows, so nothing typed after it is echoed.
+    if (tty) input.setRawMode(hidden);
+    output.write(question);
+    input.resume();
+    drain();
+  });
+  ask.close = () => { if (listening) input.pause(); };
+  return ask;
+}

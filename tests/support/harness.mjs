@@ -40,8 +40,16 @@ export async function startServer(handler) {
 /** The window of the local rate limiters, in seconds (Miniflare allows 10 or 60). */
 const RATE_PERIOD_S = 60;
 
-/** Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across instances. */
-export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true } = {}) {
+/** The shop's hostname when a test plays a Cloudflare route (`routedTo`). */
+export const ROUTED_HOST = "shop.example.com";
+
+/**
+ * Starts the Worker with `bindings` (vars and secrets). `persistDir` keeps KV/DO state across
+ * instances. `routedTo`: the Worker runs on a Cloudflare route of https://shop.example.com in
+ * front of that origin: requests reach it with their URL on the shop's hostname, and a fetch
+ * of that URL goes to the origin (everything else the Worker fetches goes where it says).
+ */
+export async function startWorker({ bindings = {}, persistDir, collectLimit = 120, shopLimit = 100_000, sessions = true, routedTo } = {}) {
   const logs = []; // every line the Worker logged, for tests that check what logs may contain
   const mf = new Miniflare({
     handleStructuredLogs: ({ message, level }) => {
@@ -68,6 +76,14 @@ export async function startWorker({ bindings = {}, persistDir, collectLimit = 12
     kvPersist: persistDir ? path.join(persistDir, "kv") : false,
     durableObjectsPersist: persistDir ? path.join(persistDir, "do") : false,
     bindings,
+    ...(routedTo ? {
+      upstream: `https://${ROUTED_HOST}`,
+      outboundService: (request) => {
+        const url = new URL(request.url);
+        if (url.hostname !== ROUTED_HOST) return fetch(request);
+        return fetch(`${routedTo}${url.pathname}${url.search}`, { method: request.method, headers: request.headers, body: request.body, redirect: "manual", duplex: "half" });
+      },
+    } : {}),
   });
   const base = await mf.ready;
   return {

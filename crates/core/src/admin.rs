@@ -41,6 +41,7 @@ th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertic
 .bar i{display:block;height:100%;background:var(--bar);border-radius:4px}\
 svg{width:100%;max-width:760px;height:auto}svg rect{fill:var(--bar)}svg text{font-size:10px;fill:var(--mute)}svg line{stroke:var(--line)}\
 code,pre{font-size:.9em}code,time{white-space:nowrap}pre{white-space:pre-wrap;word-break:break-all;max-width:70ch}\
+.banner{border:2px solid var(--bad);border-radius:6px;padding:6px 12px;margin:8px 0}.banner ul{margin:.3em 0;padding-left:1.2em}\
 </style>";
 
 /// `s` safe to place in HTML text and in quoted attribute values.
@@ -97,6 +98,7 @@ fn render(out: &mut String, r: &AdminReport, prefix: &str) -> fmt::Result {
     );
     out.push_str(STYLE);
     out.push_str("</head><body>");
+    banner(out, &r.health)?;
     header(out, r)?;
     counts(out, r)?;
     hourly_chart(out, r)?;
@@ -111,6 +113,32 @@ fn render(out: &mut String, r: &AdminReport, prefix: &str) -> fmt::Result {
         "<footer><h2>JSON</h2><p>The same report as JSON: <a href=\"{json}\">{json}</a> \
          (send the same ADMIN_TOKEN).</p></footer></body></html>"
     )
+}
+
+/// What is wrong, first: every problem `/tt/health` reports (a setting that is invalid or
+/// missing, webhooks refused since the last accepted one), in a banner above everything.
+fn banner(out: &mut String, health: &serde_json::Value) -> fmt::Result {
+    let problems = health["problems"].as_array().map_or(&[][..], Vec::as_slice);
+    let status = health["status"].as_str().unwrap_or("ok");
+    if status == "ok" || problems.is_empty() {
+        return Ok(());
+    }
+    write!(
+        out,
+        "<div class=\"banner bad\" role=\"alert\"><b>Status: {}</b> (as <code>/tt/health</code> \
+         reports it)<ul>",
+        escape(status)
+    )?;
+    for p in problems {
+        write!(
+            out,
+            "<li><code>{}</code>: {}</li>",
+            escape(p["name"].as_str().unwrap_or("?")),
+            escape(p["message"].as_str().unwrap_or("")),
+        )?;
+    }
+    out.push_str("</ul></div>");
+    Ok(())
 }
 
 fn header(out: &mut String, r: &AdminReport) -> fmt::Result {
@@ -436,7 +464,7 @@ fn parked(out: &mut String, parked: &[Parked], count: &ParkedCount) -> fmt::Resu
 /// Which settings are present (never their values) and what is wrong with them.
 fn config_check(out: &mut String, health: &serde_json::Value) -> fmt::Result {
     section(out, "Config check");
-    let Some(settings) = health["config"].as_object() else {
+    let Some(settings) = health["settings"].as_object() else {
         return empty(out, "no health report");
     };
     let flag = |name: &str| {
@@ -454,15 +482,15 @@ fn config_check(out: &mut String, health: &serde_json::Value) -> fmt::Result {
         flag("tiktok_configured"),
         flag("webhook_secret_configured"),
     )?;
-    for (name, present) in settings {
+    for (name, state) in settings {
         write!(
             out,
             "<tr><th><code>{}</code></th>{}</tr>",
             escape(name),
-            if present.as_bool() == Some(true) {
-                "<td class=\"ok\">✓ set</td>"
-            } else {
-                "<td class=\"z\">– not set</td>"
+            match state.as_str() {
+                Some("set") => "<td class=\"ok\">✓ set</td>",
+                Some("invalid") => "<td class=\"bad\">✗ invalid</td>",
+                _ => "<td class=\"z\">– not set</td>",
             },
         )?;
     }
@@ -741,7 +769,8 @@ mod tests {
             digest: evil.into(),
         }];
         r.health = serde_json::json!({
-            "config": { evil: true },
+            "status": evil,
+            "settings": { evil: "set" },
             "problems": [{ "name": evil, "message": evil }],
         });
         let html = render_html(&r, "/tt\"><script>");
@@ -773,7 +802,8 @@ mod tests {
         r.health = serde_json::json!({
             "tiktok_configured": false,
             "webhook_secret_configured": true,
-            "config": { "TIKTOK_PIXEL_ID": true, "ADMIN_TOKEN": false },
+            "status": "misconfigured",
+            "settings": { "TIKTOK_PIXEL_ID": "set", "ADMIN_TOKEN": "not_set", "ROUTE_PREFIX": "invalid" },
             "problems": [{ "name": "ROUTE_PREFIX", "message": "must start with /" }],
         });
         let html = render_html(&r, "/tt");
@@ -784,8 +814,19 @@ mod tests {
         assert!(
             html.contains("<tr><th>Shopify webhook secret</th><td class=\"ok\">✓ yes</td></tr>")
         );
+        assert!(html.contains(
+            "<tr><th><code>ROUTE_PREFIX</code></th><td class=\"bad\">✗ invalid</td></tr>"
+        ));
         assert!(html.contains("<li><code>ROUTE_PREFIX</code>: must start with /</li>"));
         assert!(html.contains("<span class=\"badge bad\">off</span>"));
+        let banner =
+            html.find("<div class=\"banner bad\" role=\"alert\"><b>Status: misconfigured</b>");
+        assert!(
+            banner.is_some_and(|at| at < html.find("<header>").unwrap()),
+            "{html}"
+        );
+        r.health["status"] = "ok".into();
+        assert!(!render_html(&r, "/tt").contains("class=\"banner"));
     }
 
     #[test]

@@ -366,6 +366,17 @@ mod tests {
     }
 
     #[test]
+    fn a_null_currency_counts_as_absent() {
+        // Shopify's checkout can give `currencyCode: null`; an older pasted pixel sends it.
+        let body = br#"{"event":"InitiateCheckout","event_id":"ic:tok","properties":{"currency":null,"value":"37.00",
+            "contents":[{"content_id":"42001234567890123","quantity":2,"price":"18.50"}]}}"#;
+        let e = parse(body, "Purchase", &visit()).unwrap().event;
+        assert_eq!(e.properties.currency, None);
+        let json = serde_json::to_string(&e.properties).unwrap();
+        assert!(!json.contains("currency"), "{json}");
+    }
+
+    #[test]
     fn add_to_cart_is_enriched_from_the_request() {
         let body = br#"{"event":"AddToCart","event_id":"atc-1","page":{"url":"https://shop.example/products/mug","referrer":"javascript:alert(1)"},
             "properties":{"currency":"USD","contents":[{"content_id":"42001234567890123","content_name":"Mug","quantity":2,"price":"18.50"}],"market_handle":"us","market_id":23505895537}}"#;

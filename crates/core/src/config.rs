@@ -7,7 +7,7 @@ use crate::error::Error;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
-/// `/tt/health` reports which of these are present (never their values).
+/// `/tt/health` reports each one's state: set, not set or invalid (never its value).
 pub const NAMES: &[&str] = &[
     "TIKTOK_PIXEL_ID",
     "TIKTOK_ACCESS_TOKEN",
@@ -153,6 +153,9 @@ impl fmt::Display for Problem {
 pub const ADMIN_FEATURE: &str = "the admin page";
 /// What a missing or invalid `SHOPIFY_SHOP_DOMAIN` turns off.
 pub const WEBHOOKS_FEATURE: &str = "webhooks";
+/// What an invalid `ORIGIN_URL` turns off: the shop's traffic goes to the request's own URL
+/// instead (on a Cloudflare route, the origin behind it), never an error to shoppers.
+pub const ORIGIN_FEATURE: &str = "forwarding to ORIGIN_URL";
 
 /// All the invalid settings found at once, so an operator fixes them in one go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +252,11 @@ impl Config {
                 Some(WEBHOOKS_FEATURE),
                 parse_shop_domain,
             ),
-            origin: r.parse("ORIGIN_URL", parse_origin),
+            origin: r.parse_for("ORIGIN_URL", Some(ORIGIN_FEATURE), |v| {
+                parse_origin(v).map_err(|e| {
+                    format!("{e}; meanwhile the shop's traffic goes to the request's own URL")
+                })
+            }),
             route_prefix: r
                 .parse("ROUTE_PREFIX", parse_route_prefix)
                 .unwrap_or_else(|| DEFAULT_ROUTE_PREFIX.to_string()),
@@ -346,20 +353,17 @@ fn shop_domain_unset() -> Problem {
 }
 
 /// The passthrough origin alone, so the storefront keeps working when some other setting
-/// is invalid (tracking is then off, but a typo must never take the shop down).
-pub fn origin_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Origin>, Error> {
+/// is invalid (tracking is then off, but a typo must never take the shop down). An invalid
+/// `ORIGIN_URL` counts as unset: the shop's traffic goes to the request's own URL.
+pub fn origin_from(lookup: &dyn Fn(&str) -> Option<String>) -> Option<Origin> {
     let mut r = Reader {
         lookup,
         problems: Vec::new(),
     };
-    let origin = r.parse("ORIGIN_URL", parse_origin);
-    match r.problems.pop() {
-        Some(p) => Err(Error::Origin(p)),
-        None => Ok(origin),
-    }
+    r.parse("ORIGIN_URL", parse_origin)
 }
 
-/// Which of [`NAMES`] are set (non-empty), for `/tt/health`.
+/// Which of [`NAMES`] are set (non-empty), for `/tt/health`'s settings.
 pub fn presence(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, bool)> {
     NAMES
         .iter()
@@ -704,6 +708,17 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_origin_falls_back_to_the_requests_own_url() {
+        let lookup = |k: &str| (k == "ORIGIN_URL").then(|| "https://shop.example/path".to_string());
+        let c = Config::from_lookup(&lookup).expect("tracking works on");
+        assert!(c.origin.is_none(), "the request's own URL");
+        let p = c.degraded("ORIGIN_URL").unwrap();
+        assert_eq!(p.disables, Some(ORIGIN_FEATURE));
+        assert!(p.message.contains("the request's own URL"), "{p}");
+        assert!(origin_from(&lookup).is_none());
+    }
+
+    #[test]
     fn route_prefix_rules() {
         for good in ["/tt", "/apps/tt", "/_t.t-1"] {
             assert!(parse_route_prefix(good).is_ok(), "{good}");
@@ -722,7 +737,7 @@ mod tests {
         };
         assert!(Config::from_lookup(&lookup).is_err());
         assert_eq!(
-            origin_from(&lookup).unwrap().unwrap().as_str(),
+            origin_from(&lookup).unwrap().as_str(),
             "http://localhost:9000"
         );
     }

@@ -12,8 +12,6 @@ use crate::config::{ConfigError, Problem};
 pub enum Error {
     /// Settings that all tracking needs are invalid: tracking is off (the storefront works).
     Config(ConfigError),
-    /// `ORIGIN_URL` is invalid, so the shop cannot be reached at all.
-    Origin(Problem),
     /// A setting that one feature needs is missing or invalid: that feature is off
     /// ([`Problem::disables`]), the rest works.
     FeatureOff(Problem),
@@ -71,10 +69,6 @@ impl fmt::Display for Error {
                 f,
                 "{e}; tracking is off until each is fixed: {SET} (/tt/health lists them)"
             ),
-            Error::Origin(p) => write!(
-                f,
-                "{p}; the shop cannot be reached until it is fixed: {SET}"
-            ),
             Error::FeatureOff(p) => write!(f, "{p}; {SET}"),
             Error::Collect(e) => write!(
                 f,
@@ -131,11 +125,6 @@ mod tests {
                 Error::from(config.clone()),
                 config.to_string(),
                 "/tt/health",
-            ),
-            (
-                Error::Origin(problem.clone()),
-                problem.to_string(),
-                "wrangler",
             ),
             (
                 Error::FeatureOff(problem.clone()),

@@ -11,6 +11,8 @@ pub const RESOURCE_PREFIX: &str = "resource:";
 pub const PARKED_PREFIX: &str = "parked:";
 /// KV key of the queue's pause, as a shard last reported it.
 pub const PAUSE: &str = "queue:paused";
+/// KV key of the webhooks refused since the last accepted one (`refusals::Refused`).
+pub const WEBHOOKS_REFUSED: &str = "webhooks:refused";
 
 /// Whether session id `sid` is a declined visitor's (it stands for no `_ttp`).
 pub fn is_declined(sid: &str) -> bool {

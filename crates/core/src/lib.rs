@@ -20,6 +20,7 @@ pub mod money;
 pub mod privacy;
 pub mod proof;
 pub mod queue;
+pub mod refusals;
 pub mod routes;
 pub mod session;
 pub mod shopify;

@@ -81,6 +81,22 @@ pub fn passthrough_target(prefix: &str, origin: Option<&Origin>, url: &str) -> O
     Some(origin.map_or_else(|| url.to_string(), |o| o.join(path_and_query)))
 }
 
+/// Whether a fetch of `url` itself can reach the shop: on a Cloudflare route it goes to the
+/// origin behind the route; a local Worker's own address (loopback) only leads back to the
+/// Worker, so without a usable `ORIGIN_URL` it would call itself forever.
+pub fn own_url_reaches_origin(url: &str) -> bool {
+    let Ok(parts) = urls::split_http_url(url) else {
+        return false;
+    };
+    let host = parts.host.to_ascii_lowercase();
+    // No std::net parser (wasm size): IPv4 loopback is 127.0.0.0/8, written as digits and dots.
+    let ipv4_loopback =
+        host.starts_with("127.") && host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    !(ipv4_loopback
+        || matches!(host.as_str(), "localhost" | "[::1]" | "0.0.0.0" | "[::]")
+        || host.ends_with(".localhost"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +187,7 @@ mod tests {
     fn the_shops_traffic_goes_to_the_origin_with_its_path_and_query() {
         let lookup =
             |name: &str| (name == "ORIGIN_URL").then(|| "http://127.0.0.1:8787".to_string());
-        let origin = crate::config::origin_from(&lookup).unwrap();
+        let origin = crate::config::origin_from(&lookup);
         let cases = [
             (
                 "/tt",
@@ -215,6 +231,28 @@ mod tests {
             Some("https://shop.example/cart?a=b"),
             "without ORIGIN_URL the request's own URL"
         );
+    }
+
+    #[test]
+    fn only_a_routed_hostname_reaches_the_origin_through_its_own_url() {
+        for url in [
+            "https://shop.example.com/products/mug",
+            "http://shop.example:8080/",
+            "https://127.example.com/",
+        ] {
+            assert!(own_url_reaches_origin(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8787/products/mug",
+            "http://localhost:8787/",
+            "http://LOCALHOST/",
+            "http://app.localhost/",
+            "http://[::1]:8787/",
+            "http://0.0.0.0:8787/",
+            "not a url",
+        ] {
+            assert!(!own_url_reaches_origin(url), "{url}");
+        }
     }
 
     #[test]

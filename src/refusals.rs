@@ -1,0 +1,68 @@
+//! Counting refused webhooks (`tiktok_edge_core::refusals`): this isolate's tally in memory,
+//! the shop's record in KV, written after the answer (`waitUntil`), never delaying it.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use tiktok_edge_core::config::Config;
+use tiktok_edge_core::refusals::{self, Counts, Flush, Refusal, Tally};
+use worker::{console_error, console_log, Context, Date, Delay, Env};
+
+use crate::store::Store;
+
+thread_local! {
+    static TALLY: RefCell<Tally> = RefCell::new(Tally::default());
+}
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+/// A webhook refused for `reason`: counted, and written now or within the interval.
+pub fn refused(env: &Env, ctx: &Context, config: &Config, reason: Refusal) {
+    // One line per refusal, so `wrangler tail` shows them too (no header or body values).
+    let what = match reason {
+        Refusal::BadHmac => "bad_hmac",
+        Refusal::WrongShop => "wrong_shop",
+    };
+    console_log!("{{\"event\":\"webhook_refused\",\"reason\":\"{what}\"}}");
+    let Ok(store) = Store::new(env) else { return };
+    let setup = refusals::setup_of(config);
+    let flush = TALLY.with(|t| t.borrow_mut().refused(reason, now_ms()));
+    ctx.wait_until(async move {
+        let counts = match flush {
+            Flush::Now(counts) => counts,
+            Flush::Later(ms) => {
+                Delay::from(Duration::from_millis(ms)).await;
+                TALLY.with(|t| t.borrow_mut().due(now_ms()))
+            }
+            Flush::Scheduled | Flush::Held => return,
+        };
+        if counts == Counts::default() {
+            return;
+        }
+        if let Err(e) = store.add_refused_webhooks(&setup, counts, now_ms()).await {
+            TALLY.with(|t| t.borrow_mut().unwritten(counts));
+            console_error!(
+                "{{\"event\":\"refusal_count_failed\",\"error\":{:?}}}",
+                e.to_string()
+            );
+        }
+    });
+}
+
+/// A webhook accepted (signed, from the shop): the refusals before it no longer count.
+pub fn accepted(env: &Env, ctx: &Context) {
+    if !TALLY.with(|t| t.borrow_mut().accepted(now_ms())) {
+        return;
+    }
+    let Ok(store) = Store::new(env) else { return };
+    ctx.wait_until(async move {
+        if let Err(e) = store.clear_refused_webhooks().await {
+            console_error!(
+                "{{\"event\":\"refusal_count_failed\",\"error\":{:?}}}",
+                e.to_string()
+            );
+        }
+    });
+}
