@@ -129,6 +129,13 @@ fn banner(out: &mut String, health: &serde_json::Value) -> fmt::Result {
          reports it)<ul>",
         escape(status)
     )?;
+    problem_items(out, problems)?;
+    out.push_str("</ul></div>");
+    Ok(())
+}
+
+/// Health's problems as list items: the setting (or webhooks) and how to fix it.
+fn problem_items(out: &mut String, problems: &[serde_json::Value]) -> fmt::Result {
     for p in problems {
         write!(
             out,
@@ -137,7 +144,6 @@ fn banner(out: &mut String, health: &serde_json::Value) -> fmt::Result {
             escape(p["message"].as_str().unwrap_or("")),
         )?;
     }
-    out.push_str("</ul></div>");
     Ok(())
 }
 
@@ -500,14 +506,7 @@ fn config_check(out: &mut String, health: &serde_json::Value) -> fmt::Result {
         return empty(out, "no problems with the settings");
     }
     out.push_str("<ul class=\"bad\">");
-    for p in problems {
-        write!(
-            out,
-            "<li><code>{}</code>: {}</li>",
-            escape(p["name"].as_str().unwrap_or("?")),
-            escape(p["message"].as_str().unwrap_or("")),
-        )?;
-    }
+    problem_items(out, problems)?;
     out.push_str("</ul>");
     Ok(())
 }
