@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   startShop, waitFor, adminJson, deliverWebhook, loadFixture, big, toJson, signWebhook, postCollect,
-  settled, inOneRateWindow, setCookieValue, ADMIN_TOKEN,
+  settled, inOneRateWindow, setCookieValue, cookieJar, ADMIN_TOKEN,
 } from "./support/harness.mjs";
 
 const PURCHASE = "Purchase";
@@ -17,23 +17,6 @@ const ALLOWLIST = new Set([
 /** The budget of KV writes per client and minute: COLLECT_RATE_LIMITER's limit, as in wrangler.toml. */
 const BUDGET = 120;
 const TAG = '<script src="/tt/pixel.js" async></script>';
-
-/** A browser's cookies: sends them, and takes what each answer sets (Max-Age=0 deletes). */
-function cookieJar(initial = {}) {
-  const cookies = new Map(Object.entries(initial));
-  return {
-    get: (name) => cookies.get(name),
-    header: () => [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-    take(res) {
-      for (const line of res.headers.getSetCookie()) {
-        const [pair] = line.split(";");
-        const name = pair.slice(0, pair.indexOf("="));
-        if (/Max-Age=0(;|$)/.test(line)) cookies.delete(name);
-        else cookies.set(name, pair.slice(name.length + 1));
-      }
-    },
-  };
-}
 
 async function navigate(env, jar, path, ip = "203.0.113.61") {
   const res = await env.worker.fetch(path, { headers: { cookie: jar.header(), "cf-connecting-ip": ip, "user-agent": "AbuseTest/1.0" } });

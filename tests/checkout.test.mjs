@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   startShop, waitFor, adminJson, deliverWebhook, loadFixture, big, setCookieLine, postCollect, settled,
+  cookieJar,
 } from "./support/harness.mjs";
 
 const PURCHASE = "Purchase";
@@ -16,23 +17,6 @@ async function shop() {
   // Browser copies of checkout steps would wait a minute for their webhook: long enough that
   // nothing in a test goes out alone.
   return startShop({ bindings: { PURCHASE_EVENT_NAME: PURCHASE, WEBHOOK_WAIT_MS: "60000" } });
-}
-
-/** A browser's cookies: sends them, and takes what each answer sets (Max-Age=0 deletes). */
-function cookieJar(initial = {}) {
-  const cookies = new Map(Object.entries(initial));
-  return {
-    get: (name) => cookies.get(name),
-    header: () => [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-    take(res) {
-      for (const line of res.headers.getSetCookie()) {
-        const [pair] = line.split(";");
-        const name = pair.slice(0, pair.indexOf("="));
-        if (/Max-Age=0(;|$)/.test(line)) cookies.delete(name);
-        else cookies.set(name, pair.slice(name.length + 1));
-      }
-    },
-  };
 }
 
 async function navigate(env, jar, path) {

@@ -21,23 +21,8 @@ const storefront = (req, res) => {
   res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PRODUCT_PAGE);
 };
 
-/** Runs the command with settings in a scratch settings file; resolves { code, out }. */
-async function runDoctor(shopUrl, settings) {
-  const dir = mkdtempSync(path.join(tmpdir(), "doctor-test-"));
-  const envFile = path.join(dir, "deploy.env");
-  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
-  try {
-    const { stdout } = await promisify(execFile)("node", ["scripts/doctor.mjs", shopUrl], {
-      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile, DEV_VARS_FILE: path.join(dir, "none") }, timeout: 60_000,
-    });
-    return { code: 0, out: stdout };
-  } catch (e) {
-    if (typeof e.code !== "number") throw e;
-    return { code: e.code, out: e.stdout + e.stderr };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+/** Runs the command for `shopUrl` with settings in a scratch settings file; resolves { code, out }. */
+const runDoctor = (shopUrl, settings) => runDoctorWith([shopUrl], { settings });
 
 const operatorSettings = (shopify) => ({
   SHOPIFY_STORE: "demo.myshopify.com", SHOPIFY_ADMIN_TOKEN: SHOPIFY_TOKEN, SHOPIFY_ADMIN_API_BASE: shopify.url, ADMIN_TOKEN,

@@ -261,6 +261,23 @@ export const setCookieValue = (res, name) =>
 export const setCookieLine = (res, name) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
 
 /** POSTs `body` (an object, or a raw string or bytes) to /tt/collect as a page would, with `headers` added. */
+/** A browser's cookies: sends them, and takes what each answer sets (Max-Age=0 deletes). */
+export function cookieJar(initial = {}) {
+  const cookies = new Map(Object.entries(initial));
+  return {
+    get: (name) => cookies.get(name),
+    header: () => [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
+    take(res) {
+      for (const line of res.headers.getSetCookie()) {
+        const [pair] = line.split(";");
+        const name = pair.slice(0, pair.indexOf("="));
+        if (/Max-Age=0(;|$)/.test(line)) cookies.delete(name);
+        else cookies.set(name, pair.slice(name.length + 1));
+      }
+    },
+  };
+}
+
 export const postCollect = (worker, body, headers = {}) => worker.fetch("/tt/collect", {
   method: "POST",
   headers: { "content-type": "application/json", ...headers },
