@@ -956,7 +956,8 @@ mod tests {
         let full = format!("Max-Age={}", 30 * DAY);
         assert!(cookie_named(&p, "ttclid")
             .is_some_and(|c| c.starts_with("ttclid=E.C.P.late;") && c.ends_with(&full)));
-        assert!(cookie_named(&p, CLICK_COOKIE).is_some_and(|c| c.starts_with(&format!("_tt_click={NOW};"))));
+        assert!(cookie_named(&p, CLICK_COOKIE)
+            .is_some_and(|c| c.starts_with(&format!("_tt_click={NOW};"))));
         let (sid, s) = p.session.clone().unwrap();
         assert_eq!(
             (sid.as_str(), s.browser.ttclid.as_deref()),
@@ -971,10 +972,17 @@ mod tests {
             ttp_cookie: Some("T_.tt.1".into()),
             ..second.clone()
         };
-        let p = consent_plan(&tracked_before, Choice::Granted, None, &opt_in, || {
-            unreachable!()
-        });
-        assert_eq!(p.session.unwrap().1.browser.ttclid.as_deref(), Some("E.C.P.late"));
+        let p = consent_plan(
+            &tracked_before,
+            Choice::Granted,
+            None,
+            &opt_in,
+            || unreachable!(),
+        );
+        assert_eq!(
+            p.session.unwrap().1.browser.ttclid.as_deref(),
+            Some("E.C.P.late")
+        );
         assert_eq!(p.links, click_link(Some("E.C.P.late".into()), "T_.tt.1"));
         let known = Visit {
             ttclid_cookie: Some("E.C.P.late".into()),

@@ -136,7 +136,10 @@ mod tests {
         assert_eq!(linked_session(AMBIGUOUS.into()), None);
         assert_eq!(linked_session(String::new()), None);
         assert_eq!(linked_session("A_.tt.1".into()).as_deref(), Some("A_.tt.1"));
-        assert!(!crate::edge::plausible(AMBIGUOUS), "no session id can be the marker");
+        assert!(
+            !crate::edge::plausible(AMBIGUOUS),
+            "no session id can be the marker"
+        );
     }
 
     #[test]

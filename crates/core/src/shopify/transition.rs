@@ -497,7 +497,10 @@ mod tests {
         assert_eq!(out.link_checkout, Some((token.into(), SID.into())));
         assert!(out.held.sessions.contains(SID));
         assert!(out.held.checkouts.contains(token));
-        assert!(out.held.clicks.contains("E.C.P.landing123"), "its landing_site's click");
+        assert!(
+            out.held.clicks.contains("E.C.P.landing123"),
+            "its landing_site's click"
+        );
         assert!(out
             .held
             .carts
@@ -645,14 +648,26 @@ mod tests {
         let none = serde_json::json!([]);
         for (topic, body) in [("checkouts/create", CHECKOUT), ("orders/create", ORDER)] {
             let cases = [
-                ("/products/mug?ttclid=E.C.P.site&x=1".into(), attr.clone(), Some("E.C.P.site")),
+                (
+                    "/products/mug?ttclid=E.C.P.site&x=1".into(),
+                    attr.clone(),
+                    Some("E.C.P.site"),
+                ),
                 (serde_json::Value::Null, attr.clone(), Some("E.C.P.attr")),
                 ("/products/mug".into(), attr.clone(), Some("E.C.P.attr")),
-                ("/?ttclid=E.C.P.site".into(), none.clone(), Some("E.C.P.site")),
+                (
+                    "/?ttclid=E.C.P.site".into(),
+                    none.clone(),
+                    Some("E.C.P.site"),
+                ),
                 ("/".into(), none.clone(), None),
                 // Nothing a cookie could not hold becomes a KV key.
                 ("/?ttclid=a%3Bb".into(), none.clone(), None),
-                (format!("/?ttclid={}", "x".repeat(513)).into(), none.clone(), None),
+                (
+                    format!("/?ttclid={}", "x".repeat(513)).into(),
+                    none.clone(),
+                    None,
+                ),
             ];
             for (landing, attrs, click) in cases {
                 let got = with(topic, body, landing.clone(), attrs);
@@ -660,7 +675,11 @@ mod tests {
             }
         }
         let (_, cart) = delivery("carts/update", CART);
-        assert_eq!(JoinKeys::of(&cart).click, None, "a cart joins by its own keys");
+        assert_eq!(
+            JoinKeys::of(&cart).click,
+            None,
+            "a cart joins by its own keys"
+        );
     }
 
     #[test]

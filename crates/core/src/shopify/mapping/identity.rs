@@ -43,7 +43,8 @@ pub fn landing_click(landing_site: Option<&str>, attrs: &[NoteAttribute]) -> Opt
 /// carried and the click of its landing page (a checkout has no IP or user agent).
 pub fn session_from_checkout(checkout: &Checkout) -> Session {
     let mut session = session_from_attributes(&checkout.note_attributes);
-    session.browser.ttclid = landing_click(checkout.landing_site.as_deref(), &checkout.note_attributes);
+    session.browser.ttclid =
+        landing_click(checkout.landing_site.as_deref(), &checkout.note_attributes);
     session
 }
 
