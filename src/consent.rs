@@ -3,12 +3,13 @@
 //! identifiers and expires the tracking cookies.
 
 use tiktok_edge_core::config::Config;
-use tiktok_edge_core::consent::Report;
+use tiktok_edge_core::consent::{Choice, Report};
 use tiktok_edge_core::edge;
 use tiktok_edge_core::json;
 use worker::{Env, Request};
 
 use crate::failure::{Failure, Outcome};
+use crate::limits::PageBudget;
 use crate::respond;
 use crate::store::Store;
 use crate::visitor::{self, with_cookies};
@@ -42,6 +43,14 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
         None => None,
     };
     let plan = edge::consent_plan(&visit, choice, stored, config, visitor::fresh_ttp);
+    // A consent given starts tracking as a page would: its writes (the session, the click's
+    // link) within the client's page-write budget. A refusal is always written.
+    let plan = match choice {
+        Choice::Denied => plan,
+        Choice::Granted | Choice::Limited => {
+            PageBudget::new(env, visit.ip.as_deref()).cover(plan).await
+        }
+    };
     // Written before answering: a refusal must hold for the order that may follow at once.
     visitor::remember(&store, &plan).await?;
     let resp = respond::json(200, &serde_json::json!({ "consent": choice.as_str() }))?;

@@ -191,9 +191,14 @@ impl Store {
         Ok(self.kv.delete(key).await?)
     }
 
-    /// Deletes the sessions and join links a resource held.
+    /// Deletes the sessions and join links a resource held, the link of each session's own click
+    /// included (whoever else it leads to: the click id is the visitor's).
     pub async fn forget(&self, held: &Held) -> Result<()> {
         for sid in &held.sessions {
+            let click = self.session(sid).await?.and_then(|s| s.browser.ttclid);
+            if let Some(click) = click {
+                self.delete(&keys::click(&click)).await?;
+            }
             self.delete(&keys::session(sid)).await?;
         }
         for cart in &held.carts {

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startShop, waitFor, deliverWebhook, loadFixture, big, settled, postCollect,
+  startShop, waitFor, deliverWebhook, loadFixture, big, settled, postCollect, inOneRateWindow,
 } from "./support/harness.mjs";
 
 const PURCHASE = "Purchase";
@@ -217,6 +217,40 @@ test("a consent report's click: kept as on a landing for the reporting visitor o
     const session = JSON.parse(await store.get(`session:${ttp}`));
     assert.equal(session.ttclid, "E.C.P.late1");
     assert.equal(session.ip, "203.0.113.66");
+  } finally {
+    await env.close();
+  }
+});
+
+test("a consent given writes within the client's page-write budget; a refusal is written whatever the budget", async () => {
+  // Two KV writes per address and minute: one landing with a click spends them.
+  const env = await startShop({ collectLimit: 2, bindings: { CONSENT_DEFAULT: "denied", WEBHOOK_WAIT_MS: "60000" } });
+  try {
+    await inOneRateWindow(async () => {
+      const spender = browser("203.0.113.70", "Spender/1.0", { _tt_consent: "granted" });
+      await navigate(env, spender, "/products/mug?ttclid=E.C.P.spent");
+      await kvValue(env, "click:E.C.P.spent");
+      const late = browser("203.0.113.70", "Late/2.0");
+      const consent = (body) => env.worker.fetch("/tt/consent", {
+        method: "POST",
+        headers: { "content-type": "application/json", "cf-connecting-ip": late.ip, referer: "https://shop.example/" },
+        body: JSON.stringify(body),
+      });
+      const res = await consent({ marketing: true, sale_of_data: true, ttclid: "E.C.P.overbudget" });
+      assert.equal(res.status, 200);
+      late.take(res);
+      assert.equal(late.get("ttclid"), "E.C.P.overbudget", "the visitor's own cookies are set all the same");
+      const store = await kv(env);
+      assert.equal(await store.get("click:E.C.P.overbudget"), null, "no write over the budget");
+      assert.equal(await store.get(`session:${late.get("_ttp")}`), null);
+      const refusal = await env.worker.fetch("/tt/consent", {
+        method: "POST",
+        headers: { "content-type": "application/json", "cf-connecting-ip": "203.0.113.70", cookie: "cart=c1-overbudget0000000000000000001", referer: "https://shop.example/" },
+        body: JSON.stringify({ marketing: false }),
+      });
+      assert.equal(refusal.status, 200);
+      assert.match(await store.get("cart:c1-overbudget0000000000000000001"), /^declined-/);
+    });
   } finally {
     await env.close();
   }
