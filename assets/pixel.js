@@ -90,12 +90,26 @@
     return new Promise((resolve) => shopify.loadFeatures([{ name: 'consent-tracking-api', version: '0.1' }],
       (error) => resolve(!error && shopify.customerPrivacy ? choiceFromPrivacyApi(shopify.customerPrivacy) : unknown)));
   }
-  // Tells the Worker (cookie _tt_consent) when the visitor's choice is not what it last heard.
+  // The ad click the visitor arrived with, read now (never stored before the choice): this
+  // page's ?ttclid=, else its referrer's when the referrer is a page of this shop (the landing
+  // page, when the choice is made on the second page).
+  function arrivedWithClick() {
+    const ttclidOf = (url) => { try { return new URL(url).searchParams.get('ttclid') || ''; } catch (e) { return ''; } };
+    const referrer = document.referrer;
+    let sameHost = false;
+    try { sameHost = Boolean(referrer) && new URL(referrer).host === location.host; } catch (e) { /* not a URL */ }
+    return ttclidOf(location.href) || (sameHost ? ttclidOf(referrer) : '');
+  }
+  // Tells the Worker (cookie _tt_consent) when the visitor's choice is not what it last heard;
+  // a consent given brings the click along, for the Worker to keep as on a landing page.
   function report(choice) {
     if (choice.marketing === null) return Promise.resolve();
     const label = !choice.marketing ? 'denied' : choice.saleOfData === false ? 'limited' : 'granted';
     if (cookie('_tt_consent') === label) return Promise.resolve();
-    return sameOriginPost(CONFIG.prefix + '/consent', { marketing: choice.marketing, sale_of_data: choice.saleOfData });
+    const body = { marketing: choice.marketing, sale_of_data: choice.saleOfData };
+    const click = choice.marketing ? arrivedWithClick() : '';
+    if (click) body.ttclid = click;
+    return sameOriginPost(CONFIG.prefix + '/consent', body);
   }
   function decide(choice) {
     if (choice.saleOfData === false) limitedDataUse = true;

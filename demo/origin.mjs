@@ -239,6 +239,9 @@ export async function startDemoOrigin({ port = 0, workerUrl = "http://127.0.0.1:
         }
         return json(cartJson(cart));
       }
+      // A checkout page of Shopify's one-page checkout ("Buy it now" opens one for a new cart):
+      // it only has to pass the Worker; the test plays its webhooks.
+      if (/^\/checkouts\/cn\/[A-Za-z0-9_-]+$/.test(url.pathname)) return html(200, page("Checkout", "<h1>Checkout</h1>"));
       if (url.pathname === "/cart") {
         const cart = cartOf(req, res);
         const rows = cart.items.map((l) => `<li>${l.quantity} × ${escapeHtml(l.product.title)}</li>`).join("") || "<li>empty</li>";

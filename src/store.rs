@@ -7,7 +7,7 @@ use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::{Pause, PauseMirror};
 use tiktok_edge_core::refusals::{Counts, Refused};
 use tiktok_edge_core::session::Session;
-use tiktok_edge_core::shopify::checkout_url::JoinToken;
+use tiktok_edge_core::shopify::checkout_url::{self, JoinToken};
 use tiktok_edge_core::shopify::{self, ParkDecision, Parked, ParkedCount};
 use worker::{Env, KvStore, Result};
 
@@ -23,14 +23,6 @@ const MAX_KEY_BYTES: usize = 512;
 
 fn fits(key: &str) -> bool {
     key.len() <= MAX_KEY_BYTES
-}
-
-/// The KV key of a join link: a cart token or a checkout token pointing at a session id.
-fn link_key(token: &JoinToken) -> String {
-    match token {
-        JoinToken::Cart(t) => keys::cart(t),
-        JoinToken::Checkout(t) => keys::checkout(t),
-    }
 }
 
 pub struct Store {
@@ -135,26 +127,40 @@ impl Store {
         Ok(())
     }
 
+    /// Links `token` to session `sid`; a click as `checkout_url::claim_click` decides against
+    /// what its link holds (KV has no compare-and-set: two claims within KV's propagation
+    /// delay of each other may both find no link, and the later one wins).
     pub async fn link(&self, token: &JoinToken, sid: &str) -> Result<()> {
-        let key = link_key(token);
+        let key = token.key();
         if !fits(&key) {
             return Ok(());
         }
+        let value = match token {
+            JoinToken::Click(_) => {
+                let held = self.kv.get(&key).text().await?;
+                match checkout_url::claim_click(held.as_deref(), sid) {
+                    Some(value) => value,
+                    None => return Ok(()),
+                }
+            }
+            JoinToken::Cart(_) | JoinToken::Checkout(_) => sid.to_string(),
+        };
         self.kv
-            .put(&key, sid)?
+            .put(&key, value)?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
         Ok(())
     }
 
-    /// The session id a cart or checkout token leads to.
+    /// The session id a cart token, checkout token or click leads to.
     pub async fn linked(&self, token: &JoinToken) -> Result<Option<String>> {
-        let key = link_key(token);
+        let key = token.key();
         if !fits(&key) {
             return Ok(None);
         }
-        Ok(self.kv.get(&key).text().await?)
+        let value = self.kv.get(&key).text().await?;
+        Ok(value.and_then(checkout_url::linked_session))
     }
 
     /// Keeps the last good copy of TikTok's SDK, the fallback for outages. Each fetch renews it,
@@ -217,9 +223,14 @@ impl Store {
         Ok(self.kv.delete(key).await?)
     }
 
-    /// Deletes the sessions and join links a resource held.
+    /// Deletes the sessions and join links a resource held, the link of each session's own click
+    /// included (whoever else it leads to: the click id is the visitor's).
     pub async fn forget(&self, held: &Held) -> Result<()> {
         for sid in &held.sessions {
+            let click = self.session(sid).await?.and_then(|s| s.browser.ttclid);
+            if let Some(click) = click {
+                self.delete(&keys::click(&click)).await?;
+            }
             self.delete(&keys::session(sid)).await?;
         }
         for cart in &held.carts {
@@ -227,6 +238,9 @@ impl Store {
         }
         for checkout in &held.checkouts {
             self.delete(&keys::checkout(checkout)).await?;
+        }
+        for click in &held.clicks {
+            self.delete(&keys::click(click)).await?;
         }
         Ok(())
     }

@@ -54,6 +54,7 @@ pub fn visit_of(req: &web_sys::Request) -> Result<Visit> {
         checkout_marker: cookies::get(&jar, CHECKOUT_MARKER),
         proof_cookie: cookies::get(&jar, PROOF_COOKIE),
         click_cookie: cookies::get(&jar, CLICK_COOKIE),
+        reported_ttclid: None,
         ip: headers.get("CF-Connecting-IP")?,
         // Stored with the session and sent to TikTok: capped here, where it comes in.
         user_agent: text::capped(headers.get("User-Agent")?, text::MAX_USER_AGENT),

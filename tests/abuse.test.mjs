@@ -103,7 +103,7 @@ test("a landing URL with email=, phone= and a recovery key reaches neither TikTo
 /** KV keys a page view can write: sessions and join links. */
 async function pageKeys(env) {
   const { keys } = await (await kvOf(env)).list();
-  return keys.map((k) => k.name).filter((k) => /^(session|cart|checkout):/.test(k));
+  return keys.map((k) => k.name).filter((k) => /^(session|cart|checkout|click):/.test(k));
 }
 
 /**
@@ -125,14 +125,15 @@ async function flood(env, request) {
   const sentinelTtp = setCookieValue(sentinel, "_ttp");
   await sentinel.arrayBuffer();
   await waitFor("the sentinel's session", async () => (await pageKeys(env)).includes(`session:${sentinelTtp}`));
-  return (await pageKeys(env)).filter((k) => k !== `session:${sentinelTtp}`);
+  return (await pageKeys(env)).filter((k) => k !== `session:${sentinelTtp}` && k !== "click:E.C.P.sentinel");
 }
 
 test("300 page views from one client with fresh ?ttclid= write at most the client's budget of KV keys", async () => {
   const env = await startShop();
   try {
     const keys = await flood(env, (i) => ({ path: `/products/mug?ttclid=E.C.P.flood${i}` }));
-    assert.equal(keys.length, BUDGET, "each click's session until the budget is spent, none after");
+    assert.equal(keys.length, BUDGET, "each click's session and link until the budget is spent, none after");
+    assert.equal(keys.filter((k) => k.startsWith("click:")).length, BUDGET / 2, "each session first, then its click");
     assert.ok(env.worker.logs.some((l) => l.includes('"event":"page_writes_over_budget"')));
   } finally {
     await env.close();

@@ -239,6 +239,60 @@ test("CONSENT_DEFAULT=denied: events wait for the visitor's choice, then go out 
   }
 });
 
+test("late consent in an opt-in region: landing with ?ttclid=, accepting on the second page; nothing kept before, the purchase and InitiateCheckout carry the landing's click and _ttp", async () => {
+  const optIn = await storefrontWorker({ CONSENT_DEFAULT: "denied" });
+  try {
+    // Shopify's banner: no choice until the visitor answers, remembered from then on.
+    const { context, page, requests } = await visitor(() => {
+      const chosen = () => sessionStorage.getItem("banner") === "accepted";
+      window.Shopify = { customerPrivacy: {
+        marketingAllowed: () => chosen(),
+        saleOfDataAllowed: () => true,
+        currentVisitorConsent: () => ({ marketing: chosen() ? "yes" : "", analytics: "", preferences: "", sale_of_data: "" }),
+      } };
+    });
+    const kvKeys = async () => (await (await optIn.mf.getKVNamespace("SESSIONS")).list()).keys.map((k) => k.name);
+    await page.goto(`${optIn.url}/products/demo-mug?ttclid=E.C.P.lateconsent`);
+    await waitFor("ttq.holdConsent()", () => page.evaluate(() => Array.from(window.ttq).some((c) => c[0] === "holdConsent")));
+    // The second page, by a link (so its referrer is the landing page, as Shopify's pages send it).
+    await Promise.all([page.waitForURL(`${optIn.url}/`), page.click('header a[href="/"]')]);
+    await waitFor("ttq.holdConsent() on the second page", () => page.evaluate(() => Array.from(window.ttq).some((c) => c[0] === "holdConsent")));
+    assert.deepEqual(await context.cookies(), [], "no cookie before the choice");
+    assert.deepEqual(await kvKeys(), [], "no KV record before the choice");
+    assert.ok(!requests.some((r) => new URL(r.url()).pathname === "/tt/consent"), "nothing reported before the choice");
+
+    await page.evaluate(() => {
+      sessionStorage.setItem("banner", "accepted");
+      document.dispatchEvent(new CustomEvent("visitorConsentCollected",
+        { detail: { marketingAllowed: true, saleOfDataAllowed: true, analyticsAllowed: true, preferencesAllowed: true } }));
+    });
+    const consent = await waitFor("POST /tt/consent", () => requests.find((r) => r.url() === `${optIn.url}/tt/consent`));
+    assert.deepEqual(JSON.parse(consent.postData()), { marketing: true, sale_of_data: true, ttclid: "E.C.P.lateconsent" },
+      "the click, read from the referrer at the moment of the choice");
+    await consent.response();
+    const ttp = await cookieOf(context, "_ttp");
+    assert.ok(ttp, "tracking started");
+    assert.equal(await cookieOf(context, "ttclid"), "E.C.P.lateconsent");
+
+    await Promise.all([page.waitForURL(`${optIn.url}/products/demo-mug`), page.click('a[href="/products/demo-mug"]')]);
+    await page.click("#add-to-cart");
+    await page.waitForSelector("text=Added (1)");
+    await waitFor("the cart attributes", async () =>
+      (await page.evaluate(() => fetch("/cart.js").then((r) => r.json()))).attributes._tt_sid === ttp);
+    await page.goto(`${optIn.url}/cart`);
+    await Promise.all([page.waitForSelector("#order"), page.click("#checkout")]);
+    const orderId = await page.getAttribute("#order", "data-order-id");
+    const checkoutToken = await page.getAttribute("#order", "data-checkout-token");
+    for (const [event, id] of [["Purchase", orderId], ["InitiateCheckout", `ic:${checkoutToken}`]]) {
+      const e = await receivedOnce(event, id);
+      assert.deepEqual([e.user.ttp, e.user.ttclid], [ttp, "E.C.P.lateconsent"], `${event} carries the landing's keys`);
+    }
+    await context.close();
+  } finally {
+    await optIn.dispose();
+  }
+});
+
 test("the custom pixel, in Shopify's sandbox (opaque origin, no cookies): checkout steps with the storefront's keys from browser.cookie", async () => {
   const source = await (await worker.fetch("/tt/custom-pixel.js")).text();
   // Shopify runs custom pixels in a sandboxed iframe on another origin; a sandboxed page gets an

@@ -176,7 +176,7 @@ test("SEND_UNCONFIRMED_PURCHASES=true: a shop without order webhooks sends brows
   }
 });
 
-/** An order with no browser evidence of its own (Buy it now, Shop Pay, wallets): no session join, no client_details. */
+/** An order with no browser evidence of its own (Buy it now, Shop Pay, wallets): no session join, no client_details, no landing page. */
 function bareOrder(id, checkoutToken) {
   return { ...order(id, checkoutToken), client_details: null, browser_ip: null, landing_site: null };
 }
@@ -191,7 +191,7 @@ for (const [name, eventName, eventId, resource] of [
     const env = await shop();
     try {
       const checkoutToken = "b0b0c0ffee000000000000000000501";
-      const signed = resource === "orders/create" ? bareOrder(eventId, checkoutToken) : { ...checkout(checkoutToken), shipping_lines: [] };
+      const signed = resource === "orders/create" ? bareOrder(eventId, checkoutToken) : { ...checkout(checkoutToken), shipping_lines: [], landing_site: null };
       const forged = async (id) => {
         const res = await postCollect(env.worker, { event: eventName, event_id: id, user: ATTACKER }, forgedHeaders);
         assert.equal(res.status, 202);
@@ -200,7 +200,7 @@ for (const [name, eventName, eventId, resource] of [
       const aloneToken = "b0b0c0ffee000000000000000000502";
       const aloneId = resource === "orders/create" ? "5900000000000000502" : `ic:${aloneToken}`;
       await forged(aloneId);
-      const aloneSigned = resource === "orders/create" ? bareOrder(aloneId, aloneToken) : { ...checkout(aloneToken), shipping_lines: [] };
+      const aloneSigned = resource === "orders/create" ? bareOrder(aloneId, aloneToken) : { ...checkout(aloneToken), shipping_lines: [], landing_site: null };
       assert.equal((await deliverWebhook(env.worker, resource, aloneSigned)).body.queued >= 1, true);
 
       // Forged first, genuine (the checkout pixel: the checkout token, the buyer's ids) second, then the webhook.

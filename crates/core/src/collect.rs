@@ -286,7 +286,7 @@ pub fn parse(body: &[u8], purchase_event: &str, visit: &Visit) -> Result<Collect
 
     let consent = visit
         .consent()
-        .or_else(|| body.consent.and_then(Report::choice));
+        .or_else(|| body.consent.as_ref().and_then(Report::choice));
     // Cookies and body alike: only plausible tokens are passed on, and the body's only from
     // the sandbox, so no page can attach someone else's identifiers to its events.
     let usable = |v: Option<String>| v.filter(|v| plausible(v));

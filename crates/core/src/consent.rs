@@ -17,17 +17,22 @@ pub enum Choice {
 
 /// What the snippet (or custom pixel) reports: the Customer Privacy API's answers, each
 /// `null` while the visitor has not chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Report {
     #[serde(default)]
     pub marketing: Option<bool>,
     #[serde(default)]
     pub sale_of_data: Option<bool>,
+    /// The ad click the visitor arrived with, as the page read it at the moment of the choice
+    /// (its own URL's `ttclid`, else its same-host referrer's): a landing that waited for
+    /// consent. Taken as a landing's `?ttclid=` (`edge::Visit::landed_ttclid`).
+    #[serde(default)]
+    pub ttclid: Option<String>,
 }
 
 impl Report {
     /// The choice this report amounts to; `None` when the visitor has not chosen anything.
-    pub fn choice(self) -> Option<Choice> {
+    pub fn choice(&self) -> Option<Choice> {
         match (self.marketing, self.sale_of_data) {
             (Some(false), _) => Some(Choice::Denied),
             (_, Some(false)) => Some(Choice::Limited),
@@ -89,6 +94,7 @@ mod tests {
             Report {
                 marketing,
                 sale_of_data,
+                ttclid: None,
             }
             .choice()
         };

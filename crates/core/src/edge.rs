@@ -46,6 +46,8 @@ pub struct Visit {
     pub proof_cookie: Option<String>,
     /// The `_tt_click` cookie.
     pub click_cookie: Option<String>,
+    /// The ad click a consent report names (`consent::Report::ttclid`); never on a navigation.
+    pub reported_ttclid: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     /// `Sec-GPC: 1`.
@@ -68,6 +70,14 @@ impl Visit {
             .as_deref()
             .map(cart_key)
             .filter(|t| !t.is_empty() && plausible(t))
+    }
+
+    /// The ad click this request lands with: the URL's `?ttclid=`, else the click a consent
+    /// report names; only a plausible cookie value (which also bounds its size).
+    pub fn landed_ttclid(&self) -> Option<String> {
+        ttclid_from_url(&self.url)
+            .or_else(|| self.reported_ttclid.clone())
+            .filter(|v| plausible(v))
     }
 
     /// The join token of the checkout page this navigation opens, unless it is the cart the
@@ -216,7 +226,7 @@ fn plan_from(
         .as_deref()
         .is_some_and(|t| visit.proves(t, &config.webhook_secrets));
     let ttp = existing.unwrap_or_else(fresh_ttp);
-    let landed_ttclid = ttclid_from_url(&visit.url).filter(|v| plausible(v));
+    let landed_ttclid = visit.landed_ttclid();
     let (ttclid, clicked_at) = match &landed_ttclid {
         Some(click) => (Some(click.clone()), Some(visit.now_secs)),
         None => (
@@ -267,7 +277,16 @@ fn plan_from(
         });
 
     let cart = cart.filter(|t| session.is_some() || visit.cart_marker.as_deref() != Some(*t));
-    let links = join_links(cart, visit.checkout_to_link(), &ttp, &mut set_cookies);
+    // The click leads to the session that landed with it, for the orders whose `landing_site`
+    // names it and that nothing else joins (express wallets).
+    let click = landed_ttclid.filter(|_| session.is_some());
+    let mut links = click_link(click, &ttp);
+    links.extend(join_links(
+        cart,
+        visit.checkout_to_link(),
+        &ttp,
+        &mut set_cookies,
+    ));
     Plan {
         set_cookies,
         session,
@@ -295,20 +314,34 @@ fn join_links(
     links
 }
 
+/// The link of the ad click `ttclid` (when given) to session `sid`: written as
+/// `checkout_url::claim_click` decides against what the link holds.
+fn click_link(ttclid: Option<String>, sid: &str) -> Vec<(JoinToken, String)> {
+    ttclid
+        .map(|t| (JoinToken::Click(t), sid.to_string()))
+        .into_iter()
+        .collect()
+}
+
 /// A visitor who declined (or has not accepted where consent is required): no tracking cookie,
 /// no identifiers kept. Only the refusal itself is remembered against the cart and the
-/// checkout being opened, so no event of theirs is sent either.
+/// checkout being opened, and, once the visitor said no (not while they have not chosen), the
+/// ad click they land with, so no event of theirs is sent either.
 fn declined_plan(visit: &Visit, fresh_id: impl FnOnce() -> String) -> Plan {
     let cart = visit
         .cart_token()
         .filter(|t| visit.cart_marker.as_deref() != Some(*t));
     let checkout = visit.checkout_to_link();
-    if cart.is_none() && checkout.is_none() {
+    let click = visit
+        .landed_ttclid()
+        .filter(|_| visit.consent() == Some(Choice::Denied));
+    if cart.is_none() && checkout.is_none() && click.is_none() {
         return Plan::default();
     }
     let sid = keys::declined(&fresh_id());
     let mut set_cookies = Vec::new();
-    let links = join_links(cart, checkout, &sid, &mut set_cookies);
+    let mut links = click_link(click, &sid);
+    links.extend(join_links(cart, checkout, &sid, &mut set_cookies));
     Plan {
         set_cookies,
         session: Some((sid, declined_session())),
@@ -337,10 +370,14 @@ pub fn consent_plan(
 ) -> Plan {
     let mut set_cookies = consent_cookies(choice, config.cookie_domain.as_deref());
     let ttp = visit.ttp_cookie.clone().filter(|v| plausible(v));
-    if choice != Choice::Denied && ttp.is_none() {
+    let new_click = visit
+        .landed_ttclid()
+        .filter(|c| visit.ttclid_cookie.as_ref() != Some(c));
+    if choice != Choice::Denied && (ttp.is_none() || new_click.is_some()) {
         // Tracking starts now (it waited for this choice): cookies and session as on a first
-        // navigation, so the events that follow at once carry `_ttp`. `visit.url` is the page
-        // the choice was made on.
+        // navigation, so the events that follow at once carry `_ttp`; the click the visitor
+        // arrived with (the report's, or the URL of `visit.url`, the page the choice was made
+        // on) as on its landing page.
         let consented = Visit {
             consent_cookie: Some(choice.as_str().to_string()),
             session_marker: false,
@@ -364,13 +401,15 @@ pub fn consent_plan(
         };
     }
     let sid = ttp.unwrap_or_else(|| keys::declined(&fresh_id()));
-    // A refusal is linked whatever was linked before: the links must now lead to it.
-    let links = join_links(
+    // A refusal is linked whatever was linked before: the links must now lead to it (a click
+    // another session claimed becomes ambiguous, so it leads to neither).
+    let mut links = click_link(visit.landed_ttclid(), &sid);
+    links.extend(join_links(
         visit.cart_token(),
         visit.checkout_token(),
         &sid,
         &mut set_cookies,
-    );
+    ));
     Plan {
         set_cookies,
         session: Some((sid, declined_session())),
@@ -887,7 +926,124 @@ mod tests {
             (sid.as_str(), s.marketing_allowed),
             ("NEW_.tt.1", Some(true))
         );
-        assert_eq!(p.links, cart_link("c1-abc", "NEW_.tt.1"));
+        let mut links = click_link(Some("E.C.P.late".into()), "NEW_.tt.1");
+        links.extend(cart_link("c1-abc", "NEW_.tt.1"));
+        assert_eq!(p.links, links);
+    }
+
+    #[test]
+    fn a_click_reported_with_late_consent_is_kept_as_on_its_landing_page() {
+        let opt_in = config(&[
+            ("CONSENT_DEFAULT", "denied"),
+            ("SHOPIFY_WEBHOOK_SECRET", SECRET),
+            ("SHOPIFY_SHOP_DOMAIN", "shop.myshopify.com"),
+        ]);
+        // The landing and the second page, before the choice: nothing set, nothing written.
+        let landing = Visit {
+            url: "https://shop.example/products/mug?ttclid=E.C.P.late".into(),
+            ..visit()
+        };
+        assert_eq!(plan(&landing, &opt_in, || unreachable!()), Plan::default());
+        // Accepting on the second page: the Referer names no click, the report does.
+        let second = Visit {
+            url: "https://shop.example/products/cap".into(),
+            reported_ttclid: Some("E.C.P.late".into()),
+            ..visit()
+        };
+        let p = consent_plan(&second, Choice::Granted, None, &opt_in, || {
+            "NEW_.tt.1".into()
+        });
+        let full = format!("Max-Age={}", 30 * DAY);
+        assert!(cookie_named(&p, "ttclid")
+            .is_some_and(|c| c.starts_with("ttclid=E.C.P.late;") && c.ends_with(&full)));
+        assert!(cookie_named(&p, CLICK_COOKIE)
+            .is_some_and(|c| c.starts_with(&format!("_tt_click={NOW};"))));
+        let (sid, s) = p.session.clone().unwrap();
+        assert_eq!(
+            (sid.as_str(), s.browser.ttclid.as_deref()),
+            ("NEW_.tt.1", Some("E.C.P.late"))
+        );
+        assert_eq!(p.links, click_link(Some("E.C.P.late".into()), "NEW_.tt.1"));
+        assert_eq!(p.within(1).links, Vec::new(), "the session first");
+
+        // A visitor tracked already (a `_ttp` from an earlier choice) who reports a new click:
+        // kept as a landing too; the click the cookie holds already changes nothing.
+        let tracked_before = Visit {
+            ttp_cookie: Some("T_.tt.1".into()),
+            ..second.clone()
+        };
+        let p = consent_plan(
+            &tracked_before,
+            Choice::Granted,
+            None,
+            &opt_in,
+            || unreachable!(),
+        );
+        assert_eq!(
+            p.session.unwrap().1.browser.ttclid.as_deref(),
+            Some("E.C.P.late")
+        );
+        assert_eq!(p.links, click_link(Some("E.C.P.late".into()), "T_.tt.1"));
+        let known = Visit {
+            ttclid_cookie: Some("E.C.P.late".into()),
+            ..tracked_before
+        };
+        let p = consent_plan(&known, Choice::Granted, None, &opt_in, || unreachable!());
+        assert_eq!((p.session, p.links), (None, Vec::new()));
+
+        // A reported value no cookie could hold is no click: a fresh `_ttp`, nothing else.
+        for forged in ["a;b".to_string(), "x".repeat(513), String::new()] {
+            let v = Visit {
+                reported_ttclid: Some(forged.clone()),
+                ..second.clone()
+            };
+            let p = consent_plan(&v, Choice::Granted, None, &opt_in, || "NEW_.tt.1".into());
+            assert_eq!(cookie_named(&p, "ttclid"), None, "{forged:?}");
+            assert!(p.links.is_empty(), "{forged:?}");
+            assert_eq!(p.session.unwrap().1.browser.ttclid, None);
+        }
+    }
+
+    #[test]
+    fn a_landing_links_its_click_to_the_session_or_to_a_refusal() {
+        let landing = Visit {
+            url: "https://shop.example/products/mug?ttclid=E.C.P.ad".into(),
+            ..visit()
+        };
+        let p = plan(&landing, &tracked(), || "NEW_.tt.1".into());
+        assert_eq!(p.links, click_link(Some("E.C.P.ad".into()), "NEW_.tt.1"));
+        assert_eq!(p.writes(), 2);
+        // Over the page-write budget the session goes first, then the click's link.
+        assert_eq!(p.clone().within(1).links, Vec::new());
+        // Later pages of the visit link nothing more.
+        let later = proven(Visit {
+            url: "https://shop.example/products/cap".into(),
+            ttp_cookie: Some("NEW_.tt.1".into()),
+            ttclid_cookie: Some("E.C.P.ad".into()),
+            click_cookie: Some(NOW.to_string()),
+            session_marker: true,
+            ..visit()
+        });
+        assert!(plan(&later, &tracked(), || unreachable!()).links.is_empty());
+        // A visitor who said no: the click leads to the refusal (so their wallet order is not
+        // sent, and a consenting sharer of the click is not joined either).
+        let declined = Visit {
+            consent_cookie: Some("denied".into()),
+            ..landing.clone()
+        };
+        let p = plan(&declined, &tracked(), || "R".into());
+        assert!(p.set_cookies.is_empty(), "no cookie at all");
+        assert_eq!(
+            p.session,
+            Some(("declined-R".to_string(), declined_session()))
+        );
+        assert_eq!(p.links, click_link(Some("E.C.P.ad".into()), "declined-R"));
+        // One who has not chosen where consent is required: nothing at all.
+        let opt_in = config(&[("CONSENT_DEFAULT", "denied")]);
+        assert_eq!(plan(&landing, &opt_in, || unreachable!()), Plan::default());
+        // A refusal reported on the landing page links its click too.
+        let p = consent_plan(&landing, Choice::Denied, None, &opt_in, || "R".into());
+        assert_eq!(p.links, click_link(Some("E.C.P.ad".into()), "declined-R"));
     }
 
     #[test]

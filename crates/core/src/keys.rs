@@ -39,6 +39,16 @@ pub fn checkout(token: &str) -> String {
     format!("checkout:{token}")
 }
 
+/// KV key of an ad click's join link: the `ttclid` an order's or checkout's `landing_site`
+/// names, pointing at the session that landed with it (or at [`AMBIGUOUS_CLICK`]).
+pub fn click(ttclid: &str) -> String {
+    format!("click:{ttclid}")
+}
+
+/// The value of a click link that two sessions claimed (an ad URL shared between people): it
+/// leads to neither. It has a space, which no session id has (`edge::plausible`).
+pub const AMBIGUOUS_CLICK: &str = "ambiguous click";
+
 /// `ShopState` name of an order.
 pub fn order(id: u64) -> String {
     format!("order:{id}")
@@ -112,6 +122,7 @@ mod tests {
         assert_eq!(session("abc"), "session:abc");
         assert_eq!(cart("c1"), "cart:c1");
         assert_eq!(checkout("k1"), "checkout:k1");
+        assert_eq!(click("E.C.P.x"), "click:E.C.P.x");
         assert_eq!(order(9_007_199_254_740_993), "order:9007199254740993");
         assert_eq!(resource("order:1"), "resource:order:1");
         assert_eq!(resource_of("resource:cart:c1"), Some("cart:c1"));

@@ -15,6 +15,9 @@ pub struct Held {
     pub carts: VecSet<String>,
     #[serde(default)]
     pub checkouts: VecSet<String>,
+    /// Ad click ids (`ttclid`) whose KV link the resource's join read.
+    #[serde(default)]
+    pub clicks: VecSet<String>,
     /// (event name, event_id): the send queue's key.
     #[serde(default)]
     pub events: VecSet<(String, String)>,
@@ -25,11 +28,19 @@ impl Held {
         self.sessions.extend(other.sessions);
         self.carts.extend(other.carts);
         self.checkouts.extend(other.checkouts);
+        self.clicks.extend(other.clicks);
         self.events.extend(other.events);
     }
 
     /// Records a resource's session and join tokens (cart tokens without their `?key=`).
-    pub fn note(&mut self, sid: Option<String>, cart: Option<&str>, checkout: Option<&str>) {
+    pub fn note(
+        &mut self,
+        sid: Option<String>,
+        cart: Option<&str>,
+        checkout: Option<&str>,
+        click: Option<&str>,
+    ) {
+        self.clicks.extend(click.map(String::from));
         self.sessions.extend(sid);
         self.carts.extend(
             cart.map(crate::shopify::mapping::cart_key)
@@ -108,8 +119,14 @@ mod tests {
         assert_eq!(a.carts.len(), 2);
         assert_eq!(a.events.len(), 1);
         assert!(!a.is_empty());
-        a.note(Some("sid".into()), Some("c3?key=SECRET"), Some(""));
+        a.note(
+            Some("sid".into()),
+            Some("c3?key=SECRET"),
+            Some(""),
+            Some("E.C.P.x"),
+        );
         assert!(a.carts.contains("c3") && a.sessions.contains("sid"));
+        assert!(a.clicks.contains("E.C.P.x"));
         assert!(a.checkouts.is_empty());
     }
 }

@@ -634,7 +634,7 @@ proptest! {
             prop_assert_eq!(e.user.browser.ttp.as_deref(), body["user"]["ttp"].as_str());
         }
         let report = serde_json::from_value::<Report>(body["consent"].clone()).ok();
-        prop_assert_eq!(c.consent, facts.consent().or(report.and_then(Report::choice)));
+        prop_assert_eq!(c.consent, facts.consent().or(report.as_ref().and_then(Report::choice)));
     }
 
     /// Size is judged before anything else, and exactly at the documented limit.
@@ -1464,6 +1464,7 @@ fn visit() -> impl Strategy<Value = Visit> {
                     checkout_marker,
                     proof_cookie,
                     click_cookie: click,
+                    reported_ttclid: None,
                     ip,
                     user_agent,
                     gpc,
@@ -1547,7 +1548,14 @@ proptest! {
                 "{:?} kept for {:?}", session, visit
             );
         }
-        prop_assert!(plan.writes() <= 3);
+        // A click is linked only beside the session it leads to (or the refusal) being written.
+        for (token, sid) in &plan.links {
+            if let JoinToken::Click(click) = token {
+                prop_assert_eq!(plan.session.as_ref().map(|(s, _)| s), Some(sid));
+                prop_assert_eq!(Some(click.clone()), visit.landed_ttclid());
+            }
+        }
+        prop_assert!(plan.writes() <= 4);
         let stored = stored.then(Session::default);
         let answer = edge::consent_plan(&visit, choice, stored, &config, || fresh.clone());
         for c in &answer.set_cookies {

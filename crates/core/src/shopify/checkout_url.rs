@@ -4,21 +4,59 @@
 //! RudderStack's fixtures); shopify.dev changelog of 2017 (`/<shop id>/checkouts/<checkout
 //! token>`); Shopify's checkout-sheet-kit tests (`/checkouts/c/<token>/thank-you`).
 
-/// A token that links a checkout to the visitor's session in KV.
+/// A token that links a checkout or an order to the visitor's session in KV.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinToken {
     /// A cart token (orders' and checkouts' `cart_token`).
     Cart(String),
     /// A checkout token (checkouts' `token`, orders' `checkout_token`).
     Checkout(String),
+    /// An ad click id (`ttclid`): the one the order's or checkout's `landing_site` (or its
+    /// `_ttclid` note attribute) names. Claimed by one session only ([`claim_click`]).
+    Click(String),
 }
 
 impl JoinToken {
     pub fn token(&self) -> &str {
         match self {
-            JoinToken::Cart(t) | JoinToken::Checkout(t) => t,
+            JoinToken::Cart(t) | JoinToken::Checkout(t) | JoinToken::Click(t) => t,
         }
     }
+
+    /// Its KV key.
+    pub fn key(&self) -> String {
+        match self {
+            JoinToken::Cart(t) => crate::keys::cart(t),
+            JoinToken::Checkout(t) => crate::keys::checkout(t),
+            JoinToken::Click(t) => crate::keys::click(t),
+        }
+    }
+}
+
+/// What a click's link becomes when session `sid` lands with the click, given the value it
+/// `held` (`None`: no link yet); `None` when it stays as it is. (A cart's or checkout's link
+/// is simply overwritten: a refusal must win over what was linked before.) A click leads to the
+/// one session that landed with it: a second, different session makes it [`AMBIGUOUS_CLICK`]
+/// until it expires (an ad URL shared between people joins nobody's order), except that
+/// refusals agree with one another (each page a declined visitor opens names a fresh refusal).
+///
+/// [`AMBIGUOUS_CLICK`]: crate::keys::AMBIGUOUS_CLICK
+pub fn claim_click(held: Option<&str>, sid: &str) -> Option<String> {
+    use crate::keys::{is_declined, AMBIGUOUS_CLICK};
+    match held {
+        None => Some(sid.to_string()),
+        Some(held)
+            if held == sid || held == AMBIGUOUS_CLICK || is_declined(held) && is_declined(sid) =>
+        {
+            None
+        }
+        Some(_) => Some(AMBIGUOUS_CLICK.to_string()),
+    }
+}
+
+/// The session id a link's stored value leads to: none for an ambiguous click.
+pub fn linked_session(value: String) -> Option<String> {
+    (value != crate::keys::AMBIGUOUS_CLICK && !value.is_empty()).then_some(value)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +111,36 @@ fn is_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_click_leads_to_the_one_session_that_landed_with_it() {
+        use crate::keys::AMBIGUOUS_CLICK as AMBIGUOUS;
+        let cases: [(Option<&str>, &str, Option<&str>); 9] = [
+            (None, "A_.tt.1", Some("A_.tt.1")),
+            // The same visitor again (a reload, a second landing): nothing to write.
+            (Some("A_.tt.1"), "A_.tt.1", None),
+            // Someone else: the click is shared, it joins neither.
+            (Some("A_.tt.1"), "B_.tt.1", Some(AMBIGUOUS)),
+            (Some(AMBIGUOUS), "A_.tt.1", None),
+            (Some(AMBIGUOUS), "declined-R", None),
+            // A refusal and a consenting visitor are two people as well.
+            (Some("declined-R"), "A_.tt.1", Some(AMBIGUOUS)),
+            (Some("A_.tt.1"), "declined-R", Some(AMBIGUOUS)),
+            (None, "declined-R", Some("declined-R")),
+            // Refusals agree: each page a declined visitor opens names a fresh one.
+            (Some("declined-R"), "declined-S", None),
+        ];
+        for (held, sid, becomes) in cases {
+            assert_eq!(claim_click(held, sid).as_deref(), becomes, "{held:?} {sid}");
+        }
+        assert_eq!(linked_session(AMBIGUOUS.into()), None);
+        assert_eq!(linked_session(String::new()), None);
+        assert_eq!(linked_session("A_.tt.1".into()).as_deref(), Some("A_.tt.1"));
+        assert!(
+            !crate::edge::plausible(AMBIGUOUS),
+            "no session id can be the marker"
+        );
+    }
 
     #[test]
     fn checkout_url_forms() {

@@ -42,29 +42,34 @@ impl Settings {
 }
 
 /// Where the shell looks for the resource's browsing session: the session id the pixel wrote
-/// into the cart attributes, the session linked to the cart token, and the one linked to the
-/// checkout token (KV links written by the edge and collect), all three, since a refusal may
+/// into the cart attributes, the session linked to the cart token, the one linked to the
+/// checkout token (KV links written by the edge and collect), and the one that landed with the
+/// ad click the checkout or order names (the edge's click link), all four, since a refusal may
 /// be linked to any of them ([`Joined::of`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JoinKeys {
     pub session_id: Option<String>,
     pub cart_token: Option<String>,
     pub checkout_token: Option<String>,
+    /// The `ttclid` of the `landing_site` (else of the `_ttclid` attribute).
+    pub click: Option<String>,
 }
 
 impl JoinKeys {
     pub fn of(payload: &Payload) -> JoinKeys {
-        let (attrs, cart, checkout) = match payload {
-            Payload::Cart(cart) => (&cart.note_attributes[..], cart.token.as_deref(), None),
+        let (attrs, cart, checkout, landing) = match payload {
+            Payload::Cart(cart) => (&cart.note_attributes[..], cart.token.as_deref(), None, None),
             Payload::Checkout(c) => (
                 &c.note_attributes[..],
                 c.cart_token.as_deref(),
                 c.token.as_deref(),
+                Some(c.landing_site.as_deref()),
             ),
             Payload::Order(o) => (
                 &o.note_attributes[..],
                 o.cart_token.as_deref(),
                 o.checkout_token.as_deref(),
+                Some(o.landing_site.as_deref()),
             ),
             Payload::OrderEdited(_) | Payload::None => return JoinKeys::default(),
         };
@@ -76,16 +81,21 @@ impl JoinKeys {
             session_id: attribute(attrs, attributes::SESSION).map(String::from),
             cart_token: token(cart),
             checkout_token: token(checkout),
+            click: landing
+                .and_then(|site| mapping::landing_click(site, attrs))
+                .filter(|c| crate::edge::plausible(c)),
         }
     }
 }
 
 impl JoinKeys {
-    /// The KV links to read, as join tokens.
+    /// The KV links to read, as join tokens, the click last: the session a click leads to is
+    /// the visitor only when nothing nearer (the cart, the checkout) names one.
     pub fn links(&self) -> Vec<JoinToken> {
         let cart = self.cart_token.clone().map(JoinToken::Cart);
         let checkout = self.checkout_token.clone().map(JoinToken::Checkout);
-        cart.into_iter().chain(checkout).collect()
+        let click = self.click.clone().map(JoinToken::Click);
+        cart.into_iter().chain(checkout).chain(click).collect()
     }
 }
 
@@ -156,6 +166,7 @@ pub fn apply(
         joined.session_id.clone(),
         keys.cart_token.as_deref(),
         keys.checkout_token.as_deref(),
+        keys.click.as_deref(),
     );
     out.proof = Proof::of(
         keys.checkout_token.as_deref(),
@@ -188,10 +199,7 @@ pub fn apply(
             (events, session)
         }
         Payload::Checkout(checkout) => {
-            let session = merge_sessions(
-                joined.session,
-                session_from_attributes(&checkout.note_attributes),
-            );
+            let session = merge_sessions(joined.session, mapping::session_from_checkout(checkout));
             // A refusal found through the cart stays with the checkout, for orders without a cart.
             let sid = joined.refused_by.as_ref().or(joined.session_id.as_ref());
             if let (Some(sid), Some(token)) = (sid, &keys.checkout_token) {
@@ -489,6 +497,10 @@ mod tests {
         assert_eq!(out.link_checkout, Some((token.into(), SID.into())));
         assert!(out.held.sessions.contains(SID));
         assert!(out.held.checkouts.contains(token));
+        assert!(
+            out.held.clicks.contains("E.C.P.landing123"),
+            "its landing_site's click"
+        );
         assert!(out
             .held
             .carts
@@ -608,6 +620,7 @@ mod tests {
                 session_id: Some(SID.into()),
                 cart_token: Some("c1-7a2abe82733a34e84aa472d57fb5c3c1".into()),
                 checkout_token: Some("9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into()),
+                click: Some("E.C.P.landing123".into()),
             }
         );
         assert_eq!(
@@ -615,10 +628,110 @@ mod tests {
             vec![
                 JoinToken::Cart("c1-7a2abe82733a34e84aa472d57fb5c3c1".into()),
                 JoinToken::Checkout("9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e".into()),
+                JoinToken::Click("E.C.P.landing123".into()),
             ]
         );
         let (_, edit) = delivery("orders/edited", EDIT);
         assert_eq!(JoinKeys::of(&edit), JoinKeys::default());
+    }
+
+    #[test]
+    fn checkouts_and_orders_name_the_click_of_their_landing_site_else_their_attribute() {
+        let with = |topic: &str, body: &str, landing: serde_json::Value, attrs| {
+            let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+            v["landing_site"] = landing;
+            v["note_attributes"] = attrs;
+            let (_, payload) = delivery(topic, &v.to_string());
+            JoinKeys::of(&payload).click
+        };
+        let attr = serde_json::json!([{"name": "_ttclid", "value": "E.C.P.attr"}]);
+        let none = serde_json::json!([]);
+        for (topic, body) in [("checkouts/create", CHECKOUT), ("orders/create", ORDER)] {
+            let cases = [
+                (
+                    "/products/mug?ttclid=E.C.P.site&x=1".into(),
+                    attr.clone(),
+                    Some("E.C.P.site"),
+                ),
+                (serde_json::Value::Null, attr.clone(), Some("E.C.P.attr")),
+                ("/products/mug".into(), attr.clone(), Some("E.C.P.attr")),
+                (
+                    "/?ttclid=E.C.P.site".into(),
+                    none.clone(),
+                    Some("E.C.P.site"),
+                ),
+                ("/".into(), none.clone(), None),
+                // Nothing a cookie could not hold becomes a KV key.
+                ("/?ttclid=a%3Bb".into(), none.clone(), None),
+                (
+                    format!("/?ttclid={}", "x".repeat(513)).into(),
+                    none.clone(),
+                    None,
+                ),
+            ];
+            for (landing, attrs, click) in cases {
+                let got = with(topic, body, landing.clone(), attrs);
+                assert_eq!(got.as_deref(), click, "{topic} {landing}");
+            }
+        }
+        let (_, cart) = delivery("carts/update", CART);
+        assert_eq!(
+            JoinKeys::of(&cart).click,
+            None,
+            "a cart joins by its own keys"
+        );
+    }
+
+    #[test]
+    fn a_session_found_through_the_click_joins_like_a_linked_one() {
+        // An express-wallet checkout: a new cart, no attributes; KV led only its click to the
+        // session that landed with it.
+        let mut wallet: serde_json::Value = serde_json::from_str(CHECKOUT).unwrap();
+        wallet["note_attributes"] = serde_json::json!([]);
+        wallet["cart_token"] = "Z2NwLXdhbGxldA".into();
+        let (topic, payload) = delivery("checkouts/create", &wallet.to_string());
+        let landed = Session {
+            browser: Browser {
+                ttp: Some(SID.into()),
+                ttclid: Some("E.C.P.landing123".into()),
+                ip: Some("203.0.113.8".into()),
+                user_agent: Some("UA".into()),
+            },
+            ..Session::default()
+        };
+        let out = apply(
+            topic,
+            &payload,
+            Joined::of(vec![(SID.into(), Some(landed.clone()))]),
+            &mut Memory::default(),
+            &settings("allowed"),
+            NOW,
+        );
+        let token = "9f2b6c1d4e5a6b7c8d9e0f1a2b3c4d5e";
+        assert_eq!(out.events[0].user.browser, landed.browser);
+        // Bound by the session like a cart's or checkout's link, and the checkout now linked.
+        assert_eq!(out.proof, Proof::of([token], [SID]));
+        assert_eq!(out.link_checkout, Some((token.into(), SID.into())));
+        // Found nothing: the checkout's own landing_site still gives the click.
+        let out = apply(
+            topic,
+            &payload,
+            Joined::default(),
+            &mut Memory::default(),
+            &settings("allowed"),
+            NOW,
+        );
+        let browser = &out.events[0].user.browser;
+        assert_eq!(
+            (browser.ttclid.as_deref(), browser.ttp.as_deref()),
+            (Some("E.C.P.landing123"), None)
+        );
+        // Where a cart or checkout link names a session too, that one is the visitor.
+        let joined = Joined::of(vec![
+            ("CART_.tt.1".into(), None),
+            (SID.into(), Some(landed)),
+        ]);
+        assert_eq!(joined.session_id.as_deref(), Some("CART_.tt.1"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::MappingConfig;
 use crate::hash;
 use crate::session::{Browser, Session};
-use crate::shopify::models::{Address, Customer, NoteAttribute, Order};
+use crate::shopify::models::{Address, Checkout, Customer, NoteAttribute, Order};
 use crate::tiktok::User;
 
 /// Cart attributes written by the pixel snippet; they reach orders as `note_attributes`.
@@ -29,6 +29,23 @@ pub fn attribute<'a>(attrs: &'a [NoteAttribute], name: &str) -> Option<&'a str> 
 /// The `ttclid` query parameter of a landing URL or path.
 pub fn ttclid_from_url(url: &str) -> Option<String> {
     crate::urls::query_param(url, "ttclid").filter(|v| !v.is_empty())
+}
+
+/// The ad click a checkout or an order names: its landing page's `ttclid` (where the buyer's
+/// visit began, as Shopify recorded it), else the `_ttclid` cart attribute.
+pub fn landing_click(landing_site: Option<&str>, attrs: &[NoteAttribute]) -> Option<String> {
+    landing_site
+        .and_then(ttclid_from_url)
+        .or_else(|| attribute(attrs, attributes::TTCLID).map(String::from))
+}
+
+/// The checkout's session facts of its own, read as an order's are: what the cart attributes
+/// carried and the click of its landing page (a checkout has no IP or user agent).
+pub fn session_from_checkout(checkout: &Checkout) -> Session {
+    let mut session = session_from_attributes(&checkout.note_attributes);
+    session.browser.ttclid =
+        landing_click(checkout.landing_site.as_deref(), &checkout.note_attributes);
+    session
 }
 
 /// The session facts carried by note attributes, for orders whose KV session expired.
@@ -169,7 +186,7 @@ pub fn session_from_order(order: &Order) -> Session {
         user_agent: details
             .and_then(|d| d.user_agent.clone())
             .filter(|ua| !ua.is_empty()),
-        ttclid: order.landing_site.as_deref().and_then(ttclid_from_url),
+        ttclid: landing_click(order.landing_site.as_deref(), &order.note_attributes),
         ..session.browser
     };
     session

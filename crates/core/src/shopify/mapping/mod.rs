@@ -34,8 +34,8 @@ mod tests;
 pub use cart::{cart_added, cart_key, CartState};
 pub use checkout::{checkout_events, checkout_step_keys};
 pub use identity::{
-    attribute, attributes, order_user, session_from_attributes, session_from_order, session_user,
-    ttclid_from_url,
+    attribute, attributes, landing_click, order_user, session_from_attributes,
+    session_from_checkout, session_from_order, session_user, ttclid_from_url,
 };
 pub use order::{purchase, skip_reason, OrderState, Skip, StoredLine, DEFAULT_EXCLUDED_SOURCES};
 
