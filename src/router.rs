@@ -9,7 +9,7 @@ use tiktok_edge_core::Error;
 use wasm_bindgen::JsValue;
 use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
 
-use crate::failure::{self, Failure, Outcome};
+use crate::failure::{Failure, Outcome};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
@@ -60,7 +60,7 @@ pub fn serve_shop(
 
 /// Our routes. The answer goes back to the runtime as a `web_sys::Response`.
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    failure::answer(dispatch(req, env, ctx).await)
+    respond::answer(dispatch(req, env, ctx).await)
 }
 
 async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Response> {
@@ -95,7 +95,7 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
         (Err(err), Route::Passthrough) => {
             // The entry forwards the shop's traffic whenever its origin is known: what comes
             // here has an ORIGIN_URL that cannot be used.
-            let problem = config::origin_from(&lookup).err();
+            let problem = config::origin_from(&lookup).err().map(Error::Origin);
             return Err(problem.unwrap_or_else(|| Error::Config(err.clone())).into());
         }
         (Err(err), _) => return Err(Error::Config(err.clone()).into()),
@@ -158,9 +158,9 @@ async fn browser_call(
         resp
     } else if route == Route::Consent {
         // Refusals too carry the CORS headers, so the page can read them.
-        failure::answer(consent::handle(req, env, config).await)?
+        respond::answer(consent::handle(req, env, config).await)?
     } else {
-        failure::answer(collect::handle(req, env, ctx, config).await)?
+        respond::answer(collect::handle(req, env, ctx, config).await)?
     };
     Ok(respond::with_cors(resp, &cors, route == Route::Preflight)?)
 }
