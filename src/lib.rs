@@ -16,6 +16,7 @@ mod consent;
 mod edge;
 mod failure;
 mod limits;
+mod log;
 mod outbound;
 mod page;
 mod privacy;

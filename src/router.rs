@@ -7,9 +7,10 @@ use tiktok_edge_core::routes::{self, route, Route};
 use tiktok_edge_core::urls;
 use tiktok_edge_core::Error;
 use wasm_bindgen::JsValue;
-use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
+use worker::{web_sys, Context, Env, Request, Response, Result};
 
 use crate::failure::{Failure, Outcome};
+use crate::log::{self, Level};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
@@ -33,9 +34,10 @@ pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
         Ok(config) => routes::passthrough_target(&config.route_prefix, config.origin.as_ref(), url),
         Err(err) => {
             // Tracking is off, but a bad setting must never take the storefront down.
-            console_error!(
-                "{{\"event\":\"config_invalid\",\"error\":{:?}}}",
-                err.to_string()
+            log::event(
+                Level::Error,
+                "config_invalid",
+                &[("error", err.to_string().into())],
             );
             let lookup = |name: &str| settings::var(env, name);
             let origin = config::origin_from(&lookup).ok()?;

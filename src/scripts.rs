@@ -5,8 +5,9 @@
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::snippet::{self, SCRIPT_CACHE_CONTROL, SDK_CACHE_CONTROL};
-use worker::{console_error, Cache, Context, Env, Fetch, Request, Response, Result};
+use worker::{Cache, Context, Env, Fetch, Request, Response, Result};
 
+use crate::log::{self, Level};
 use crate::respond;
 use crate::store::Store;
 
@@ -64,16 +65,21 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
                     store.save_sdk(&upstream, &body).await
                 };
                 if let Err(e) = kept.await {
-                    console_error!(
-                        "{{\"event\":\"sdk_cache_failed\",\"error\":{:?}}}",
-                        e.to_string()
+                    log::event(
+                        Level::Error,
+                        "sdk_cache_failed",
+                        &[("error", e.to_string().into())],
                     );
                 }
             });
             Ok(served)
         }
         Err(problem) => {
-            console_error!("{{\"event\":\"sdk_fetch_failed\",\"error\":{:?}}}", problem);
+            log::event(
+                Level::Error,
+                "sdk_fetch_failed",
+                &[("error", problem.as_str().into())],
+            );
             match store.sdk(&upstream).await? {
                 // A short age, so the fresh copy replaces it as soon as TikTok answers again.
                 Some(body) => {

@@ -9,9 +9,10 @@ use tiktok_edge_core::shopify::shape;
 use tiktok_edge_core::shopify::{self, hmac, Parked, Topic, MAX_WEBHOOK_BYTES};
 use tiktok_edge_core::text;
 use tiktok_edge_core::Error;
-use worker::{console_log, Date, Env, Request, Result};
+use worker::{Date, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
+use crate::log::{self, Level};
 use crate::shop_do::{WebhookCall, WebhookResult};
 use crate::store::Store;
 use crate::{privacy, respond, shop};
@@ -68,22 +69,22 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Outcome {
         Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest => {
             privacy::handle(env, topic, &body).await.inspect(|outcome| {
                 // Counts only: the payload's customer fields are never logged.
-                console_log!(
-                    "{{\"event\":\"privacy_webhook\",\"topic\":{:?},\"outcome\":{}}}",
-                    topic_name,
-                    outcome
-                );
+                let fields = [
+                    ("topic", topic_name.as_str().into()),
+                    ("outcome", outcome.clone()),
+                ];
+                log::event(Level::Info, "privacy_webhook", &fields);
             })
         }
         _ => match route(env, topic, &topic_name, &webhook_id, &body).await {
             Ok(result) => {
                 if let Some(reason) = &result.skipped {
                     // Why a signed webhook sent nothing (excluded channel, test order, …).
-                    console_log!(
-                        "{{\"event\":\"webhook_skipped\",\"topic\":{:?},\"reason\":{:?}}}",
-                        topic_name,
-                        reason
-                    );
+                    let fields = [
+                        ("topic", topic_name.as_str().into()),
+                        ("reason", reason.as_str().into()),
+                    ];
+                    log::event(Level::Info, "webhook_skipped", &fields);
                 }
                 Ok(serde_json::to_value(result)?)
             }
@@ -117,12 +118,12 @@ async fn park(
         digest: shopify::parked_digest(topic, body),
     };
     let kept = Store::new(env)?.park(&parked).await?;
-    console_log!(
-        "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?},\"kept\":{}}}",
-        parked.topic,
-        parked.reason,
-        serde_json::to_string(&kept)?
-    );
+    let fields = [
+        ("topic", parked.topic.as_str().into()),
+        ("reason", parked.reason.as_str().into()),
+        ("kept", serde_json::to_value(kept)?),
+    ];
+    log::event(Level::Info, "webhook_parked", &fields);
     Ok(serde_json::json!({ "parked": parked.reason }))
 }
 
