@@ -6,6 +6,7 @@
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::shopify::shape;
+use tiktok_edge_core::shopify::state::{Delivery, WebhookResult};
 use tiktok_edge_core::shopify::{self, hmac, Parked, Topic, MAX_WEBHOOK_BYTES};
 use tiktok_edge_core::text;
 use tiktok_edge_core::Error;
@@ -13,7 +14,6 @@ use worker::{Date, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
 use crate::log::{self, Level};
-use crate::shop_do::{WebhookCall, WebhookResult};
 use crate::store::Store;
 use crate::{privacy, respond, shop};
 
@@ -139,11 +139,10 @@ async fn route(
     let Ok(text) = std::str::from_utf8(body) else {
         return Err(Failure::Unusable("body is not UTF-8".to_string()));
     };
-    let call = WebhookCall {
+    let delivery = Delivery {
         resource,
         topic: topic_name.to_string(),
         webhook_id: webhook_id.to_string(),
-        body: text.to_string(),
     };
-    shop::webhook(env, &call).await
+    shop::webhook(env, delivery, text).await
 }

@@ -6,6 +6,7 @@ pub mod hmac;
 pub mod mapping;
 pub mod models;
 pub mod shape;
+pub mod state;
 pub mod transition;
 
 use crate::error::Unusable;
