@@ -6,9 +6,10 @@ use tiktok_edge_core::edge::Visit;
 use tiktok_edge_core::queue::Source;
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
 use tiktok_edge_core::Error;
-use worker::{console_error, Context, Env, Request, Result};
+use worker::{Context, Env, Request, Result};
 
 use crate::failure::Outcome;
+use crate::log::{self, Level};
 use crate::store::Store;
 use crate::{queue, respond, visitor};
 
@@ -36,10 +37,8 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
         ctx.wait_until(async move {
             for (token, sid) in joins {
                 if let Err(e) = store.link(&token, &sid).await {
-                    console_error!(
-                        "{{\"event\":\"collect_link_failed\",\"error\":{:?}}}",
-                        e.to_string()
-                    );
+                    let error = e.to_string().into();
+                    log::event(Level::Error, "collect_link_failed", &[("error", error)]);
                 }
             }
         });

@@ -6,9 +6,10 @@ use tiktok_edge_core::config::Config;
 use tiktok_edge_core::edge;
 use tiktok_edge_core::snippet;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{console_error, web_sys, Context, Env, Result};
+use worker::{web_sys, Context, Env, Result};
 
 use crate::limits::PageBudget;
+use crate::log::{self, Level};
 use crate::store::Store;
 use crate::visitor::{fresh_ttp, remember, visit_of};
 use crate::{page, respond};
@@ -28,9 +29,11 @@ pub fn serve(
     let resp = match origin.dyn_into::<web_sys::Response>() {
         Ok(resp) => resp,
         Err(e) => {
-            console_error!(
-                "{{\"event\":\"origin_unreachable\",\"error\":{:?}}}",
-                worker::Error::from(e).to_string()
+            let error = worker::Error::from(e).to_string();
+            log::event(
+                Level::Error,
+                "origin_unreachable",
+                &[("error", error.into())],
             );
             return Ok(respond::error(
                 502,
@@ -57,9 +60,10 @@ pub fn serve(
         ctx.wait_until(async move {
             let plan = budget.cover(plan).await;
             if let Err(e) = remember(&store, &plan).await {
-                console_error!(
-                    "{{\"event\":\"session_write_failed\",\"error\":{:?}}}",
-                    e.to_string()
+                log::event(
+                    Level::Error,
+                    "session_write_failed",
+                    &[("error", e.to_string().into())],
                 );
             }
         });

@@ -1,11 +1,9 @@
 //! The shell's one error type. A handler ends in its answer or a [`Failure`]; the router turns
-//! a failure into its HTTP answer in one place ([`answer`]). The core's errors become failures
+//! a failure into its HTTP answer in one place (`respond::answer`). The core's errors become failures
 //! in one place too (`From<Error>`), each with its status and the core's own text.
 
 use tiktok_edge_core::Error;
 use worker::Response;
-
-use crate::respond;
 
 pub enum Failure {
     /// The caller gets `{"error": code, "message": …}` with `status`.
@@ -56,20 +54,5 @@ impl From<worker::Error> for Failure {
 impl From<serde_json::Error> for Failure {
     fn from(e: serde_json::Error) -> Failure {
         Failure::Runtime(e.into())
-    }
-}
-
-/// The HTTP answer of an outcome (`T`: a `worker::Response`, or the runtime's own
-/// `web_sys::Response` at the router).
-pub fn answer<T: From<Response>>(outcome: Outcome<T>) -> worker::Result<T> {
-    match outcome {
-        Ok(resp) => Ok(resp),
-        Err(Failure::Refused {
-            status,
-            code,
-            message,
-        }) => respond::error(status, code, &message).map(T::from),
-        Err(Failure::Unusable(reason)) => respond::error(400, "unusable", &reason).map(T::from),
-        Err(Failure::Runtime(e)) => Err(e),
     }
 }

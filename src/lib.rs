@@ -5,10 +5,10 @@
 //! and hands what may be a page to [`router::serve_shop`]; our routes go to [`router::handle`].
 //! Concerns: `edge` (the origin's answer on its way out), `visitor` (the
 //! visitor read off a request, their cookies and session),
-//! `respond` (JSON answers), `collect` (browser events), `queue` + `queue_do` (the durable
-//! send queue), `webhooks` + `shop` + `shop_do` (Shopify webhooks and per-resource state), `refusals`
-//! (the count of refused webhooks), `failure` (the
-//! shell's error type, answered in one place), `store`
+//! `respond` (JSON answers, and failures answered in one place), `log` (the one log function),
+//! `collect` (browser events), `queue` + `queue_do` (the durable
+//! send queue), `webhooks` + `shop` + `shop_do` (Shopify webhooks and per-resource state),
+//! `refusals` (the count of refused webhooks), `failure` (the shell's error type), `store`
 //! (KV sessions).
 
 mod admin;
@@ -17,6 +17,7 @@ mod consent;
 mod edge;
 mod failure;
 mod limits;
+mod log;
 mod outbound;
 mod page;
 mod privacy;

@@ -6,7 +6,9 @@
 
 use tiktok_edge_core::edge::Plan;
 use tiktok_edge_core::limits::{client_key, page_key, SHOP_KEY};
-use worker::{console_error, console_log, Env, RateLimiter, Request, Result};
+use worker::{Env, RateLimiter, Request, Result};
+
+use crate::log::{self, Level};
 
 pub const CLIENT_BINDING: &str = "COLLECT_RATE_LIMITER";
 pub const SHOP_BINDING: &str = "SHOP_RATE_LIMITER";
@@ -43,11 +45,8 @@ async fn take(limiter: &RateLimiter, binding: &str, key: String) -> bool {
         Ok(outcome) => outcome.success,
         Err(e) => {
             // The limiter failing must not drop real shoppers' events.
-            console_error!(
-                "{{\"event\":\"rate_limiter_failed\",\"binding\":{:?},\"error\":{:?}}}",
-                binding,
-                e.to_string()
-            );
+            let fields = [("binding", binding.into()), ("error", e.to_string().into())];
+            log::event(Level::Error, "rate_limiter_failed", &fields);
             true
         }
     }
@@ -79,9 +78,11 @@ impl PageBudget {
             covered += 1;
         }
         if covered < plan.writes() {
-            console_log!(
-                "{{\"event\":\"page_writes_over_budget\",\"left_out\":{}}}",
-                plan.writes() - covered
+            let left_out = plan.writes() - covered;
+            log::event(
+                Level::Info,
+                "page_writes_over_budget",
+                &[("left_out", left_out.into())],
             );
         }
         plan.within(covered)

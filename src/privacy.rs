@@ -5,27 +5,25 @@
 
 use serde_json::{json, Value};
 use tiktok_edge_core::keys;
-use tiktok_edge_core::privacy::{CustomersRedact, Held};
+use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::Forget;
-use tiktok_edge_core::shopify::Topic;
-use tiktok_edge_core::Error;
+use tiktok_edge_core::shopify::PrivacyRequest;
 use worker::{Env, Result};
 
-use crate::failure::Outcome;
 use crate::store::Store;
 use crate::{queue, shop};
 
-/// `Failure::Unusable` for a payload that cannot be used (it is parked like any other).
-pub async fn handle(env: &Env, topic: Topic, body: &[u8]) -> Outcome<Value> {
-    match topic {
-        Topic::CustomersRedact => {
-            let request = CustomersRedact::parse(body).map_err(Error::from)?;
-            let orders = request.order_ids();
+/// Does what `request` asks; what was deleted, as counts.
+pub async fn handle(env: &Env, request: PrivacyRequest) -> Result<Value> {
+    match request {
+        PrivacyRequest::CustomersRedact { orders } => {
             let held = redact_orders(env, &orders).await?;
             Ok(json!({ "redacted_orders": orders.len(), "redacted_events": held.events.len() }))
         }
-        Topic::ShopRedact => Ok(redact_shop(env).await?),
-        _ => Ok(json!({ "acknowledged": "no customer data is kept beyond hashed match keys" })),
+        PrivacyRequest::ShopRedact => redact_shop(env).await,
+        PrivacyRequest::CustomersDataRequest => {
+            Ok(json!({ "acknowledged": "no customer data is kept beyond hashed match keys" }))
+        }
     }
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::refusals::{self, Counts, Flush, Refusal, Tally};
-use worker::{console_error, console_log, Context, Date, Delay, Env};
+use worker::{Context, Date, Delay, Env};
 
+use crate::log::{self, Level};
 use crate::store::Store;
 
 thread_local! {
@@ -25,7 +26,7 @@ pub fn refused(env: &Env, ctx: &Context, config: &Config, reason: Refusal) {
         Refusal::BadHmac => "bad_hmac",
         Refusal::WrongShop => "wrong_shop",
     };
-    console_log!("{{\"event\":\"webhook_refused\",\"reason\":\"{what}\"}}");
+    log::event(Level::Info, "webhook_refused", &[("reason", what.into())]);
     let Ok(store) = Store::new(env) else { return };
     let setup = refusals::setup_of(config);
     let flush = TALLY.with(|t| t.borrow_mut().refused(reason, now_ms()));
@@ -43,10 +44,7 @@ pub fn refused(env: &Env, ctx: &Context, config: &Config, reason: Refusal) {
         }
         if let Err(e) = store.add_refused_webhooks(&setup, counts, now_ms()).await {
             TALLY.with(|t| t.borrow_mut().unwritten(counts));
-            console_error!(
-                "{{\"event\":\"refusal_count_failed\",\"error\":{:?}}}",
-                e.to_string()
-            );
+            count_failed(&e);
         }
     });
 }
@@ -59,10 +57,15 @@ pub fn accepted(env: &Env, ctx: &Context) {
     let Ok(store) = Store::new(env) else { return };
     ctx.wait_until(async move {
         if let Err(e) = store.clear_refused_webhooks().await {
-            console_error!(
-                "{{\"event\":\"refusal_count_failed\",\"error\":{:?}}}",
-                e.to_string()
-            );
+            count_failed(&e);
         }
     });
+}
+
+fn count_failed(e: &worker::Error) {
+    log::event(
+        Level::Error,
+        "refusal_count_failed",
+        &[("error", e.to_string().into())],
+    );
 }

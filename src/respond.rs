@@ -88,3 +88,18 @@ pub fn with_cors(resp: Response, allowed: &Cors, preflight: bool) -> Result<Resp
     }
     Ok(resp)
 }
+
+/// The HTTP answer of an outcome (`T`: a `worker::Response`, or the runtime's own
+/// `web_sys::Response` at the router).
+pub fn answer<T: From<Response>>(outcome: Outcome<T>) -> worker::Result<T> {
+    match outcome {
+        Ok(resp) => Ok(resp),
+        Err(Failure::Refused {
+            status,
+            code,
+            message,
+        }) => error(status, code, &message).map(T::from),
+        Err(Failure::Unusable(reason)) => error(400, "unusable", &reason).map(T::from),
+        Err(Failure::Runtime(e)) => Err(e),
+    }
+}

@@ -7,9 +7,10 @@ use tiktok_edge_core::routes::{self, route, Route};
 use tiktok_edge_core::urls;
 use tiktok_edge_core::Error;
 use wasm_bindgen::JsValue;
-use worker::{console_error, web_sys, Context, Env, Request, Response, Result};
+use worker::{web_sys, Context, Env, Request, Response, Result};
 
-use crate::failure::{self, Failure, Outcome};
+use crate::failure::{Failure, Outcome};
+use crate::log::{self, Level};
 use crate::store::Store;
 use crate::{admin, collect, consent, edge, limits, queue, respond, scripts, settings, webhooks};
 
@@ -43,9 +44,10 @@ pub fn passthrough_target(url: &str, env: &Env) -> Option<String> {
         }
         Err(err) => {
             // Tracking is off, but a bad setting must never take the storefront down.
-            console_error!(
-                "{{\"event\":\"config_invalid\",\"error\":{:?}}}",
-                err.to_string()
+            log::event(
+                Level::Error,
+                "config_invalid",
+                &[("error", err.to_string().into())],
             );
             let lookup = |name: &str| settings::var(env, name);
             let origin = config::origin_from(&lookup);
@@ -75,7 +77,7 @@ pub fn serve_shop(
 
 /// Our routes. The answer goes back to the runtime as a `web_sys::Response`.
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    failure::answer(dispatch(req, env, ctx).await)
+    respond::answer(dispatch(req, env, ctx).await)
 }
 
 async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Response> {
@@ -191,9 +193,9 @@ async fn browser_call(
         resp
     } else if route == Route::Consent {
         // Refusals too carry the CORS headers, so the page can read them.
-        failure::answer(consent::handle(req, env, config).await)?
+        respond::answer(consent::handle(req, env, config).await)?
     } else {
-        failure::answer(collect::handle(req, env, ctx, config).await)?
+        respond::answer(collect::handle(req, env, ctx, config).await)?
     };
     Ok(respond::with_cors(resp, &cors, route == Route::Preflight)?)
 }

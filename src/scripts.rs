@@ -5,8 +5,9 @@
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::snippet::{self, SCRIPT_CACHE_CONTROL, SDK_CACHE_CONTROL};
-use worker::{console_error, console_log, Cache, Context, Env, Fetch, Request, Response, Result};
+use worker::{Cache, Context, Env, Fetch, Request, Response, Result};
 
+use crate::log::{self, Level};
 use crate::respond;
 use crate::store::Store;
 
@@ -64,9 +65,10 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
                     store.save_sdk(&upstream, &body).await
                 };
                 if let Err(e) = kept.await {
-                    console_error!(
-                        "{{\"event\":\"sdk_cache_failed\",\"error\":{:?}}}",
-                        e.to_string()
+                    log::event(
+                        Level::Error,
+                        "sdk_cache_failed",
+                        &[("error", e.to_string().into())],
                     );
                 }
             });
@@ -75,7 +77,11 @@ pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) ->
         Err(problem) => {
             // Answered below (the last good copy, else a JavaScript comment): one line in the
             // log, not an error with its stack (offline, as in the local demo, it is expected).
-            console_log!("{{\"event\":\"sdk_fetch_failed\",\"error\":{:?}}}", problem);
+            log::event(
+                Level::Info,
+                "sdk_fetch_failed",
+                &[("error", problem.as_str().into())],
+            );
             match store.sdk(&upstream).await? {
                 // A short age, so the fresh copy replaces it as soon as TikTok answers again.
                 Some(body) => {

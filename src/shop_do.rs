@@ -4,11 +4,12 @@
 //! and queues the resulting events. What a webhook does is decided by the pure
 //! `tiktok_edge_core::shopify::transition::apply`.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tiktok_edge_core::keys;
 use tiktok_edge_core::privacy::Held;
 use tiktok_edge_core::queue::Source;
 use tiktok_edge_core::shopify::checkout_url::JoinToken;
+use tiktok_edge_core::shopify::state::{Answer, Call, Delivery, WebhookResult};
 use tiktok_edge_core::shopify::transition::{self, JoinKeys, Joined, Memory, Settings};
 use tiktok_edge_core::shopify::{Payload, Topic};
 use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State};
@@ -30,46 +31,24 @@ pub struct ShopState {
     env: Env,
 }
 
-/// The Worker's call: a verified webhook for this resource.
-#[derive(Serialize, Deserialize)]
-pub struct WebhookCall {
-    /// This object's name (`order:<id>`, …), registered so `shop/redact` can find it.
-    pub resource: String,
-    pub topic: String,
-    pub webhook_id: String,
-    pub body: String,
-}
-
-/// The object's answer to a [`WebhookCall`]: what became of it, or why its payload cannot be
-/// used (the Worker parks it).
-#[derive(Serialize, Deserialize)]
-pub enum WebhookAnswer {
-    Done(WebhookResult),
-    Unusable(String),
-}
-
-/// What became of it.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct WebhookResult {
-    pub duplicate: bool,
-    pub queued: u32,
-    pub skipped: Option<String>,
-}
-
 impl DurableObject for ShopState {
     fn new(state: State, env: Env) -> Self {
         ShopState { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/webhook") => {
-                let call: WebhookCall = serde_json::from_str(&req.text().await?)?;
-                respond::json(200, &self.handle(call).await?)
-            }
-            (Method::Post, "/redact") => respond::json(200, &self.redact().await?),
-            _ => Response::error("no such operation", 404),
+        if req.method() != Method::Post {
+            return Response::error("ShopState takes POSTed calls only", 405);
         }
+        let request = req.text().await?;
+        let Ok((call, body)) = Call::decode(&request) else {
+            return Response::error("not a ShopState call (shopify::state::Call)", 400);
+        };
+        let answer = match call {
+            Call::Webhook(delivery) => self.handle(delivery, body).await?,
+            Call::Redact => Answer::Redacted(self.redact().await?),
+        };
+        respond::json(200, &answer)
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -121,19 +100,19 @@ impl ShopState {
     }
 
     /// `Unusable` when the payload is valid JSON for the key but not usable.
-    async fn handle(&self, call: WebhookCall) -> Result<WebhookAnswer> {
+    async fn handle(&self, call: Delivery, body: &str) -> Result<Answer> {
         let storage = self.state.storage();
         let seen_key = keys::webhook_seen(&call.webhook_id);
         if !call.webhook_id.is_empty() && storage.get::<bool>(&seen_key).await?.is_some() {
-            return Ok(WebhookAnswer::Done(WebhookResult {
+            return Ok(Answer::Done(WebhookResult {
                 duplicate: true,
                 ..WebhookResult::default()
             }));
         }
         let topic = Topic::parse(&call.topic);
-        let payload = match Payload::parse(topic, &call.body) {
+        let payload = match Payload::parse(topic, body) {
             Ok(payload) => payload,
-            Err(unusable) => return Ok(WebhookAnswer::Unusable(unusable.into())),
+            Err(unusable) => return Ok(Answer::Unusable(unusable)),
         };
         let config =
             settings::config(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
@@ -186,7 +165,7 @@ impl ShopState {
         if storage.get_alarm().await?.is_none() {
             storage.set_alarm(STATE_TTL_MS).await?;
         }
-        Ok(WebhookAnswer::Done(WebhookResult {
+        Ok(Answer::Done(WebhookResult {
             duplicate: false,
             queued,
             skipped,

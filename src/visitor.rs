@@ -8,8 +8,9 @@ use tiktok_edge_core::edge::{
     SESSION_MARKER,
 };
 use tiktok_edge_core::text;
-use worker::{console_error, web_sys, Date, Headers, Response, Result};
+use worker::{web_sys, Date, Headers, Response, Result};
 
+use crate::log::{self, Level};
 use crate::page;
 use crate::store::Store;
 
@@ -33,7 +34,7 @@ pub fn with_cookies(resp: Response, cookies: &[String]) -> Result<Response> {
 pub fn fresh_ttp() -> String {
     let mut random = [0u8; 10];
     if getrandom::fill(&mut random).is_err() {
-        console_error!("{{\"event\":\"random_unavailable\"}}");
+        log::event(Level::Error, "random_unavailable", &[]);
     }
     edge::new_ttp(Date::now().as_millis(), random)
 }

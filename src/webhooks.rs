@@ -7,14 +7,14 @@
 
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::refusals::Refusal;
-use tiktok_edge_core::shopify::shape;
-use tiktok_edge_core::shopify::{self, hmac, Parked, Topic, MAX_WEBHOOK_BYTES};
+use tiktok_edge_core::shopify::state::Delivery;
+use tiktok_edge_core::shopify::{self, hmac, Incoming, Parked, Topic, MAX_WEBHOOK_BYTES};
 use tiktok_edge_core::text;
 use tiktok_edge_core::Error;
-use worker::{console_log, Context, Date, Env, Request, Result};
+use worker::{Context, Date, Env, Request, Result};
 
 use crate::failure::{Failure, Outcome};
-use crate::shop_do::{WebhookCall, WebhookResult};
+use crate::log::{self, Level};
 use crate::store::Store;
 use crate::{privacy, refusals, respond, shop};
 
@@ -35,7 +35,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
             "SHOPIFY_WEBHOOK_SECRET is not set, so no webhook can be verified",
         ));
     }
-    let shop_domain = config.webhook_shop_domain()?;
+    let shop_domain = config.webhook_shop_domain().map_err(Error::FeatureOff)?;
     let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();
     if !hmac::verify(
         &secrets,
@@ -64,36 +64,45 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
     let webhook_id =
         text::cap(&header(&req, "Shopify-Webhook-Id")?.unwrap_or_default(), 64).to_string();
     let topic = Topic::parse(&topic_name);
-    if let Err(reason) = shape::check(topic, &body, shop_domain) {
-        let parked = park(env, &topic_name, &webhook_id, reason.into(), &body).await?;
-        return Ok(respond::json(200, &parked)?);
-    }
-    let handled = match topic {
-        Topic::Other => Ok(serde_json::json!({ "ignored": topic_name })),
-        Topic::CustomersRedact | Topic::ShopRedact | Topic::CustomersDataRequest => {
-            privacy::handle(env, topic, &body).await.inspect(|outcome| {
-                // Counts only: the payload's customer fields are never logged.
-                console_log!(
-                    "{{\"event\":\"privacy_webhook\",\"topic\":{:?},\"outcome\":{}}}",
-                    topic_name,
-                    outcome
-                );
-            })
+    // The one parse of the body: its shape, and what the Worker acts on.
+    let incoming = match Incoming::parse(topic, &body, shop_domain) {
+        Ok(incoming) => incoming,
+        Err(reason) => {
+            let parked = park(env, &topic_name, &webhook_id, reason.into(), &body).await?;
+            return Ok(respond::json(200, &parked)?);
         }
-        _ => match route(env, topic, &topic_name, &webhook_id, &body).await {
-            Ok(result) => {
+    };
+    let handled = match incoming {
+        Incoming::Other => Ok(serde_json::json!({ "ignored": topic_name })),
+        Incoming::Privacy(request) => privacy::handle(env, request)
+            .await
+            .map_err(Failure::from)
+            .inspect(|outcome| {
+                // Counts only: the payload's customer fields are never logged.
+                let fields = [
+                    ("topic", topic_name.as_str().into()),
+                    ("outcome", outcome.clone()),
+                ];
+                log::event(Level::Info, "privacy_webhook", &fields);
+            }),
+        Incoming::Resource { resource, body } => {
+            let delivery = Delivery {
+                resource,
+                topic: topic_name.clone(),
+                webhook_id: webhook_id.clone(),
+            };
+            shop::webhook(env, delivery, body).await.and_then(|result| {
                 if let Some(reason) = &result.skipped {
                     // Why a signed webhook sent nothing (excluded channel, test order, …).
-                    console_log!(
-                        "{{\"event\":\"webhook_skipped\",\"topic\":{:?},\"reason\":{:?}}}",
-                        topic_name,
-                        reason
-                    );
+                    let fields = [
+                        ("topic", topic_name.as_str().into()),
+                        ("reason", reason.as_str().into()),
+                    ];
+                    log::event(Level::Info, "webhook_skipped", &fields);
                 }
                 Ok(serde_json::to_value(result)?)
-            }
-            Err(failure) => Err(failure),
-        },
+            })
+        }
     };
     let outcome = match handled {
         Ok(outcome) => outcome,
@@ -122,32 +131,11 @@ async fn park(
         digest: shopify::parked_digest(topic, body),
     };
     let kept = Store::new(env)?.park(&parked).await?;
-    console_log!(
-        "{{\"event\":\"webhook_parked\",\"topic\":{:?},\"reason\":{:?},\"kept\":{}}}",
-        parked.topic,
-        parked.reason,
-        serde_json::to_string(&kept)?
-    );
+    let fields = [
+        ("topic", parked.topic.as_str().into()),
+        ("reason", parked.reason.as_str().into()),
+        ("kept", serde_json::to_value(kept)?),
+    ];
+    log::event(Level::Info, "webhook_parked", &fields);
     Ok(serde_json::json!({ "parked": parked.reason }))
-}
-
-/// Hands the webhook to its resource's Durable Object; `Failure::Unusable` when it is unusable.
-async fn route(
-    env: &Env,
-    topic: Topic,
-    topic_name: &str,
-    webhook_id: &str,
-    body: &[u8],
-) -> Outcome<WebhookResult> {
-    let resource = shopify::resource_key(topic, body).map_err(Error::from)?;
-    let Ok(text) = std::str::from_utf8(body) else {
-        return Err(Failure::Unusable("body is not UTF-8".to_string()));
-    };
-    let call = WebhookCall {
-        resource,
-        topic: topic_name.to_string(),
-        webhook_id: webhook_id.to_string(),
-        body: text.to_string(),
-    };
-    shop::webhook(env, &call).await
 }

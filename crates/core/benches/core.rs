@@ -107,7 +107,7 @@ fn main() {
         purchase_event_name: "Purchase".to_string(),
         send_test_orders: false,
         default_country: Some("US".to_string()),
-        excluded_sources: mapping::DEFAULT_EXCLUDED_SOURCES
+        excluded_sources: tiktok_edge_core::config::DEFAULT_EXCLUDED_SOURCES
             .iter()
             .map(|s| s.to_string())
             .collect(),

@@ -3,7 +3,6 @@
 //! second-guess them; a bad value becomes a [`Problem`] that names the variable and says how
 //! to fix it, and never echoes the value (it may be a secret).
 
-use crate::error::Error;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
@@ -113,7 +112,7 @@ pub struct Config {
     pub default_country: Option<String>,
     pub send_test_orders: bool,
     /// Lowercase `source_name` patterns of orders that are not ad conversions (a trailing `*`
-    /// matches a prefix); default `shopify::mapping::DEFAULT_EXCLUDED_SOURCES`.
+    /// matches a prefix); default [`DEFAULT_EXCLUDED_SOURCES`].
     pub excluded_sources: Vec<String>,
     /// First retry delay; doubles per attempt (tests shorten it).
     pub retry_base_ms: u64,
@@ -148,6 +147,12 @@ impl fmt::Display for Problem {
         }
     }
 }
+
+/// Order channels that are not ad conversions unless `EXCLUDED_SOURCES` says otherwise:
+/// point of sale, draft orders (invoices), and subscription renewals (Shopify's
+/// `subscription_contract*` channels). A trailing `*` matches any `source_name` it starts.
+pub const DEFAULT_EXCLUDED_SOURCES: &[&str] =
+    &["pos", "shopify_draft_order", "subscription_contract*"];
 
 /// What an invalid `ADMIN_TOKEN` turns off.
 pub const ADMIN_FEATURE: &str = "the admin page";
@@ -292,7 +297,7 @@ impl Config {
             excluded_sources: r
                 .parse("EXCLUDED_SOURCES", parse_sources)
                 .unwrap_or_else(|| {
-                    crate::shopify::mapping::DEFAULT_EXCLUDED_SOURCES
+                    DEFAULT_EXCLUDED_SOURCES
                         .iter()
                         .map(|s| s.to_string())
                         .collect()
@@ -329,11 +334,12 @@ impl Config {
         self.degraded.iter().find(|p| p.name == name)
     }
 
-    /// The shop webhooks must come from, or why webhooks are off.
-    pub fn webhook_shop_domain(&self) -> Result<&str, Error> {
+    /// The shop webhooks must come from, or the problem that turns webhooks off (the caller
+    /// wraps it: `Error::FeatureOff`).
+    pub fn webhook_shop_domain(&self) -> Result<&str, Problem> {
         self.shop_domain.as_deref().ok_or_else(|| {
             let problem = self.degraded("SHOPIFY_SHOP_DOMAIN").cloned();
-            Error::FeatureOff(problem.unwrap_or_else(shop_domain_unset))
+            problem.unwrap_or_else(shop_domain_unset)
         })
     }
 
@@ -668,7 +674,7 @@ mod tests {
         let unset = load(&[("SHOPIFY_WEBHOOK_SECRET", "whsec")]).unwrap();
         assert!(unset.degraded("SHOPIFY_SHOP_DOMAIN").is_some());
         match unset.webhook_shop_domain() {
-            Err(Error::FeatureOff(p)) => assert!(p
+            Err(p) => assert!(p
                 .to_string()
                 .starts_with("SHOPIFY_SHOP_DOMAIN: must be set")),
             other => panic!("{other:?}"),

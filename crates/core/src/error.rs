@@ -25,7 +25,8 @@ pub enum Error {
 
 /// Why a signed webhook's body cannot be used: the field's JSON path and what was expected
 /// there, never the value found (the reason is logged, parked and shown to the operator).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Unusable(pub String);
 
 impl Unusable {

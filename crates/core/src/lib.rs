@@ -16,6 +16,7 @@ pub mod health;
 pub mod json;
 pub mod keys;
 pub mod limits;
+pub mod log;
 pub mod money;
 pub mod privacy;
 pub mod proof;

@@ -1,7 +1,6 @@
 //! Privacy webhooks: what the Worker holds for each Shopify resource, so `customers/redact` and
 //! `shop/redact` delete exactly that, and the payloads those topics carry.
 
-use crate::error::Unusable;
 use crate::vec_map::VecSet;
 use serde::{Deserialize, Serialize};
 
@@ -56,50 +55,9 @@ impl Held {
     }
 }
 
-/// `customers/redact`: which orders to forget. The customer's own fields are never read.
-#[derive(Debug, Deserialize)]
-pub struct CustomersRedact {
-    #[serde(default)]
-    orders_to_redact: Vec<serde_json::Value>,
-}
-
-impl CustomersRedact {
-    pub fn parse(body: &[u8]) -> Result<CustomersRedact, Unusable> {
-        crate::shopify::parse_json(body).map_err(|unusable| {
-            unusable.explained(|reason| format!("customers/redact payload is not usable: {reason}"))
-        })
-    }
-
-    /// Order ids, exact (numbers above 2^53 included) whether sent as numbers or strings.
-    pub fn order_ids(&self) -> Vec<u64> {
-        self.orders_to_redact
-            .iter()
-            .filter_map(|v| match v {
-                serde_json::Value::Number(n) => n.as_u64(),
-                serde_json::Value::String(s) => s.parse().ok(),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn order_ids_are_exact() {
-        let r = CustomersRedact::parse(
-            br#"{"shop_id":954889,"shop_domain":"x.myshopify.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"orders_to_redact":[5512345678901234567,"299938",null]}"#,
-        )
-        .unwrap();
-        assert_eq!(r.order_ids(), [5_512_345_678_901_234_567, 299_938]);
-        assert!(CustomersRedact::parse(b"42").is_err());
-        assert!(CustomersRedact::parse(b"{}")
-            .unwrap()
-            .order_ids()
-            .is_empty());
-    }
 
     #[test]
     fn absorb_unions() {

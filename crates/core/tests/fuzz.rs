@@ -833,7 +833,7 @@ fn mapping_config() -> MappingConfig {
         purchase_event_name: "Purchase".to_string(),
         send_test_orders: false,
         default_country: Some("US".to_string()),
-        excluded_sources: mapping::DEFAULT_EXCLUDED_SOURCES
+        excluded_sources: tiktok_edge_core::config::DEFAULT_EXCLUDED_SOURCES
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -1042,11 +1042,11 @@ fn check_webhook(body: &[u8]) -> Result<(), TestCaseError> {
     let text = String::from_utf8_lossy(body);
     for header in TOPIC_HEADERS {
         let topic = Topic::parse(header);
-        let key = shopify::resource_key(topic, body);
+        let key = shopify::parse_json(body).and_then(|f| shopify::resource_key(topic, &f));
         assert_resource_key(topic, &key)?;
         let parsed = Payload::parse(topic, &text);
         assert_payload_fits(topic, &parsed)?;
-        let shape = shopify::shape::check(topic, body, "demo.myshopify.com");
+        let shape = shopify::shape::parse(topic, body, "demo.myshopify.com").map(drop);
         for reason in [key.err(), parsed.as_ref().err().cloned(), shape.err()]
             .iter()
             .flatten()
@@ -1115,7 +1115,8 @@ proptest! {
         })
         .to_string();
         prop_assert_eq!(
-            shopify::resource_key(Topic::OrdersCreate, order.as_bytes()),
+            shopify::parse_json(order.as_bytes())
+                .and_then(|f| shopify::resource_key(Topic::OrdersCreate, &f)),
             Ok(format!("order:{order_id}"))
         );
         let Ok(Payload::Order(parsed)) = Payload::parse(Topic::OrdersCreate, &order) else {
@@ -1138,7 +1139,8 @@ proptest! {
         }})
         .to_string();
         prop_assert_eq!(
-            shopify::resource_key(Topic::OrdersEdited, edit.as_bytes()),
+            shopify::parse_json(edit.as_bytes())
+                .and_then(|f| shopify::resource_key(Topic::OrdersEdited, &f)),
             Ok(format!("order:{order_id}"))
         );
         let Ok(Payload::OrderEdited(parsed)) = Payload::parse(Topic::OrdersEdited, &edit) else {
@@ -1846,7 +1848,7 @@ fn webhook_parsers_refuse_nesting_past_the_recursion_limit() {
             // skipped without recursion, so some topics do accept these bodies.
             let topic = Topic::parse(header);
             let _ = Payload::parse(topic, body);
-            let _ = shopify::resource_key(topic, body.as_bytes());
+            let _ = shopify::Incoming::parse(topic, body.as_bytes(), "demo.myshopify.com");
         }
         assert_eq!(
             shopify::redact(body.as_bytes()),

@@ -8,10 +8,9 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use tiktok_edge_core::config::Config;
-use tiktok_edge_core::privacy::CustomersRedact;
 use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::mapping::{self, CartState, MappingConfig, OrderState};
-use tiktok_edge_core::shopify::{resource_key, shape, Payload, Topic};
+use tiktok_edge_core::shopify::{Incoming, Payload, Topic};
 use tiktok_edge_core::tiktok::Event;
 
 fn folder() -> PathBuf {
@@ -237,17 +236,7 @@ fn map(
     let shop = json["shop_domain"]
         .as_str()
         .unwrap_or("example.myshopify.com");
-    shape::check(topic, body.as_bytes(), shop)?;
-    if matches!(topic, Topic::CustomersRedact) {
-        CustomersRedact::parse(body.as_bytes())?;
-    }
-    let keyed = !matches!(
-        topic,
-        Topic::Other | Topic::CustomersRedact | Topic::CustomersDataRequest | Topic::ShopRedact
-    );
-    if keyed {
-        resource_key(topic, body.as_bytes())?;
-    }
+    Incoming::parse(topic, body.as_bytes(), shop)?;
     Ok(match Payload::parse(topic, body)? {
         Payload::Cart(cart) => (
             mapping::cart_added(&cart, &CartState::default(), &Session::default(), now).0,

@@ -6,9 +6,11 @@ pub mod hmac;
 pub mod mapping;
 pub mod models;
 pub mod shape;
+pub mod state;
 pub mod transition;
 
 use crate::error::Unusable;
+use serde_json::{Map, Value};
 
 /// The team's webhook fixtures (tests/fixtures/shopify), shared by the unit tests.
 #[cfg(test)]
@@ -222,56 +224,105 @@ impl Payload {
     }
 }
 
+/// A verified webhook as the Worker acts on it, derived from one parse of its body
+/// ([`shape::parse`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// A cart's, checkout's or order's webhook: the `ShopState` it goes to ([`resource_key`]),
+    /// and the body (UTF-8, its topic's shape) that object parses as its [`Payload`].
+    Resource {
+        resource: String,
+        body: &'a str,
+    },
+    Privacy(PrivacyRequest),
+    /// A topic the Worker does not act on: acknowledged, its body not read.
+    Other,
+}
+
+/// What a privacy webhook asks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PrivacyRequest {
+    /// Forget these orders (ids exact above 2^53, whether sent as numbers or strings). The
+    /// customer's own fields are never read.
+    CustomersRedact {
+        orders: Vec<u64>,
+    },
+    ShopRedact,
+    CustomersDataRequest,
+}
+
+impl<'a> Incoming<'a> {
+    /// `Err` says why the body cannot be used (it is then parked for the operator).
+    pub fn parse(
+        topic: Topic,
+        body: &'a [u8],
+        shop_domain: &str,
+    ) -> Result<Incoming<'a>, Unusable> {
+        let Some(fields) = shape::parse(topic, body, shop_domain)? else {
+            return Ok(Incoming::Other);
+        };
+        Ok(Incoming::Privacy(match topic {
+            Topic::CustomersRedact => PrivacyRequest::CustomersRedact {
+                orders: fields
+                    .get("orders_to_redact")
+                    .and_then(Value::as_array)
+                    .map_or_else(Vec::new, |ids| ids.iter().filter_map(id_of).collect()),
+            },
+            Topic::ShopRedact => PrivacyRequest::ShopRedact,
+            Topic::CustomersDataRequest => PrivacyRequest::CustomersDataRequest,
+            _ => {
+                return Ok(Incoming::Resource {
+                    resource: resource_key(topic, &fields)?,
+                    // Parsed as JSON text just now, so UTF-8.
+                    body: std::str::from_utf8(body)
+                        .map_err(|_| Unusable("body is not UTF-8".to_string()))?,
+                });
+            }
+        }))
+    }
+}
+
+/// A Shopify id: a number, or a numeric string (exact above 2^53), as `models::id` reads it.
+fn id_of(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
 /// Longest cart or checkout token taken as a resource name.
 const MAX_TOKEN_BYTES: usize = 256;
 
-/// The Durable Object (by name) that keeps one resource's state and serialises its webhooks.
-/// `Err` says why the payload cannot be used (it is then parked for the operator).
-pub fn resource_key(topic: Topic, body: &[u8]) -> Result<String, Unusable> {
-    #[derive(serde::Deserialize)]
-    struct Keys {
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default, deserialize_with = "models::id")]
-        id: Option<u64>,
-        #[serde(default)]
-        order_edit: Option<EditKeys>,
-    }
-    #[derive(serde::Deserialize)]
-    struct EditKeys {
-        #[serde(default, deserialize_with = "models::id")]
-        order_id: Option<u64>,
-    }
-    let keys: Keys = parse_json(body)?;
+/// The Durable Object (by name) that keeps one resource's state and serialises its webhooks,
+/// from the body's top-level `fields`. `Err` says why the payload cannot be used (it is then
+/// parked for the operator).
+pub fn resource_key(topic: Topic, fields: &Map<String, Value>) -> Result<String, Unusable> {
+    let token = fields.get("token").and_then(Value::as_str);
     // Resource names become KV keys (at most 512 bytes); Shopify's tokens are 32-64 characters.
-    if keys
-        .token
-        .as_ref()
-        .is_some_and(|t| t.len() > MAX_TOKEN_BYTES)
-    {
+    if token.is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
         return Err(Unusable(format!(
             "token: expected a string of at most {MAX_TOKEN_BYTES} bytes"
         )));
     }
     let missing = |what: &str| Unusable(format!("{what} is missing"));
     match topic {
-        Topic::CartsCreate | Topic::CartsUpdate => keys
-            .token
-            .filter(|t| !mapping::cart_key(t).is_empty())
-            .map(|t| crate::keys::cart(mapping::cart_key(&t)))
+        Topic::CartsCreate | Topic::CartsUpdate => token
+            .map(mapping::cart_key)
+            .filter(|t| !t.is_empty())
+            .map(crate::keys::cart)
             .ok_or_else(|| missing("cart token")),
-        Topic::CheckoutsCreate | Topic::CheckoutsUpdate => keys
-            .token
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| crate::keys::checkout(t.trim()))
+        Topic::CheckoutsCreate | Topic::CheckoutsUpdate => token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(crate::keys::checkout)
             .ok_or_else(|| missing("checkout token")),
-        Topic::OrdersCreate | Topic::OrdersChanged => keys
-            .id
+        Topic::OrdersCreate | Topic::OrdersChanged => fields
+            .get("id")
+            .and_then(id_of)
             .map(crate::keys::order)
             .ok_or_else(|| missing("order id")),
-        Topic::OrdersEdited => keys
-            .order_edit
-            .and_then(|e| e.order_id)
+        Topic::OrdersEdited => fields
+            .get("order_edit")
+            .and_then(|edit| edit.get("order_id"))
+            .and_then(id_of)
             .map(crate::keys::order)
             .ok_or_else(|| missing("order_edit.order_id")),
         _ => Err(Unusable("topic has no resource".to_string())),
@@ -440,31 +491,74 @@ mod key_tests {
 
     #[test]
     fn resource_keys() {
+        let key = |topic, body: &[u8]| parse_json(body).and_then(|f| resource_key(topic, &f));
         assert_eq!(
-            resource_key(Topic::CartsUpdate, br#"{"token":"c1-abc?key=s"}"#).unwrap(),
+            key(Topic::CartsUpdate, br#"{"token":"c1-abc?key=s"}"#).unwrap(),
             "cart:c1-abc"
         );
         assert_eq!(
-            resource_key(Topic::CheckoutsCreate, br#"{"token":"chk1"}"#).unwrap(),
+            key(Topic::CheckoutsCreate, br#"{"token":" chk1 "}"#).unwrap(),
             "checkout:chk1"
         );
         assert_eq!(
-            resource_key(Topic::OrdersChanged, br#"{"id":"9007199254740993"}"#).unwrap(),
+            key(Topic::OrdersChanged, br#"{"id":"9007199254740993"}"#).unwrap(),
             "order:9007199254740993"
         );
         assert_eq!(
-            resource_key(Topic::OrdersEdited, br#"{"order_edit":{"order_id":5}}"#).unwrap(),
+            key(Topic::OrdersCreate, br#"{"id":9007199254740993}"#).unwrap(),
+            "order:9007199254740993"
+        );
+        assert_eq!(
+            key(Topic::OrdersEdited, br#"{"order_edit":{"order_id":5}}"#).unwrap(),
             "order:5"
         );
-        assert!(resource_key(Topic::OrdersCreate, br#"{"id":null}"#).is_err());
-        assert!(resource_key(Topic::CartsCreate, br#"{"token":"?key=x"}"#).is_err());
+        assert!(key(Topic::OrdersCreate, br#"{"id":null}"#).is_err());
+        assert!(key(Topic::OrdersCreate, br#"{"id":1.5}"#).is_err());
+        assert!(key(Topic::OrdersEdited, br#"{"order_edit":"5"}"#).is_err());
+        assert!(key(Topic::CartsCreate, br#"{"token":"?key=x"}"#).is_err());
+        assert!(key(Topic::CartsCreate, br#"{"token":5}"#).is_err());
         let long = format!(r#"{{"token":"{}"}}"#, "t".repeat(257));
         assert_eq!(
-            resource_key(Topic::CheckoutsCreate, long.as_bytes()).unwrap_err(),
+            key(Topic::CheckoutsCreate, long.as_bytes()).unwrap_err(),
             "token: expected a string of at most 256 bytes"
         );
-        assert!(resource_key(Topic::OrdersCreate, b"not json").is_err());
-        assert!(resource_key(Topic::OrdersCreate, br#"[1,2]"#).is_err());
+        assert!(key(Topic::OrdersCreate, b"not json").is_err());
+        assert!(key(Topic::OrdersCreate, br#"[1,2]"#).is_err());
+    }
+
+    #[test]
+    fn one_parse_gives_the_resource_or_the_privacy_request() {
+        const SHOP: &str = "demo.myshopify.com";
+        let order = fixtures::ORDER.as_bytes();
+        assert_eq!(
+            Incoming::parse(Topic::OrdersCreate, order, SHOP).unwrap(),
+            Incoming::Resource {
+                resource: resource_key(Topic::OrdersCreate, &parse_json(order).unwrap()).unwrap(),
+                body: fixtures::ORDER,
+            }
+        );
+        let redact = br#"{"shop_id":954889,"shop_domain":"demo.myshopify.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"orders_to_redact":[5512345678901234567,"299938",null]}"#;
+        assert_eq!(
+            Incoming::parse(Topic::CustomersRedact, redact, SHOP).unwrap(),
+            Incoming::Privacy(PrivacyRequest::CustomersRedact {
+                orders: vec![5_512_345_678_901_234_567, 299_938]
+            })
+        );
+        let shop_redact = br#"{"shop_id":1,"shop_domain":"demo.myshopify.com"}"#;
+        assert_eq!(
+            Incoming::parse(Topic::ShopRedact, shop_redact, SHOP).unwrap(),
+            Incoming::Privacy(PrivacyRequest::ShopRedact)
+        );
+        assert_eq!(
+            Incoming::parse(Topic::Other, b"\xff not json", SHOP).unwrap(),
+            Incoming::Other
+        );
+        // The shape check comes first: an order replayed as a cart is refused by name.
+        let err = Incoming::parse(Topic::CartsUpdate, order, SHOP).unwrap_err();
+        assert!(err.starts_with("token: missing"), "{err}");
+        let keyless = br#"{"id":null,"line_items":[],"order_number":1}"#;
+        let err = Incoming::parse(Topic::OrdersCreate, keyless, SHOP).unwrap_err();
+        assert!(err.starts_with("id: expected an id"), "{err}");
     }
 
     #[test]

@@ -139,11 +139,17 @@ fn rule(topic: Topic) -> Option<Rule> {
     })
 }
 
+/// `body`'s top-level fields, parsed once for everything the Worker derives from them
+/// (`super::Incoming`); `None` for a topic the Worker does not act on (its body is not read).
 /// `Err(reason)` when `body` is not the kind of body `topic` carries, or (privacy topics)
 /// names another shop than `shop_domain`.
-pub fn check(topic: Topic, body: &[u8], shop_domain: &str) -> Result<(), Unusable> {
+pub fn parse(
+    topic: Topic,
+    body: &[u8],
+    shop_domain: &str,
+) -> Result<Option<Map<String, Value>>, Unusable> {
     let Some(rule) = rule(topic) else {
-        return Ok(());
+        return Ok(None);
     };
     let fields: Map<String, Value> = super::parse_json(body)
         .map_err(|u| u.explained(|r| format!("{r} (expected {})", rule.what)))?;
@@ -197,7 +203,7 @@ pub fn check(topic: Topic, body: &[u8], shop_domain: &str) -> Result<(), Unusabl
             )));
         }
     }
-    Ok(())
+    Ok(Some(fields))
 }
 
 #[cfg(test)]
@@ -205,6 +211,10 @@ mod tests {
     use super::*;
 
     const SHOP: &str = "demo.myshopify.com";
+
+    fn check(topic: Topic, body: &[u8], shop_domain: &str) -> Result<(), Unusable> {
+        parse(topic, body, shop_domain).map(drop)
+    }
     const ORDER: &str = r#"{"id":5512345678901234567,"token":"t","cart_token":"c1","checkout_token":"k1","financial_status":"paid","line_items":[],"email":"a@b.example"}"#;
     const CART: &str = r#"{"id":"c1","token":"c1","line_items":[],"note":null}"#;
     const CHECKOUT: &str =

@@ -37,7 +37,7 @@ pub use identity::{
     attribute, attributes, landing_click, order_user, session_from_attributes,
     session_from_checkout, session_from_order, session_user, ttclid_from_url,
 };
-pub use order::{purchase, skip_reason, OrderState, Skip, StoredLine, DEFAULT_EXCLUDED_SOURCES};
+pub use order::{purchase, skip_reason, OrderState, Skip, StoredLine};
 
 use super::models::{LineItem, MoneySet};
 use crate::config::Config;
@@ -53,7 +53,7 @@ pub struct MappingConfig {
     pub send_test_orders: bool,
     pub default_country: Option<String>,
     /// Lowercase `source_name` patterns of orders that are not sent (see
-    /// [`DEFAULT_EXCLUDED_SOURCES`]).
+    /// [`crate::config::DEFAULT_EXCLUDED_SOURCES`]).
     pub excluded_sources: Vec<String>,
 }
 

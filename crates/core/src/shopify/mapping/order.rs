@@ -14,12 +14,6 @@ use crate::vec_map::VecMap;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Order channels that are not ad conversions unless `EXCLUDED_SOURCES` says otherwise:
-/// point of sale, draft orders (invoices), and subscription renewals (Shopify's
-/// `subscription_contract*` channels). A trailing `*` matches any `source_name` it starts.
-pub const DEFAULT_EXCLUDED_SOURCES: &[&str] =
-    &["pos", "shopify_draft_order", "subscription_contract*"];
-
 /// Whether `source` matches one of the lowercase patterns (a trailing `*`: a prefix).
 fn source_matches(patterns: &[String], source: &str) -> bool {
     let source = source.trim().to_ascii_lowercase();
