@@ -21,6 +21,7 @@ mod page;
 mod privacy;
 mod queue;
 mod queue_do;
+mod queue_sql;
 mod respond;
 mod router;
 mod scripts;

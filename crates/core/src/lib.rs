@@ -22,6 +22,7 @@ pub mod proof;
 pub mod queue;
 pub mod routes;
 pub mod session;
+pub mod shard;
 pub mod shopify;
 pub mod snippet;
 pub mod text;
