@@ -23,6 +23,7 @@ mod page;
 mod privacy;
 mod queue;
 mod queue_do;
+mod queue_sql;
 mod refusals;
 mod respond;
 mod router;

@@ -1,32 +1,71 @@
 //! Client side of the send queue: hands events to their `EventQueue` shard and waits only for
-//! the durable write, never for TikTok.
+//! the durable write, never for TikTok. Each call is a typed `queue::ShardCall`; calls to every
+//! shard go out at once.
 
+use futures_util::future::try_join_all;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
     earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
-    Preview, QueueStats, Refuse, Resend, Resent, ShardHealth, Source, SHARDS,
+    Preview, QueueStats, Refuse, Resend, Resent, ShardAnswer, ShardCall, ShardHealth, Source,
+    SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
 use tiktok_edge_core::vec_map::VecMap;
-use worker::{Env, Response, Result};
+use worker::{Env, Result};
 
 use crate::outbound;
 
 pub const BINDING: &str = "EVENT_QUEUE";
 
-/// Operation `op` of the shard named `shard`: a POST of `body` when there is one, else a GET.
-/// Any answer but 200 is an error naming the shard and its message.
-async fn call(env: &Env, shard: &str, op: &str, body: Option<String>) -> Result<Response> {
-    let mut resp = outbound::object(env, BINDING, shard, op, body).await?;
+/// `call` to the shard named `shard`, and what `pick` takes of its answer; any other answer
+/// (or status) is an error naming the shard.
+async fn ask<T>(
+    env: &Env,
+    shard: &str,
+    call: &ShardCall,
+    pick: impl FnOnce(ShardAnswer) -> Option<T>,
+) -> Result<T> {
+    let body = serde_json::to_string(call)?;
+    let mut resp = outbound::object(env, BINDING, shard, "", Some(body)).await?;
+    let failed = |why: String| worker::Error::RustError(format!("queue shard {shard}: {why}"));
+    let text = resp.text().await?;
     if resp.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "queue shard {shard} answered {} to {op}: {}",
-            resp.status_code(),
-            resp.text().await.unwrap_or_default()
-        )));
+        return Err(failed(format!("answered {}: {text}", resp.status_code())));
     }
-    Ok(resp)
+    // Parsed by serde_json, not the runtime's JSON.parse: ids above 2^53 stay exact.
+    match serde_json::from_str(&text)? {
+        ShardAnswer::Full => Err(failed(
+            "full of events still waiting to be sent; try again later".into(),
+        )),
+        answer => pick(answer).ok_or_else(|| failed(format!("answered {text}"))),
+    }
+}
+
+/// `call` to every shard at once (shards `call` gives none skipped); the answers in shard
+/// order.
+async fn ask_all<T>(
+    env: &Env,
+    call: impl Fn(u32) -> Option<ShardCall>,
+    pick: impl Fn(ShardAnswer) -> Option<T> + Copy,
+) -> Result<Vec<T>> {
+    let calls: Vec<(String, ShardCall)> = (0..SHARDS)
+        .filter_map(|shard| Some((shard_name_at(shard), call(shard)?)))
+        .collect();
+    try_join_all(calls.iter().map(|(name, call)| ask(env, name, call, pick))).await
+}
+
+/// `calls` to the shards they name, at once.
+async fn ask_each<T>(
+    env: &Env,
+    calls: Vec<(String, ShardCall)>,
+    pick: impl Fn(ShardAnswer) -> Option<T> + Copy,
+) -> Result<Vec<T>> {
+    try_join_all(calls.iter().map(|(name, call)| ask(env, name, call, pick))).await
+}
+
+fn done(answer: ShardAnswer) -> Option<()> {
+    matches!(answer, ShardAnswer::Done).then_some(())
 }
 
 /// `items` grouped by the shard holding their (event name, event_id).
@@ -52,39 +91,50 @@ pub async fn enqueue(
     events: Vec<Event>,
 ) -> Result<EnqueueSummary> {
     let hold = HoldPolicy::from_config(config);
+    let calls = by_shard(events, |e| (&e.event, &e.event_id))
+        .into_iter()
+        .map(|(shard, events)| {
+            let call = ShardCall::Enqueue(Enqueue {
+                source,
+                hold: hold.clone(),
+                proof: proof.clone(),
+                events,
+            });
+            (shard, call)
+        })
+        .collect();
+    let enqueued = |a| match a {
+        ShardAnswer::Enqueued(summary) => Some(summary),
+        _ => None,
+    };
     let mut total = EnqueueSummary::default();
-    for (shard, events) in by_shard(events, |e| (&e.event, &e.event_id)) {
-        let body = serde_json::to_string(&Enqueue {
-            source,
-            hold: hold.clone(),
-            proof: proof.clone(),
-            events,
-        })?;
-        total += call(env, &shard, "enqueue", Some(body))
-            .await?
-            .json::<EnqueueSummary>()
-            .await?;
+    for summary in ask_each(env, calls, enqueued).await? {
+        total += summary;
     }
     Ok(total)
 }
 
 /// Every shard's report for events updated since `since_ms`, merged.
 pub async fn stats(env: &Env, since_ms: i64) -> Result<QueueStats> {
+    let stats = |a| match a {
+        ShardAnswer::Stats(stats) => Some(stats),
+        _ => None,
+    };
     let mut merged = QueueStats::default();
-    let op = format!("stats?since={since_ms}");
-    for shard in 0..SHARDS {
-        let mut resp = call(env, &shard_name_at(shard), &op, None).await?;
-        merged.merge(resp.json::<QueueStats>().await?);
+    for report in ask_all(env, |_| Some(ShardCall::Stats { since_ms }), stats).await? {
+        merged.merge(report);
     }
     Ok(merged)
 }
 
 /// Events waiting to be sent over all shards, and the earliest pause among them.
 pub async fn health(env: &Env) -> Result<ShardHealth> {
+    let health = |a| match a {
+        ShardAnswer::Health(health) => Some(health),
+        _ => None,
+    };
     let mut total = ShardHealth::default();
-    for shard in 0..SHARDS {
-        let mut resp = call(env, &shard_name_at(shard), "health", None).await?;
-        let shard: ShardHealth = resp.json().await?;
+    for shard in ask_all(env, |_| Some(ShardCall::Health), health).await? {
         total.depth += shard.depth;
         total.paused = earliest_pause(total.paused, shard.paused);
     }
@@ -96,19 +146,20 @@ pub async fn health(env: &Env) -> Result<ShardHealth> {
 /// `previews`, every shard's preview in shard order: each shard re-sends only when its
 /// selection is still the one it previewed.
 pub async fn resend(env: &Env, request: &Resend, previews: &[Preview]) -> Result<Resent> {
+    let mine = |shard: u32| match previews.get(shard as usize) {
+        Some(preview) if preview.count == 0 => None,
+        Some(preview) => Some(ShardCall::Resend(Resend {
+            confirm: Some(preview.confirm.clone()),
+            ..request.clone()
+        })),
+        None => Some(ShardCall::Resend(request.clone())),
+    };
+    let resent = |a| match a {
+        ShardAnswer::Resent(done) => Some(done),
+        _ => None,
+    };
     let mut total = Resent::default();
-    for shard in 0..SHARDS {
-        let mine = match previews.get(shard as usize) {
-            Some(preview) if preview.count == 0 => continue,
-            Some(preview) => Resend {
-                confirm: Some(preview.confirm.clone()),
-                ..request.clone()
-            },
-            None => request.clone(),
-        };
-        let body = serde_json::to_string(&mine)?;
-        let mut resp = call(env, &shard_name_at(shard), "resend", Some(body)).await?;
-        let done: Resent = resp.json().await?;
+    for done in ask_all(env, mine, resent).await? {
         total.requeued += done.requeued;
         total.changed |= done.changed;
     }
@@ -117,37 +168,30 @@ pub async fn resend(env: &Env, request: &Resend, previews: &[Preview]) -> Result
 
 /// Every shard's preview of a re-send of unconfirmed purchases, in shard order.
 pub async fn preview(env: &Env, request: &Resend) -> Result<Vec<Preview>> {
-    let body = serde_json::to_string(request)?;
-    let mut previews = Vec::with_capacity(SHARDS as usize);
-    for shard in 0..SHARDS {
-        let mut resp = call(
-            env,
-            &shard_name_at(shard),
-            "resend-preview",
-            Some(body.clone()),
-        )
-        .await?;
-        previews.push(resp.json::<Preview>().await?);
-    }
-    Ok(previews)
+    let preview = |a| match a {
+        ShardAnswer::Preview(preview) => Some(preview),
+        _ => None,
+    };
+    ask_all(env, |_| Some(ShardCall::Preview(request.clone())), preview).await
 }
 
 /// Deletes queued and finished events: the listed ones, and every one carrying one of
 /// `ttps` (a redacted visitor's browser events). `everything` empties the queue (shop/redact).
 pub async fn forget(env: &Env, request: &Forget) -> Result<()> {
-    let mut events = by_shard(request.events.iter().cloned(), |(e, id)| (e, id));
-    for shard in 0..SHARDS {
-        let name = shard_name_at(shard);
+    let events = by_shard(request.events.iter().cloned(), |(e, id)| (e, id));
+    let mine = |shard: u32| {
         let mine = Forget {
-            events: events.remove(&name).unwrap_or_default(),
+            events: events
+                .get(&shard_name_at(shard))
+                .cloned()
+                .unwrap_or_default(),
             ttps: request.ttps.clone(),
             everything: request.everything,
         };
-        if mine.events.is_empty() && mine.ttps.is_empty() && !mine.everything {
-            continue;
-        }
-        call(env, &name, "forget", Some(serde_json::to_string(&mine)?)).await?;
-    }
+        let nothing = mine.events.is_empty() && mine.ttps.is_empty() && !mine.everything;
+        (!nothing).then_some(ShardCall::Forget(mine))
+    };
+    ask_all(env, mine, done).await?;
     Ok(())
 }
 
@@ -155,14 +199,18 @@ pub async fn forget(env: &Env, request: &Forget) -> Result<()> {
 pub async fn refuse(env: &Env, request: &Refuse) -> Result<()> {
     let keys = request.events.iter().map(|k| (false, k.clone()));
     let bound = request.bound.iter().map(|k| (true, k.clone()));
-    for (shard, keys) in by_shard(keys.chain(bound), |(_, (e, id))| (e, id)) {
-        let (bound, events): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(bound, _)| *bound);
-        let mine = Refuse {
-            events: events.into_iter().map(|(_, k)| k).collect(),
-            bound: bound.into_iter().map(|(_, k)| k).collect(),
-            proof: request.proof.clone(),
-        };
-        call(env, &shard, "refuse", Some(serde_json::to_string(&mine)?)).await?;
-    }
+    let calls = by_shard(keys.chain(bound), |(_, (e, id))| (e, id))
+        .into_iter()
+        .map(|(shard, keys)| {
+            let (bound, events): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(bound, _)| *bound);
+            let mine = Refuse {
+                events: events.into_iter().map(|(_, k)| k).collect(),
+                bound: bound.into_iter().map(|(_, k)| k).collect(),
+                proof: request.proof.clone(),
+            };
+            (shard, ShardCall::Refuse(mine))
+        })
+        .collect();
+    ask_each(env, calls, done).await?;
     Ok(())
 }

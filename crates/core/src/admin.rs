@@ -610,6 +610,7 @@ mod tests {
                     since_ms: NOW,
                     next_check_ms: NOW,
                     checks: 2,
+                    limit: None,
                 }),
                 ..QueueStats::default()
             }),

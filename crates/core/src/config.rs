@@ -30,6 +30,7 @@ pub const NAMES: &[&str] = &[
     "TIKTOK_TIMEOUT_MS",
     "WEBHOOK_WAIT_MS",
     "SEND_UNCONFIRMED_PURCHASES",
+    "QUEUE_SHARD_MAX_ROWS",
 ];
 
 pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
@@ -124,6 +125,8 @@ pub struct Config {
     /// Send browser-reported purchases that no signed order confirmed (shops without order
     /// webhooks only): otherwise they are kept as `unconfirmed`, never sent.
     pub send_unconfirmed_purchases: bool,
+    /// `QUEUE_SHARD_MAX_ROWS`: lowers the rows a queue shard keeps (tests fill a shard with it).
+    pub queue_shard_max_rows: Option<i64>,
     /// Problems of settings that only one feature depends on: that feature is off, the rest
     /// works (each has [`Problem::disables`]).
     pub degraded: Vec<Problem>,
@@ -314,6 +317,12 @@ impl Config {
             send_unconfirmed_purchases: r
                 .parse("SEND_UNCONFIRMED_PURCHASES", parse_bool)
                 .unwrap_or(false),
+            queue_shard_max_rows: r.parse("QUEUE_SHARD_MAX_ROWS", |v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| "must be a whole number of rows above 0".to_string())
+            }),
             degraded: Vec::new(),
         };
         if !config.webhook_secrets.is_empty() && r.get("SHOPIFY_SHOP_DOMAIN").is_none() {

@@ -24,6 +24,7 @@ pub mod queue;
 pub mod refusals;
 pub mod routes;
 pub mod session;
+pub mod shard;
 pub mod shopify;
 pub mod snippet;
 pub mod text;

@@ -57,6 +57,14 @@ impl RowState {
     pub fn parse(s: &str) -> Option<RowState> {
         RowState::ALL.into_iter().find(|state| state.as_str() == s)
     }
+
+    /// Not sent yet (nor given up): what a refusal still stops.
+    pub fn unsent_or_retrying(self) -> bool {
+        matches!(
+            self,
+            RowState::Queued | RowState::Waiting | RowState::Unconfirmed | RowState::Retrying
+        )
+    }
 }
 
 /// Where a copy of an event came from. Only a signed webhook is trusted for what happened; the
@@ -117,6 +125,43 @@ pub struct Enqueue {
     #[serde(default)]
     pub proof: Proof,
     pub events: Vec<crate::tiktok::Event>,
+}
+
+/// An operation of a queue shard (the `EventQueue` Durable Object): what the Worker asks
+/// (`src/queue.rs`) and the object does (`src/queue_do.rs`), as one JSON body; the object
+/// answers with a [`ShardAnswer`]. Named once, here: neither side spells an operation's name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardCall {
+    /// Admit copies of events (`shard::enqueue`): [`ShardAnswer::Enqueued`] or
+    /// [`ShardAnswer::Full`].
+    Enqueue(Enqueue),
+    /// Delete what a privacy webhook asks for: [`ShardAnswer::Done`].
+    Forget(Forget),
+    /// Stop what a refusal proves: [`ShardAnswer::Done`].
+    Refuse(Refuse),
+    /// Re-send by filter: [`ShardAnswer::Resent`].
+    Resend(Resend),
+    /// What a re-send of unconfirmed purchases would send: [`ShardAnswer::Preview`].
+    Preview(Resend),
+    /// Depth and pause: [`ShardAnswer::Health`].
+    Health,
+    /// The operator's figures for events created since `since_ms`: [`ShardAnswer::Stats`].
+    Stats { since_ms: i64 },
+}
+
+/// A queue shard's answer to a [`ShardCall`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardAnswer {
+    Enqueued(EnqueueSummary),
+    /// A signed copy found no room: the shard is full of events still waiting to be sent.
+    Full,
+    Done,
+    Resent(Resent),
+    Preview(Preview),
+    Health(ShardHealth),
+    Stats(QueueStats),
 }
 
 /// What a shard already holds under an event's key.
@@ -491,6 +536,9 @@ pub struct Pause {
     pub next_check_ms: i64,
     /// Failed checks so far (the wait between checks doubles, up to an hour).
     pub checks: u32,
+    /// Set when TikTok throttled the shard (`40100`): which of its limits, by [`Limit::after`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
 }
 
 impl Pause {
@@ -505,6 +553,88 @@ impl Pause {
             since_ms: previous.map_or(now_ms, |p| p.since_ms),
             next_check_ms: now_ms.saturating_add(wait),
             checks,
+            limit: None,
+        }
+    }
+
+    /// The pause TikTok asks for after a throttle (`40100`) of `limit`: no doubling, no
+    /// attempt counted toward the 48 h give-up; a check at the limit's end, then sending resumes.
+    pub fn throttled(limit: Limit, previous: Option<Pause>, message: &str, now_ms: i64) -> Pause {
+        Pause {
+            reason: format!(
+                "{message} ({}); events wait and go out by themselves then",
+                limit.describe()
+            ),
+            since_ms: previous.map_or(now_ms, |p| p.since_ms),
+            next_check_ms: limit.until(now_ms),
+            checks: 0,
+            limit: Some(limit),
+        }
+    }
+
+    /// Whether `/tt/health` hears of it: every pause but a throttle of one second (a KV key
+    /// takes one write per second at most, and the pause is over before a poll reads it).
+    pub fn mirrored(&self) -> bool {
+        self.limit != Some(Limit::Second)
+    }
+}
+
+/// Which of TikTok's rate limits a throttle (`40100`, HTTP 200, no `Retry-After`) hit, by the
+/// recovery rules of TikTok's rate-limit page (shared/research/tiktok-shopify-2026.md §1.3):
+/// after the per-second limit retry in the next second, after the per-minute limit pause five
+/// minutes, after the daily limit wait until 00:00 UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    Second,
+    Minute,
+    Day,
+}
+
+/// Throttles within one minute after which the shard assumes the per-minute limit (TikTok's
+/// answer does not say which limit it hit; the first ones are taken for the per-second limit).
+pub const THROTTLES_FOR_MINUTE_LIMIT: usize = 3;
+
+const SECOND_MS: i64 = 1_000;
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// The pause after the per-minute limit.
+pub const MINUTE_LIMIT_PAUSE_MS: i64 = 5 * MINUTE_MS;
+
+impl Limit {
+    /// The limit a throttle at `now_ms` hit: the daily one when TikTok's message says so
+    /// (`daily`, `tiktok::says_daily_limit`), the per-minute one when it is the
+    /// [`THROTTLES_FOR_MINUTE_LIMIT`]th within a minute, else the per-second one. `recent`
+    /// holds the times of the shard's throttles in the last minute and gains this one.
+    pub fn after(recent: &mut Vec<i64>, daily: bool, now_ms: i64) -> Limit {
+        recent.retain(|&t| now_ms - t < MINUTE_MS && t <= now_ms);
+        recent.push(now_ms);
+        if daily {
+            Limit::Day
+        } else if recent.len() >= THROTTLES_FOR_MINUTE_LIMIT {
+            Limit::Minute
+        } else {
+            Limit::Second
+        }
+    }
+
+    /// When sending may start again.
+    pub fn until(self, now_ms: i64) -> i64 {
+        match self {
+            Limit::Second => now_ms - now_ms.rem_euclid(SECOND_MS) + SECOND_MS,
+            Limit::Minute => now_ms + MINUTE_LIMIT_PAUSE_MS,
+            Limit::Day => now_ms - now_ms.rem_euclid(DAY_MS) + DAY_MS,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Limit::Second => "the per-second limit: TikTok asks to retry in the next second",
+            Limit::Minute => {
+                "the per-minute limit, throttled repeatedly within a minute: TikTok asks to \
+                 pause five minutes"
+            }
+            Limit::Day => "the daily limit: TikTok asks to wait until 00:00 UTC",
         }
     }
 }
@@ -961,6 +1091,40 @@ impl QueueStats {
         self.paused = earliest_pause(self.paused.take(), other.paused);
         self.no_room.add(Source::Browser, other.no_room.browser);
         self.no_room.add(Source::Webhook, other.no_room.webhook);
+    }
+
+    /// Counts one row created at `created_at_ms` in the window: by event and state, by hour,
+    /// and its match keys.
+    pub fn count_in(&mut self, event: &str, state: &str, match_keys: &str, created_at_ms: i64) {
+        self.events_in_window += 1;
+        match self
+            .counts
+            .iter_mut()
+            .find(|c| c.event == event && c.state == state)
+        {
+            Some(c) => c.count += 1,
+            None => self.counts.push(Count {
+                event: event.to_string(),
+                state: state.to_string(),
+                count: 1,
+            }),
+        }
+        let hour_ms = hour_start(created_at_ms);
+        match self
+            .hourly
+            .iter_mut()
+            .find(|h| h.hour_ms == hour_ms && h.event == event)
+        {
+            Some(h) => h.count += 1,
+            None => self.hourly.push(HourCount {
+                hour_ms,
+                event: event.to_string(),
+                count: 1,
+            }),
+        }
+        for key in match_keys.split(',').filter(|k| !k.is_empty()) {
+            *self.match_keys.entry_or_default(key.to_string()) += 1;
+        }
     }
 
     /// The count for one event name and state (0 when absent).
