@@ -153,7 +153,7 @@ pub async fn resend(mut req: Request, env: &Env, config: &Config) -> Outcome {
         ));
     }
     let body = respond::body_within(&mut req, 4096).await?;
-    let filter = Resend::from_body(&body)?;
+    let filter = Resend::from_body(&body).map_err(Error::from)?;
     let answer = if filter.previewed() {
         let pinned = filter.pinned(Date::now().as_millis() as i64);
         let shards = queue::preview(env, &pinned).await?;

@@ -2,6 +2,7 @@
 //! a failure into its HTTP answer in one place (`respond::answer`). The core's errors become failures
 //! in one place too (`From<Error>`), each with its status and the core's own text.
 
+use tiktok_edge_core::queue::FilterError;
 use tiktok_edge_core::Error;
 use worker::Response;
 
@@ -40,7 +41,7 @@ impl From<Error> for Failure {
             }
             Error::Collect(e) => Failure::refused(400, e.code, e.message),
             Error::Unusable(reason) => Failure::Unusable(reason.into()),
-            Error::Filter(message) => Failure::refused(400, "invalid_filter", message),
+            Error::Filter(FilterError(message)) => Failure::refused(400, "invalid_filter", message),
         }
     }
 }

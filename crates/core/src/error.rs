@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::collect::CollectError;
 use crate::config::{ConfigError, Problem};
+use crate::queue::FilterError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -20,7 +21,13 @@ pub enum Error {
     /// A signed webhook whose body cannot be used (it is parked for the operator).
     Unusable(Unusable),
     /// The operator's re-send filter cannot be applied, and why.
-    Filter(String),
+    Filter(FilterError),
+}
+
+impl From<FilterError> for Error {
+    fn from(e: FilterError) -> Error {
+        Error::Filter(e)
+    }
 }
 
 /// Why a signed webhook's body cannot be used: the field's JSON path and what was expected
@@ -80,7 +87,7 @@ impl fmt::Display for Error {
                 "webhook body not usable: {reason}; it is parked (see /tt/admin): check the \
                  subscription's topic and API version"
             ),
-            Error::Filter(reason) => write!(f, "re-send filter not usable: {reason}"),
+            Error::Filter(FilterError(reason)) => write!(f, "re-send filter not usable: {reason}"),
         }
     }
 }
@@ -145,7 +152,11 @@ mod tests {
                 "id: missing".into(),
                 "/tt/admin",
             ),
-            (Error::Filter("state".into()), "state".into(), "re-send"),
+            (
+                Error::Filter(FilterError("state".into())),
+                "state".into(),
+                "re-send",
+            ),
         ];
         for (error, own, advice) in cases {
             let text = error.to_string();

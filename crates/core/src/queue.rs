@@ -1,6 +1,5 @@
 //! The send queue's vocabulary, shared by the Worker and the `EventQueue` Durable Object.
 
-use crate::error::Error;
 use crate::proof::Proof;
 use serde::{Deserialize, Serialize};
 
@@ -648,6 +647,10 @@ const PAUSE_MAX_CHECK_MS: u64 = 60 * 60 * 1000;
 /// while a paused shard, where nothing reached TikTok, keeps events for the retention period.
 pub const MAX_PAUSED_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// Why a re-send filter cannot be used (`/tt/admin/resend` answers 400 with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError(pub String);
+
 /// The operator's re-send: failed (or unconfirmed) events back to the queue, by filter.
 ///
 /// `failed` events go back at once: each was accepted to be sent (a signed webhook's, or a
@@ -691,11 +694,11 @@ pub const PREVIEW_LARGEST: usize = 10;
 
 impl Resend {
     /// The operator's filter from a request body (empty: the default filter), checked.
-    pub fn from_body(body: &[u8]) -> Result<Resend, Error> {
+    pub fn from_body(body: &[u8]) -> Result<Resend, FilterError> {
         let filter = if body.is_empty() {
             Resend::default()
         } else {
-            crate::json::parse(body).map_err(|e| Error::Filter(e.to_string()))?
+            crate::json::parse(body).map_err(|e| FilterError(e.to_string()))?
         };
         filter.condition()?;
         Ok(filter)
@@ -719,25 +722,25 @@ impl Resend {
 
     /// The SQL condition and its values (`?` placeholders, in order), or why the filter is
     /// not acceptable.
-    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), Error> {
+    pub fn condition(&self) -> Result<(String, Vec<ResendValue>), FilterError> {
         let state = match self.state.as_deref().unwrap_or("failed") {
             "failed" => RowState::Failed,
             "unconfirmed" => RowState::Unconfirmed,
             other => {
-                return Err(Error::Filter(format!(
+                return Err(FilterError(format!(
                     "state {other:?} cannot be re-sent: use \"failed\" or \"unconfirmed\""
                 )))
             }
         };
         if state == RowState::Failed && (self.max_value.is_some() || self.confirm.is_some()) {
-            return Err(Error::Filter(
+            return Err(FilterError(
                 "max_value and confirm apply to \"unconfirmed\" only: failed events were \
                  accepted to be sent and go back at once"
                     .into(),
             ));
         }
         if self.max_value.is_some_and(|max| max.is_negative()) {
-            return Err(Error::Filter("max_value must be 0 or more".into()));
+            return Err(FilterError("max_value must be 0 or more".into()));
         }
         let mut sql = "state = ?".to_string();
         let mut values = vec![ResendValue::Text(state.as_str().to_string())];
@@ -1958,7 +1961,7 @@ mod tests {
         assert!(sent.condition().is_err());
         assert_eq!(Resend::from_body(b"").unwrap(), Resend::default());
         let refused = |body: &[u8]| match Resend::from_body(body) {
-            Err(Error::Filter(why)) => why,
+            Err(FilterError(why)) => why,
             other => panic!("{other:?}"),
         };
         assert!(refused(br#"{"state":"sent"}"#).contains("cannot be re-sent"));
@@ -1968,7 +1971,7 @@ mod tests {
     #[test]
     fn bounds_and_confirmations_belong_to_unconfirmed_re_sends_only() {
         let refused = |body: &[u8]| match Resend::from_body(body) {
-            Err(Error::Filter(why)) => why,
+            Err(FilterError(why)) => why,
             other => panic!("{other:?}"),
         };
         assert!(refused(br#"{"max_value":"10"}"#).contains("apply to \"unconfirmed\" only"));
