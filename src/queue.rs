@@ -2,7 +2,9 @@
 //! the durable write, never for TikTok. Each call is a typed `queue::ShardCall`; calls to every
 //! shard go out at once.
 
-use futures_util::future::try_join_all;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
 use tiktok_edge_core::config::Config;
 use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
@@ -18,28 +20,56 @@ use crate::outbound;
 
 pub const BINDING: &str = "EVENT_QUEUE";
 
-/// `call` to the shard named `shard`, and what `pick` takes of its answer; any other answer
-/// (or status) is an error naming the shard.
-async fn ask<T>(
-    env: &Env,
-    shard: &str,
-    call: &ShardCall,
-    pick: impl FnOnce(ShardAnswer) -> Option<T>,
-) -> Result<T> {
+/// `call` to the shard named `shard`: its answer, and the answer's text (for errors). A full
+/// shard (or any status but 200) is an error naming the shard.
+async fn ask(env: &Env, shard: &str, call: &ShardCall) -> Result<(ShardAnswer, String)> {
     let body = serde_json::to_string(call)?;
     let mut resp = outbound::object(env, BINDING, shard, "", Some(body)).await?;
-    let failed = |why: String| worker::Error::RustError(format!("queue shard {shard}: {why}"));
     let text = resp.text().await?;
     if resp.status_code() != 200 {
-        return Err(failed(format!("answered {}: {text}", resp.status_code())));
+        return Err(failed(
+            shard,
+            format!("answered {}: {text}", resp.status_code()),
+        ));
     }
     // Parsed by serde_json, not the runtime's JSON.parse: ids above 2^53 stay exact.
     match serde_json::from_str(&text)? {
         ShardAnswer::Full => Err(failed(
+            shard,
             "full of events still waiting to be sent; try again later".into(),
         )),
-        answer => pick(answer).ok_or_else(|| failed(format!("answered {text}"))),
+        answer => Ok((answer, text)),
     }
+}
+
+fn failed(shard: &str, why: String) -> worker::Error {
+    worker::Error::RustError(format!("queue shard {shard}: {why}"))
+}
+
+/// Every future of `futures` at once: their outputs in order, or the first error (the others
+/// dropped). One instance (for [`ask`]) instead of `futures_util`'s `try_join_all` per type.
+async fn all<F: Future<Output = Result<T>>, T>(futures: impl Iterator<Item = F>) -> Result<Vec<T>> {
+    let mut pending: Vec<(Pin<Box<F>>, Option<T>)> =
+        futures.map(|future| (Box::pin(future), None)).collect();
+    poll_fn(|cx| {
+        let mut ready = true;
+        for (future, out) in &mut pending {
+            if out.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(answer) => *out = Some(answer?),
+                    Poll::Pending => ready = false,
+                }
+            }
+        }
+        if !ready {
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(pending
+            .iter_mut()
+            .filter_map(|(_, out)| out.take())
+            .collect()))
+    })
+    .await
 }
 
 /// `call` to every shard at once (shards `call` gives none skipped); the answers in shard
@@ -47,21 +77,29 @@ async fn ask<T>(
 async fn ask_all<T>(
     env: &Env,
     call: impl Fn(u32) -> Option<ShardCall>,
-    pick: impl Fn(ShardAnswer) -> Option<T> + Copy,
+    pick: impl Fn(ShardAnswer) -> Option<T>,
 ) -> Result<Vec<T>> {
     let calls: Vec<(String, ShardCall)> = (0..SHARDS)
         .filter_map(|shard| Some((shard_name_at(shard), call(shard)?)))
         .collect();
-    try_join_all(calls.iter().map(|(name, call)| ask(env, name, call, pick))).await
+    ask_each(env, calls, pick).await
 }
 
-/// `calls` to the shards they name, at once.
+/// `calls` to the shards they name, at once; what `pick` takes of each answer (any other
+/// answer is an error naming the shard).
 async fn ask_each<T>(
     env: &Env,
     calls: Vec<(String, ShardCall)>,
-    pick: impl Fn(ShardAnswer) -> Option<T> + Copy,
+    pick: impl Fn(ShardAnswer) -> Option<T>,
 ) -> Result<Vec<T>> {
-    try_join_all(calls.iter().map(|(name, call)| ask(env, name, call, pick))).await
+    let answers = all(calls.iter().map(|(name, call)| ask(env, name, call))).await?;
+    calls
+        .iter()
+        .zip(answers)
+        .map(|((name, _), (answer, text))| {
+            pick(answer).ok_or_else(|| failed(name, format!("answered {text}")))
+        })
+        .collect()
 }
 
 fn done(answer: ShardAnswer) -> Option<()> {
