@@ -562,11 +562,18 @@ test("a two-shop registry deploys two Workers with their own KV namespace, secre
     assert.ok(!cf.calls.some((c) => c.startsWith("delete") || c.startsWith("kv namespace delete")), "nothing deleted");
     assert.ok(cf.workers.has("tiktok-edge-bravo"));
 
-    // --prune without a confirmation deletes nothing; confirmed, it deletes bravo's Worker and namespace only.
+    // --prune without a confirmation deletes nothing: not on a terminal, nor when the names typed differ.
     const unconfirmed = await runShops({ env: r.env, run: cf.run, prune: true });
     assert.match(unconfirmed.error?.message, /nothing deleted: the deletion was not confirmed/);
     assert.match(unconfirmed.error.fix, /--yes/);
+    const asked = [];
+    const mistyped = await runShops({ env: r.env, run: cf.run, prune: true, interactive: true, ask: async (q) => { asked.push(q); return q.startsWith("Go ahead") ? "y" : "brav"; } });
+    assert.match(mistyped.error?.message, /nothing deleted/);
+    assert.match(mistyped.error.fix, /type exactly: bravo/);
+    assert.deepEqual(asked, ["Go ahead? [y/N] ", "Type the shop names to delete (bravo): "]);
     assert.ok(cf.workers.has("tiktok-edge-bravo"));
+    assert.ok(!cf.calls.some((c) => c.startsWith("delete")));
+    // Confirmed (--yes), it deletes bravo's Worker and namespace only.
     const bravoKv = kvId("bravo");
     cf.calls.length = 0;
     const pruned = await runShops({ env: r.env, run: cf.run, prune: true, confirmed: true });
@@ -591,7 +598,8 @@ test("an invalid registry entry, or a shop setting the Worker would refuse, stop
     { shops: [{ ...ACME, pixels: [{ id: "my pixel" }] }, BRAVO], want: /^ {4}acme: pixels\[0\]\.id: TIKTOK_PIXEL_ID: must be letters, digits, `_` or `-`/m },
     { shops: [ACME, { ...BRAVO, vars: { CONSENT_DEFAULT: "maybe" } }], want: /^ {4}bravo: vars\.CONSENT_DEFAULT: CONSENT_DEFAULT: /m },
     { shops: [ACME, { ...BRAVO, vars: { CONSENT_DEFUALT: "denied" } }], want: /^ {4}bravo: vars\.CONSENT_DEFUALT: is not a setting the Worker reads/m },
-    { shops: [ACME, BRAVO], settings: { bravo: { SHOPIFY_WEBHOOK_SECRET: "whsec-bravo", TIKTOK_ACCESS_TOKEN: "tok" } }, want: /^ {4}bravo: secrets: TIKTOK_TOKEN_FR: has no value in .*bravo\.env\n {6}fix: add the line TIKTOK_TOKEN_FR=<value> to it$/m },
+    // A value in the environment is nobody's: each shop's secrets come from its own file only.
+    { shops: [ACME, BRAVO], env: { TIKTOK_TOKEN_FR: "tok-from-the-environment" }, settings: { bravo: { SHOPIFY_WEBHOOK_SECRET: "whsec-bravo", TIKTOK_ACCESS_TOKEN: "tok" } }, want: /^ {4}bravo: secrets: TIKTOK_TOKEN_FR: has no value in .*bravo\.env\n {6}fix: add the line TIKTOK_TOKEN_FR=<value> to it$/m },
     { shops: [{ ...ACME, secrets: [...ACME.secrets] }, BRAVO], settings: { acme: { SHOPIFY_WEBHOOK_SECRET: "whsec-acme", TIKTOK_ACCESS_TOKEN: "tok", ADMIN_TOKEN: "short" } }, want: /^ {4}acme: secrets: ADMIN_TOKEN \(its value in \.deploy\/acme\.env\): ADMIN_TOKEN: must be at least 16 characters/m },
   ];
   const valid = { SHOPIFY_WEBHOOK_SECRET: "whsec", TIKTOK_ACCESS_TOKEN: "tok", TIKTOK_TOKEN_FR: "tok-fr" };
@@ -600,7 +608,7 @@ test("an invalid registry entry, or a shop setting the Worker would refuse, stop
     const cf = playedCloudflare();
     let built = false;
     try {
-      const run = await runShops({ env: r.env, run: cf.run, build: async () => { built = true; } });
+      const run = await runShops({ env: { ...c.env, ...r.env }, run: cf.run, build: async () => { built = true; } });
       assert.ok(run.error, String(c.want));
       assert.match(run.error.message, /^shops\.json: \d+ problem\(s\):\n/);
       assert.match(run.error.message, c.want);
