@@ -570,6 +570,10 @@ export async function deployShops({
   for (const [name, r] of Object.entries(results)) {
     log(`  ${name}: ${r.changed.length ? r.changed.join(", ") : "unchanged"}; health ${r.health.status}, mode ${r.health.mode}${r.webhooksLeft ? "; webhooks left to you (no Admin API credentials in its .env)" : ""}`);
   }
+  const hosts = prepared.filter((p) => results[p.shop.name]).map((p) => `https://${p.shop.hostnames[0].host}${p.prefix}/custom-pixel.js`);
+  if (hosts.length) {
+    log(`Left by hand, per shop (docs/going-live.md, steps 3 and 5): paste its checkout pixel into its Shopify admin → Settings → Customer events (${hosts.join(", ")}), and turn the TikTok app's data sharing off.`);
+  }
   log(`  note: ${COMPLIANCE_NOTE}`);
   log("Check them any time: npm run doctor (all shops) or npm run doctor -- <shop>");
   return { shops: results, removed: removed.map((r) => r.name), deleted };

@@ -524,6 +524,7 @@ test("a two-shop registry deploys two Workers with their own KV namespace, secre
     assert.deepEqual(new Set(admins.acme.subscriptions.map((s) => s.uri)), new Set(["https://www.acme.com/tt/webhooks/shopify"]));
     assert.deepEqual(new Set(admins.bravo.subscriptions.map((s) => s.uri)), new Set(["https://shop.bravo.com/tt/webhooks/shopify"]));
     assert.ok(!first.output.includes("tok-bravo-fr") && !first.output.includes("whsec-acme"), "no secret printed");
+    assert.match(first.output, /Left by hand, per shop .*https:\/\/www\.acme\.com\/tt\/custom-pixel\.js, https:\/\/shop\.bravo\.com\/tt\/custom-pixel\.js/);
 
     // Second run: nothing created, put or deployed.
     cf.calls.length = 0;
