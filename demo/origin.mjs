@@ -19,8 +19,11 @@ export const DEMO_MARKET = { handle: "us", id: 23505895537 };
 /** Where the demo shop relays TikTok's SDK from (TIKTOK_SDK_URL in .dev.vars points here). */
 const TIKTOK_SDK_PATH = "/tiktok/events.js";
 const TIKTOK_SDK_UPSTREAM = "https://analytics.tiktok.com/i18n/pixel/events.js";
-/** The demo shop's permanent domain: its webhooks say so (SHOPIFY_SHOP_DOMAIN in .dev.vars). */
-export const SHOP_DOMAIN = "demo-shop.myshopify.com";
+/**
+ * The demo shop's permanent domain: its webhooks say so (SHOPIFY_SHOP_DOMAIN in .dev.vars);
+ * DEMO_SHOP_DOMAIN for another demo shop (`bash scripts/dev.sh --shop <name>`).
+ */
+export const SHOP_DOMAIN = process.env.DEMO_SHOP_DOMAIN || "demo-shop.myshopify.com";
 
 /** JSON text with BigInt ids written as bare digits. */
 const shopifyJson = (value) =>

@@ -6,11 +6,15 @@
 //   (SHOPIFY_STORE and the app's credentials) · recent failures and parked webhooks
 //   (/tt/admin.json, ADMIN_TOKEN)
 // A check it cannot make is marked skipped (–), never passed. The shop is a hostname (https)
-// or a URL. Settings as for deploy: the environment, else .deploy.env (or DEPLOY_ENV_FILE);
-// for a local Worker (127.0.0.1, localhost) the Worker's own .dev.vars (or DEV_VARS_FILE).
+// or a URL, or with a registry (shops.json) a shop's name: no argument checks every shop of
+// the registry, one line each (health, webhooks refused, last event sent, failures).
+// Settings as for deploy: the environment, else .deploy.env (or DEPLOY_ENV_FILE); for a local
+// Worker (127.0.0.1, localhost) the Worker's own .dev.vars (or DEV_VARS_FILE); for a registry
+// shop its .deploy/<shop>.env.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { Problem, ROOT, isMain, readSettings, report, request } from "./lib/cli.mjs";
+import { Problem, ROOT, isMain, readSettings, readSettingsFile, report, request } from "./lib/cli.mjs";
+import { readRegistry, shopSettingsPath } from "./lib/registry.mjs";
 import { adminAuth, listSubscriptions, subscriptionStatus, webhookUri } from "./lib/shopify-admin.mjs";
 
 /** A check that could not be made, and why: shown as skipped, never as passed. */
@@ -156,7 +160,7 @@ async function checkWebhooks(base, prefix, settings) {
     "run `npm run deploy` (it creates them and moves old ones). Webhooks made in Shopify admin → Settings → Notifications belong to no app and are not seen here")];
 }
 
-async function checkAdmin(base, prefix, settings) {
+async function checkAdmin(base, prefix, settings, facts) {
   if (!settings.ADMIN_TOKEN) return [new Skipped("recent failures and parked webhooks: skipped (set ADMIN_TOKEN to read /tt/admin.json)")];
   const url = `${base}${prefix}/admin.json`;
   const res = await request(url, { headers: { authorization: `Bearer ${settings.ADMIN_TOKEN}` } });
@@ -168,6 +172,7 @@ async function checkAdmin(base, prefix, settings) {
   }
   if (res.status !== 200) throw new Problem(`${url} answered ${res.status}`, "see `npm run wrangler -- tail` for the Worker's logs");
   const view = await res.json();
+  facts.view = view;
   const out = [];
   const failures = view.queue.last_failures;
   const count = (state) => view.queue.counts.filter((c) => c.state === state).reduce((n, c) => n + c.count, 0);
@@ -198,13 +203,18 @@ function settingsFor(base, env) {
   return settings;
 }
 
-/** Runs every check; returns the problems found (also printed through `log`). */
-export async function doctor(shop, { env = process.env, log = console.log } = {}) {
+/**
+ * Runs every check on the shop at `shop` (a hostname or URL) with `settings` (else read as
+ * settingsFor says); returns { problems, skipped, health, view } (view: /tt/admin.json when
+ * it was read). Every finding is printed through `log`.
+ */
+export async function doctor(shop, { env = process.env, log = console.log, settings: given } = {}) {
   const base = shopOrigin(shop);
   if (!base) {
     throw new Problem("which shop? give its hostname or address", "npm run doctor -- shop.example.com (or http://127.0.0.1:8787 for the local demo)");
   }
-  const settings = settingsFor(base, env);
+  const settings = given ?? settingsFor(base, env);
+  const facts = {};
   const prefix = settings.ROUTE_PREFIX || "/tt";
   const problems = [];
   let skipped = 0;
@@ -247,15 +257,91 @@ export async function doctor(shop, { env = process.env, log = console.log } = {}
   if (health) {
     await check(() => checkPage(base, prefix, settings));
     await check(() => checkWebhooks(base, prefix, settings));
-    await check(() => checkAdmin(base, prefix, settings));
+    await check(() => checkAdmin(base, prefix, settings, facts));
   }
   const note = skipped ? ` (${skipped} check${skipped > 1 ? "s" : ""} skipped)` : "";
   log(problems.length ? `\n${problems.length} problem(s) found${note}.` : `\nAll checks passed${note}.`);
+  return { problems, skipped, health, view: facts.view };
+}
+
+// ---- the shops of a registry (shops.json) ----
+
+/** How long ago `ms` was, for a person: "40 s ago", "3 min ago", "5 h ago", "2 d ago". */
+export function ago(ms, now = Date.now()) {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86_400)} d ago`;
+}
+
+/**
+ * A shop's one line from its checks: health, its webhooks (refused ones since the last accepted
+ * one), the last event sent (or recorded, in dry run) and the failures, from /tt/health and
+ * /tt/admin.json. The Worker keeps no time of the last accepted webhook: refused ones are what
+ * it counts.
+ */
+export function shopLine(name, { problems, health, view }, now = Date.now()) {
+  const parts = [health ? `health ${health.status} (${health.mode})` : "health: no answer"];
+  if (health) {
+    const refused = health.webhooks_refused;
+    parts.push(refused ? `webhooks: ${refused.bad_hmac + refused.wrong_shop} refused, last ${ago(refused.last_ms, now)}` : "webhooks: none refused");
+  }
+  if (view) {
+    const state = view.mode === "dry_run" ? "dry_run" : "sent";
+    const last = view.queue.recent?.find((e) => e.state === state);
+    parts.push(last ? `last event ${state === "sent" ? "sent" : "recorded (dry run)"} ${ago(last.at_ms, now)} (${last.event})` : `no event ${state === "sent" ? "sent" : "recorded"} in ${view.window_hours} h`);
+    parts.push(`${view.queue.last_failures.length} failed, queue depth ${view.queue.depth}`);
+  } else if (health) {
+    parts.push("events: not read (no ADMIN_TOKEN in its .env)");
+  }
+  return `${problems.length ? "✗" : "✓"} ${name}: ${parts.join(" · ")}${problems.length ? ` · ${problems.length} problem(s)` : ""}`;
+}
+
+/** A registry shop's address (SHOP_URL in its .env, else its first hostname) and its settings file's values. */
+function registryShop(shop, env) {
+  const settings = readSettingsFile(shopSettingsPath(env, shop.name));
+  settings.SHOPIFY_STORE = shop.shopify_domain;
+  if (shop.vars?.ROUTE_PREFIX) settings.ROUTE_PREFIX = shop.vars.ROUTE_PREFIX;
+  return { base: settings.SHOP_URL || `https://${shop.hostnames[0].host}`, settings };
+}
+
+/**
+ * Checks the registry's shops (`only`: the ones named, else all). One shop: every check printed,
+ * then its line; all: one line per shop, details with `npm run doctor -- <shop>`. Returns the
+ * problems of all.
+ */
+export async function doctorShops(registry, only, { env = process.env, log = console.log } = {}) {
+  if (registry.problems.length) {
+    throw new Problem(`${registry.file} has ${registry.problems.length} problem(s): ${registry.problems.map(String).join("; ")}`, "correct them (npm run deploy names each with its fix)");
+  }
+  const chosen = only.length ? registry.shops.filter((s) => only.includes(s.name)) : registry.shops;
+  const problems = [];
+  for (const shop of chosen) {
+    const { base, settings } = registryShop(shop, env);
+    const quiet = chosen.length > 1;
+    let result;
+    try {
+      result = await doctor(base, { env, settings, log: quiet ? () => {} : log });
+    } catch (e) {
+      result = { problems: [e] };
+    }
+    problems.push(...result.problems);
+    log(shopLine(shop.name, result));
+  }
+  if (chosen.length > 1) {
+    log(problems.length ? `\n${problems.length} problem(s) found: \`npm run doctor -- <shop>\` shows each with its fix.` : "\nAll shops passed every check.");
+  }
   return problems;
 }
 
 if (isMain(import.meta)) {
-  doctor(process.argv[2])
+  const arg = process.argv[2];
+  const registry = readRegistry(process.env);
+  const done = registry && (!arg || registry.shops.some?.((s) => s.name === arg))
+    ? doctorShops(registry, arg ? [arg] : [])
+    : doctor(arg).then((r) => r.problems);
+  done
     .then((problems) => { process.exitCode = problems.length ? 1 : 0; })
     .catch((e) => { report(e); process.exitCode = 1; });
 }

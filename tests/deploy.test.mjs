@@ -4,13 +4,14 @@
 // Worker whose /tt/health the script waits for is the built Worker in workerd.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { homedir, tmpdir } from "node:os";
+import { createHash } from "node:crypto";
 import path from "node:path";
 import { ROOT, startShop, startServer, PIXEL_ID, WEBHOOK_SECRET } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN, INVALID_TOKEN_ANSWER, CLIENT_ID, CLIENT_SECRET } from "./support/shopify-admin.mjs";
-import { deploy } from "../scripts/deploy.mjs";
+import { deploy, deployShops } from "../scripts/deploy.mjs";
 import { wranglerRunner } from "../scripts/lib/cli.mjs";
 import { WEBHOOK_TOPICS, COMPLIANCE_TOPICS } from "../scripts/lib/shopify-admin.mjs";
 
@@ -20,11 +21,22 @@ const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const KV_ID = "5f3c0a1e9b7d4c2a8e6f1b3d5a7c9e0f";
 
 /**
- * Cloudflare as wrangler shows it. `dryRun: "real"` runs the real `wrangler deploy --dry-run`
- * (build + bundle); otherwise it writes a stand-in bundle. Failures print wrangler's own words.
+ * Cloudflare as wrangler shows it, per Worker (named by the config's `name`). `dryRun: "real"`
+ * runs the real `wrangler deploy --dry-run` (build + bundle); otherwise it writes a stand-in
+ * bundle (`cf.bundle`). `cf.dryRun` may change between runs. Failures print wrangler's own words.
  */
 function playedCloudflare({ authenticated = true, kvLimit = false, routeTakenBy, dryRun = "played" } = {}) {
-  const cf = { calls: [], namespaces: [{ id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", title: "other-app-CACHE" }], secrets: new Map(), deploys: [], dryRuns: [] };
+  const cf = {
+    calls: [], namespaces: [{ id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", title: "other-app-CACHE" }], workers: new Map(), deploys: [], dryRuns: [],
+    dryRun, bundle: "export default {}",
+  };
+  const worker = (name) => {
+    if (!cf.workers.has(name)) cf.workers.set(name, { secrets: new Map(), deployed: false });
+    return cf.workers.get(name);
+  };
+  /** The single-shop Worker's secrets (wrangler.toml's name). */
+  Object.defineProperty(cf, "secrets", { get: () => worker("tiktok-edge").secrets });
+  const nameOf = (args) => readFileSync(args[args.indexOf("--config") + 1], "utf8").match(/^name = "([^"]+)"/m)[1];
   const ok = (stdout) => ({ code: 0, stdout, stderr: "" });
   const fail = (text) => ({ code: 1, stdout: "", stderr: `\n✘ [ERROR] ${text}\n\n` });
   const real = wranglerRunner();
@@ -41,33 +53,47 @@ function playedCloudflare({ authenticated = true, kvLimit = false, routeTakenBy,
       if (kvLimit) {
         return fail("A request to the Cloudflare API (/accounts/9a7b/storage/kv/namespaces) failed.\n\n  exceeded the maximum number of namespaces for this account");
       }
-      cf.namespaces.push({ id: KV_ID, title: args[3] });
-      return ok(`🌀 Creating namespace with title "${args[3]}"\n✨ Success!\nTo access your new KV Namespace in your Worker, add the following snippet to your configuration file:\n[[kv_namespaces]]\nbinding = "tiktok_edge_SESSIONS"\nid = "${KV_ID}"\n`);
+      const id = args[3] === "tiktok-edge-SESSIONS" ? KV_ID : createHash("md5").update(args[3]).digest("hex");
+      cf.namespaces.push({ id, title: args[3] });
+      return ok(`🌀 Creating namespace with title "${args[3]}"\n✨ Success!\nTo access your new KV Namespace in your Worker, add the following snippet to your configuration file:\n[[kv_namespaces]]\nbinding = "tiktok_edge_SESSIONS"\nid = "${id}"\n`);
+    }
+    if (a === "kv" && c === "delete") {
+      const id = args[args.indexOf("--namespace-id") + 1];
+      cf.namespaces = cf.namespaces.filter((n) => n.id !== id);
+      return ok(`Deleting KV namespace ${id}.\nDeleted KV namespace ${id}.`);
     }
     if (a === "secret" && b === "list") {
-      return cf.deploys.length
-        ? ok(JSON.stringify([...cf.secrets.keys()].map((name) => ({ name, type: "secret_text" }))))
-        : fail('A request to the Cloudflare API (/accounts/9a7b/workers/scripts/tiktok-edge/secrets) failed.\n\n  This Worker does not exist on your account. [code: 10007]');
+      const name = nameOf(args);
+      return cf.workers.get(name)?.deployed
+        ? ok(JSON.stringify([...worker(name).secrets.keys()].map((s) => ({ name: s, type: "secret_text" }))))
+        : fail(`A request to the Cloudflare API (/accounts/9a7b/workers/scripts/${name}/secrets) failed.\n\n  This Worker does not exist on your account. [code: 10007]`);
     }
     if (a === "deploy" && args.includes("--dry-run")) {
       const outdir = args[args.indexOf("--outdir") + 1];
-      if (dryRun === "real") {
+      if (cf.dryRun === "real") {
         const result = await real(args);
         cf.dryRuns.push(result.stdout);
         return result;
       }
-      writeFileSync(path.join(outdir, "index.js"), "export default {}");
+      writeFileSync(path.join(outdir, "index.js"), cf.bundle);
       return ok("--dry-run: exiting now.");
     }
     if (a === "deploy") {
       if (routeTakenBy) {
         return fail(`Can't deploy routes that are assigned to another worker.\n"${routeTakenBy}" is already assigned to routes:\n  - ${HOST}/*\n\nUnassign other workers from the routes you want to deploy to, and then try again.\nVisit https://dash.cloudflare.com/9a7b/workers/overview to unassign a worker from a route.`);
       }
+      const name = nameOf(args);
       const file = args.includes("--secrets-file") ? args[args.indexOf("--secrets-file") + 1] : null;
       const put = file ? JSON.parse(readFileSync(file, "utf8")) : {};
-      for (const [k, v] of Object.entries(put)) cf.secrets.set(k, v);
-      cf.deploys.push({ secrets: Object.keys(put), config: readFileSync(args[args.indexOf("--config") + 1], "utf8") });
-      return ok(`Uploaded tiktok-edge\nDeployed tiktok-edge triggers\n  ${HOST}/* (zone name: example.com)\nCurrent Version ID: 00000000-0000-0000-0000-00000000000${cf.deploys.length}`);
+      for (const [k, v] of Object.entries(put)) worker(name).secrets.set(k, v);
+      worker(name).deployed = true;
+      cf.deploys.push({ worker: name, secrets: Object.keys(put), config: readFileSync(args[args.indexOf("--config") + 1], "utf8") });
+      return ok(`Uploaded ${name}\nDeployed ${name} triggers\n  ${HOST}/* (zone name: example.com)\nCurrent Version ID: 00000000-0000-0000-0000-00000000000${cf.deploys.length}`);
+    }
+    if (a === "delete") {
+      const name = args[args.indexOf("--name") + 1];
+      if (!cf.workers.delete(name)) return fail(`This Worker does not exist on your account. [code: 10007]`);
+      return ok(`Successfully deleted ${name}`);
     }
     throw new Error(`played wrangler has no answer for: ${args.join(" ")}`);
   };
@@ -410,4 +436,204 @@ test("the command itself, with real wrangler and no Cloudflare login: the docume
     rmSync(home, { recursive: true, force: true });
   }
   assert.deepEqual(readdirSync(ROOT).filter((f) => f.startsWith("wrangler.deploy-test")), []);
+});
+
+// ---- several shops from one registry (shops.json) ----
+
+const ACME = {
+  name: "acme", shopify_domain: "acme.myshopify.com", hostnames: [{ host: "www.acme.com" }],
+  pixels: [{ id: PIXEL_ID }], secrets: ["SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN", "TIKTOK_ACCESS_TOKEN"],
+};
+const BRAVO = {
+  name: "bravo", shopify_domain: "bravo-store.myshopify.com",
+  hostnames: [{ host: "shop.bravo.com", market: "us" }, { host: "www.bravo.fr", market: "fr", zone: "bravo.fr" }],
+  pixels: [{ id: "CB1111111111111111US" }, { id: "CB2222222222222222FR", token: "TIKTOK_TOKEN_FR", markets: ["fr"] }],
+  vars: { CONSENT_DEFAULT: "denied" },
+  secrets: ["SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN", "TIKTOK_ACCESS_TOKEN", "TIKTOK_TOKEN_FR"],
+};
+
+/** A scratch registry: the file, each shop's settings file (.deploy/<shop>.env), its configs' directory. */
+function scratchRegistry(shops, shopSettings) {
+  const dir = mkdtempSync(path.join(tmpdir(), "deploy-shops-test-"));
+  const env = { SHOPS_FILE: path.join(dir, "shops.json"), DEPLOY_DIR: path.join(dir, "deploy"), SHOPS_BUILD_DIR: path.join(dir, "configs") };
+  const write = (list) => writeFileSync(env.SHOPS_FILE, JSON.stringify({ shops: list }, null, 2));
+  write(shops);
+  mkdirSync(env.DEPLOY_DIR);
+  for (const [name, settings] of Object.entries(shopSettings)) {
+    writeFileSync(path.join(env.DEPLOY_DIR, `${name}.env`), Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
+  }
+  return { env, write, settingsFile: (name) => path.join(env.DEPLOY_DIR, `${name}.env`), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+async function runShops(options) {
+  const lines = [];
+  try {
+    const result = await deployShops({ build: async () => {}, ...options, log: (l) => lines.push(l) });
+    return { ...result, output: lines.join("\n") };
+  } catch (error) {
+    return { error, output: lines.join("\n") };
+  }
+}
+
+test("a two-shop registry deploys two Workers with their own KV namespace, secrets, routes and vars; a second run changes nothing; a code change redeploys each; a removed shop is deleted only with --prune", async () => {
+  const shops = { acme: await startShop(), bravo: await startShop() };
+  const admins = { acme: await startShopifyAdmin(), bravo: await startShopifyAdmin() };
+  const cf = playedCloudflare({ dryRun: "real" });
+  const r = scratchRegistry([ACME, BRAVO], {
+    acme: { SHOPIFY_WEBHOOK_SECRET: "whsec-acme", TIKTOK_ACCESS_TOKEN: "tok-acme", SHOPIFY_ADMIN_TOKEN: SHOPIFY_TOKEN, SHOPIFY_ADMIN_API_BASE: admins.acme.url, SHOP_URL: shops.acme.worker.url },
+    bravo: { SHOPIFY_WEBHOOK_SECRET: "whsec-bravo", TIKTOK_ACCESS_TOKEN: "tok-bravo-us", TIKTOK_TOKEN_FR: "tok-bravo-fr", SHOPIFY_ADMIN_TOKEN: SHOPIFY_TOKEN, SHOPIFY_ADMIN_API_BASE: admins.bravo.url, SHOP_URL: shops.bravo.worker.url },
+  });
+  try {
+    const first = await runShops({ env: r.env, run: cf.run });
+    assert.ifError(first.error);
+    assert.deepEqual(first.shops.acme.changed, ["kv", "deploy", "webhooks"]);
+    assert.deepEqual(first.shops.bravo.changed, ["kv", "deploy", "webhooks"]);
+    assert.deepEqual(cf.calls, [
+      "whoami", "kv namespace list",
+      "kv namespace create tiktok-edge-acme-SESSIONS", "secret list --format json --config", "deploy --dry-run --outdir --config", "deploy --config --secrets-file",
+      "kv namespace create tiktok-edge-bravo-SESSIONS", "secret list --format json --config", "deploy --dry-run --outdir --config", "deploy --config --secrets-file",
+    ]);
+
+    // Two Workers, each with its own namespace, routes, vars and rate limiters.
+    const [acme, bravo] = cf.deploys;
+    assert.deepEqual(cf.deploys.map((d) => d.worker), ["tiktok-edge-acme", "tiktok-edge-bravo"]);
+    const kvId = (name) => cf.namespaces.find((n) => n.title === `tiktok-edge-${name}-SESSIONS`).id;
+    assert.notEqual(kvId("acme"), kvId("bravo"));
+    assert.match(acme.config, new RegExp(`binding = "SESSIONS"\\n[^\\[]*id = "${kvId("acme")}"`));
+    assert.match(bravo.config, new RegExp(`binding = "SESSIONS"\\n[^\\[]*id = "${kvId("bravo")}"`));
+    assert.match(acme.config, /^routes = \[\{ pattern = "www\.acme\.com\/\*", zone_name = "acme\.com" \}\]$/m);
+    assert.match(bravo.config, /^routes = \[\{ pattern = "shop\.bravo\.com\/\*", zone_name = "bravo\.com" \}, \{ pattern = "www\.bravo\.fr\/\*", zone_name = "bravo\.fr" \}\]$/m);
+    assert.match(acme.config, new RegExp(`^TIKTOK_PIXEL_ID = "${PIXEL_ID}"$`, "m"));
+    assert.match(bravo.config, /^TIKTOK_PIXELS = ".*CB2222222222222222FR.*TIKTOK_TOKEN_FR.*"$/m);
+    assert.match(bravo.config, /^SHOPIFY_SHOP_DOMAIN = "bravo-store\.myshopify\.com"$/m);
+    assert.doesNotMatch(acme.config, /bravo/);
+    const limiter = (toml) => toml.match(/name = "COLLECT_RATE_LIMITER"\nnamespace_id = "(\d+)"/)[1];
+    assert.notEqual(limiter(acme.config), limiter(bravo.config));
+    // The real dry run bundled each generated config, with its own namespace.
+    assert.match(cf.dryRuns[0], new RegExp(`env\\.SESSIONS \\(${kvId("acme")}\\)`));
+    assert.match(cf.dryRuns[1], new RegExp(`env\\.SESSIONS \\(${kvId("bravo")}\\)`));
+
+    // Each Worker got its own secrets, and only those; ADMIN_TOKEN was generated into each shop's file.
+    const adminToken = (name) => readFileSync(r.settingsFile(name), "utf8").match(/^ADMIN_TOKEN=(.{32})$/m)[1];
+    assert.notEqual(adminToken("acme"), adminToken("bravo"));
+    assert.deepEqual(Object.fromEntries(cf.workers.get("tiktok-edge-acme").secrets), { SHOPIFY_WEBHOOK_SECRET: "whsec-acme", ADMIN_TOKEN: adminToken("acme"), TIKTOK_ACCESS_TOKEN: "tok-acme" });
+    assert.deepEqual(Object.fromEntries(cf.workers.get("tiktok-edge-bravo").secrets), {
+      SHOPIFY_WEBHOOK_SECRET: "whsec-bravo", ADMIN_TOKEN: adminToken("bravo"), TIKTOK_ACCESS_TOKEN: "tok-bravo-us", TIKTOK_TOKEN_FR: "tok-bravo-fr",
+    });
+    // Each shop's webhooks deliver to its own first hostname.
+    assert.deepEqual(new Set(admins.acme.subscriptions.map((s) => s.uri)), new Set(["https://www.acme.com/tt/webhooks/shopify"]));
+    assert.deepEqual(new Set(admins.bravo.subscriptions.map((s) => s.uri)), new Set(["https://shop.bravo.com/tt/webhooks/shopify"]));
+    assert.ok(!first.output.includes("tok-bravo-fr") && !first.output.includes("whsec-acme"), "no secret printed");
+    assert.match(first.output, /Left by hand, per shop .*https:\/\/www\.acme\.com\/tt\/custom-pixel\.js, https:\/\/shop\.bravo\.com\/tt\/custom-pixel\.js/);
+
+    // Second run: nothing created, put or deployed.
+    cf.calls.length = 0;
+    const second = await runShops({ env: r.env, run: cf.run });
+    assert.ifError(second.error);
+    assert.deepEqual([second.shops.acme.changed, second.shops.bravo.changed], [[], []]);
+    assert.deepEqual(cf.calls, ["whoami", "kv namespace list", ...Array(2).fill(["secret list --format json --config", "deploy --dry-run --outdir --config"]).flat()]);
+    assert.equal(cf.deploys.length, 2);
+    assert.match(second.output, /acme: unchanged.*\n.*bravo: unchanged/);
+
+    // A code change (another bundle) redeploys each Worker, with no secret put again.
+    cf.dryRun = "played";
+    cf.bundle = "export default { version: 2 }";
+    const changed = await runShops({ env: r.env, run: cf.run });
+    assert.ifError(changed.error);
+    assert.deepEqual(cf.deploys.slice(2).map((d) => [d.worker, d.secrets]), [["tiktok-edge-acme", []], ["tiktok-edge-bravo", []]]);
+
+    // One shop by name: a rotated token of bravo's goes up; acme is not touched.
+    writeFileSync(r.settingsFile("bravo"), `${readFileSync(r.settingsFile("bravo"), "utf8")}TIKTOK_TOKEN_FR=tok-bravo-fr-2\n`);
+    cf.calls.length = 0;
+    const one = await runShops({ env: r.env, run: cf.run, only: ["bravo"] });
+    assert.ifError(one.error);
+    assert.deepEqual(Object.keys(one.shops), ["bravo"]);
+    assert.deepEqual(cf.deploys.slice(4).map((d) => [d.worker, d.secrets]), [["tiktok-edge-bravo", ["TIKTOK_TOKEN_FR"]]]);
+    assert.equal(cf.workers.get("tiktok-edge-bravo").secrets.get("TIKTOK_TOKEN_FR"), "tok-bravo-fr-2");
+    assert.equal(cf.calls.filter((c) => c.startsWith("secret list")).length, 1);
+
+    // bravo leaves the registry: said, not done.
+    r.write([ACME]);
+    cf.calls.length = 0;
+    const kept = await runShops({ env: r.env, run: cf.run });
+    assert.ifError(kept.error);
+    assert.deepEqual(kept.removed, ["bravo"]);
+    assert.match(kept.output, new RegExp(`bravo: its Worker tiktok-edge-bravo \\(with its routes, secrets and Durable Objects: the send queue\\) and KV namespace tiktok-edge-bravo-SESSIONS \\(${kvId("bravo")}\\) would be deleted`));
+    assert.match(kept.output, /npm run deploy -- --prune/);
+    assert.ok(!cf.calls.some((c) => c.startsWith("delete") || c.startsWith("kv namespace delete")), "nothing deleted");
+    assert.ok(cf.workers.has("tiktok-edge-bravo"));
+
+    // --prune without a confirmation deletes nothing: not on a terminal, nor when the names typed differ.
+    const unconfirmed = await runShops({ env: r.env, run: cf.run, prune: true });
+    assert.match(unconfirmed.error?.message, /nothing deleted: the deletion was not confirmed/);
+    assert.match(unconfirmed.error.fix, /--yes/);
+    const asked = [];
+    const mistyped = await runShops({ env: r.env, run: cf.run, prune: true, interactive: true, ask: async (q) => { asked.push(q); return q.startsWith("Go ahead") ? "y" : "brav"; } });
+    assert.match(mistyped.error?.message, /nothing deleted/);
+    assert.match(mistyped.error.fix, /type exactly: bravo/);
+    assert.deepEqual(asked, ["Go ahead? [y/N] ", "Type the shop names to delete (bravo): "]);
+    assert.ok(cf.workers.has("tiktok-edge-bravo"));
+    assert.ok(!cf.calls.some((c) => c.startsWith("delete")));
+    // Confirmed (--yes), it deletes bravo's Worker and namespace only.
+    const bravoKv = kvId("bravo");
+    cf.calls.length = 0;
+    const pruned = await runShops({ env: r.env, run: cf.run, prune: true, confirmed: true });
+    assert.ifError(pruned.error);
+    assert.deepEqual(pruned.deleted, ["bravo"]);
+    assert.deepEqual(cf.calls.slice(-2), ["delete --name tiktok-edge-bravo --force", `kv namespace delete --namespace-id ${bravoKv} --skip-confirmation`]);
+    assert.deepEqual([...cf.workers.keys()], ["tiktok-edge-acme"]);
+    assert.ok(cf.namespaces.some((n) => n.title === "tiktok-edge-acme-SESSIONS") && !cf.namespaces.some((n) => n.title === "tiktok-edge-bravo-SESSIONS"));
+    const after = await runShops({ env: r.env, run: cf.run });
+    assert.deepEqual(after.removed, [], "nothing left to prune");
+  } finally {
+    r.cleanup();
+    await Promise.all([...Object.values(admins).map((a) => a.close()), ...Object.values(shops).map((s) => s.close())]);
+  }
+});
+
+test("an invalid registry entry, or a shop setting the Worker would refuse, stops deploy before any Cloudflare call, naming the shop and the field", async () => {
+  const cases = [
+    { shops: [ACME, { ...BRAVO, hostnames: [BRAVO.hostnames[0], { host: "https://www.bravo.fr/" }] }], want: /^ {4}bravo: hostnames\[1\]\.host: must be a lowercase hostname, without scheme or path\n {6}fix: e\.g\. shop\.example\.com$/m },
+    { shops: [ACME, { ...BRAVO, pixels: [{ id: "CB1", token: "TIKTOK_TOKEN_DE" }] }], want: /^ {4}bravo: pixels\[0\]\.token: names the secret TIKTOK_TOKEN_DE, which is not in the shop's secrets/m },
+    { shops: [ACME, { ...BRAVO, name: "acme" }], want: /^ {4}acme: name: is used by two shops \(shops\[0\] too\)/m },
+    { shops: [{ ...ACME, pixels: [{ id: "my pixel" }] }, BRAVO], want: /^ {4}acme: pixels\[0\]\.id: TIKTOK_PIXEL_ID: must be letters, digits, `_` or `-`/m },
+    { shops: [ACME, { ...BRAVO, vars: { CONSENT_DEFAULT: "maybe" } }], want: /^ {4}bravo: vars\.CONSENT_DEFAULT: CONSENT_DEFAULT: /m },
+    { shops: [ACME, { ...BRAVO, vars: { CONSENT_DEFUALT: "denied" } }], want: /^ {4}bravo: vars\.CONSENT_DEFUALT: is not a setting the Worker reads/m },
+    // A value in the environment is nobody's: each shop's secrets come from its own file only.
+    { shops: [ACME, BRAVO], env: { TIKTOK_TOKEN_FR: "tok-from-the-environment" }, settings: { bravo: { SHOPIFY_WEBHOOK_SECRET: "whsec-bravo", TIKTOK_ACCESS_TOKEN: "tok" } }, want: /^ {4}bravo: secrets: TIKTOK_TOKEN_FR: has no value in .*bravo\.env\n {6}fix: add the line TIKTOK_TOKEN_FR=<value> to it$/m },
+    { shops: [{ ...ACME, secrets: [...ACME.secrets] }, BRAVO], settings: { acme: { SHOPIFY_WEBHOOK_SECRET: "whsec-acme", TIKTOK_ACCESS_TOKEN: "tok", ADMIN_TOKEN: "short" } }, want: /^ {4}acme: secrets: ADMIN_TOKEN \(its value in \.deploy\/acme\.env\): ADMIN_TOKEN: must be at least 16 characters/m },
+  ];
+  const valid = { SHOPIFY_WEBHOOK_SECRET: "whsec", TIKTOK_ACCESS_TOKEN: "tok", TIKTOK_TOKEN_FR: "tok-fr" };
+  for (const c of cases) {
+    const r = scratchRegistry(c.shops, { acme: valid, bravo: valid, ...c.settings });
+    const cf = playedCloudflare();
+    let built = false;
+    try {
+      const run = await runShops({ env: { ...c.env, ...r.env }, run: cf.run, build: async () => { built = true; } });
+      assert.ok(run.error, String(c.want));
+      assert.match(run.error.message, /^shops\.json: \d+ problem\(s\):\n/);
+      assert.match(run.error.message, c.want);
+      assert.match(run.error.fix, /nothing was created or uploaded/);
+      assert.deepEqual(cf.calls, [], "no Cloudflare call");
+      assert.ok(!built, "nothing built");
+      assert.ok(!existsSync(path.join(r.env.DEPLOY_DIR, "state.json")));
+    } finally {
+      r.cleanup();
+    }
+  }
+});
+
+test("a shop name that is not in the registry, and --prune for one shop, are refused before anything is done", async () => {
+  const r = scratchRegistry([ACME], { acme: { SHOPIFY_WEBHOOK_SECRET: "whsec", TIKTOK_ACCESS_TOKEN: "tok" } });
+  const cf = playedCloudflare();
+  try {
+    const unknown = await runShops({ env: r.env, run: cf.run, only: ["acmee"] });
+    assert.match(unknown.error?.message, /no shop named acmee in .*shops\.json/);
+    assert.match(unknown.error.fix, /name one of: acme/);
+    const prune = await runShops({ env: r.env, run: cf.run, only: ["acme"], prune: true });
+    assert.match(prune.error?.message, /--prune deletes the shops the registry no longer lists/);
+    assert.deepEqual(cf.calls, []);
+  } finally {
+    r.cleanup();
+  }
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ROOT, startShop, startServer, waitFor, adminJson, tiktokAnswer, ADMIN_TOKEN, postCollect, deliverWebhook, loadFixture } from "./support/harness.mjs";
+import { ROOT, startShop, startServer, waitFor, adminJson, countOf, tiktokAnswer, ADMIN_TOKEN, postCollect, deliverWebhook, loadFixture } from "./support/harness.mjs";
 import { startShopifyAdmin, SHOPIFY_TOKEN } from "./support/shopify-admin.mjs";
 import { WEBHOOK_TOPICS } from "../scripts/lib/shopify-admin.mjs";
 
@@ -129,7 +129,7 @@ test("a Worker whose sending is paused (TikTok refused the token): doctor names 
 });
 
 /** Runs the command with `args`, a settings file and a .dev.vars (DEV_VARS_FILE); resolves { code, out }. */
-async function runDoctorWith(args, { settings = {}, devVars } = {}) {
+async function runDoctorWith(args, { settings = {}, devVars, env = {} } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "doctor-test-"));
   const envFile = path.join(dir, "deploy.env");
   const devVarsFile = path.join(dir, "dev.vars");
@@ -137,7 +137,7 @@ async function runDoctorWith(args, { settings = {}, devVars } = {}) {
   if (devVars) writeFileSync(devVarsFile, Object.entries(devVars).map(([k, v]) => `${k}=${v}\n`).join(""));
   try {
     const { stdout } = await promisify(execFile)("node", ["scripts/doctor.mjs", ...args], {
-      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile, DEV_VARS_FILE: devVarsFile }, timeout: 60_000,
+      cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir, DEPLOY_ENV_FILE: envFile, DEV_VARS_FILE: devVarsFile, ...env }, timeout: 60_000,
     });
     return { code: 0, out: stdout };
   } catch (e) {
@@ -207,4 +207,50 @@ test("a shop that does not answer: doctor stops at the first cause, and never bl
   assert.equal(nothing.code, 1);
   assert.match(nothing.out, /✗ .*could not be reached \(ECONNREFUSED.*\n {2}fix: nothing answers there: start the local Worker \(`bash scripts\/dev\.sh`\)/);
   assert.match(nothing.out, /1 problem\(s\) found/);
+});
+
+test("a registry: no argument checks every shop, one line each; a shop's name checks that shop in full", async () => {
+  // acme: healthy, one event sent. bravo: TikTok refused an event, and a webhook signed with another secret was refused.
+  const acme = await startShop({ origin: storefront });
+  const bravo = await startShop({
+    origin: storefront,
+    tiktok: (req, res) => res.writeHead(200).end(req.body.includes("vc:refused") ? tiktokAnswer(40002, "Invalid value for field: event_id") : tiktokAnswer(0)),
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), "doctor-shops-"));
+  const shop = (name) => ({ name, shopify_domain: `${name}.myshopify.com`, hostnames: [{ host: `www.${name}.com` }], pixels: [{ id: "C1" }], secrets: ["SHOPIFY_WEBHOOK_SECRET", "ADMIN_TOKEN", "TIKTOK_ACCESS_TOKEN"] });
+  writeFileSync(path.join(dir, "shops.json"), JSON.stringify({ shops: [shop("acme"), shop("bravo")] }));
+  writeFileSync(path.join(dir, "acme.env"), `SHOP_URL=${acme.worker.url}\nADMIN_TOKEN=${ADMIN_TOKEN}\n`);
+  writeFileSync(path.join(dir, "bravo.env"), `SHOP_URL=${bravo.worker.url}\nADMIN_TOKEN=${ADMIN_TOKEN}\n`);
+  const env = { SHOPS_FILE: path.join(dir, "shops.json"), DEPLOY_DIR: dir };
+  try {
+    await postCollect(acme.worker, { event: "ViewContent", event_id: "vc:fine" }, { cookie: "_tt_consent=granted" });
+    await postCollect(bravo.worker, { event: "ViewContent", event_id: "vc:refused" }, { cookie: "_tt_consent=granted" });
+    await waitFor("acme's event sent", async () => countOf(await adminJson(acme.worker), "ViewContent", "sent") === 1);
+    await waitFor("bravo's refused event", async () => (await adminJson(bravo.worker)).queue.last_failures.length === 1);
+    assert.equal((await deliverWebhook(bravo.worker, "orders/create", loadFixture("order_create.json"), { secret: "not-bravos-secret" })).status, 401);
+    await waitFor("the refusal counted", async () => (await bravo.worker.fetch("/tt/health")).status === 424);
+
+    const all = await runDoctorWith([], { env });
+    assert.equal(all.code, 1, all.out);
+    const lines = all.out.trim().split("\n");
+    assert.match(lines[0], /^✓ acme: health ok \(live\) · webhooks: none refused · last event sent \d+ s ago \(ViewContent\) · 0 failed, queue depth 0$/);
+    assert.match(lines[1], /^✗ bravo: health degraded \(live\) · webhooks: 1 refused, last \d+ s ago · no event sent in 24 h · 1 failed, queue depth 0 · 2 problem\(s\)$/);
+    assert.match(all.out, /2 problem\(s\) found: `npm run doctor -- <shop>` shows each with its fix/);
+    assert.ok(!/Checking|✗ health/.test(all.out), "one line per shop, no details");
+
+    const one = await runDoctorWith(["bravo"], { env });
+    assert.equal(one.code, 1, one.out);
+    assert.match(one.out, new RegExp(`^Checking ${bravo.worker.url}$`, "m"));
+    assert.match(one.out, /✗ health: degraded: SHOPIFY_WEBHOOK_SECRET: 1 webhook refused/);
+    assert.match(one.out, /✗ 1 event\(s\) refused by TikTok recently: ViewContent vc:refused/);
+    assert.match(one.out, /^✗ bravo: health degraded/m);
+    assert.ok(!one.out.includes("acme"), "only the shop named");
+
+    // A hostname still works as before, with a registry present.
+    const byUrl = await runDoctorWith([acme.worker.url], { env, settings: { ADMIN_TOKEN } });
+    assert.match(byUrl.out, /✓ health: ok, mode live/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([acme.close(), bravo.close()]);
+  }
 });

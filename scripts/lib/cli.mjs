@@ -28,9 +28,8 @@ export function report(error, log = console.error) {
 /** The settings file both scripts read: DEPLOY_ENV_FILE, else .deploy.env in the project root. */
 export const settingsPath = (env) => env.DEPLOY_ENV_FILE || path.join(ROOT, ".deploy.env");
 
-/** KEY=VALUE lines (# comments, optional quotes) of the settings file, overridden by `env`. */
-export function readSettings(env) {
-  const file = settingsPath(env);
+/** KEY=VALUE lines (# comments, optional quotes) of a settings file; none when it does not exist. */
+export function readSettingsFile(file) {
   const values = {};
   if (existsSync(file)) {
     for (const line of readFileSync(file, "utf8").split("\n")) {
@@ -38,6 +37,12 @@ export function readSettings(env) {
       if (m) values[m[1]] = m[2].replace(/^(["'])(.*)\1$/, "$2");
     }
   }
+  return values;
+}
+
+/** The settings file's values, overridden by `env`. */
+export function readSettings(env) {
+  const values = readSettingsFile(settingsPath(env));
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") values[k] = v;
   return values;
 }
