@@ -35,12 +35,14 @@ async function shard(persistDir, bindings) {
   const worker = await startWorker({ persistDir, bindings: { TIKTOK_PIXEL_ID: PIXEL_ID, ...bindings } });
   const ns = await worker.mf.getDurableObjectNamespace("EVENT_QUEUE");
   const stub = ns.get(ns.idFromName(SHARD));
-  const enqueue = async (events) => {
-    const res = await stub.fetch("https://queue/enqueue", { method: "POST", body: JSON.stringify({ source: "webhook", hold: HOLD, events }) });
-    if (res.status !== 200) throw new Error(`enqueue answered ${res.status}: ${await res.text()}`);
+  // A typed call (core's queue::ShardCall, as JSON) and its answer (queue::ShardAnswer).
+  const ask = async (call) => {
+    const res = await stub.fetch("https://queue/", { method: "POST", body: JSON.stringify(call) });
+    if (res.status !== 200) throw new Error(`${JSON.stringify(call).slice(0, 40)} answered ${res.status}: ${await res.text()}`);
     return res.json();
   };
-  const depth = async () => (await (await stub.fetch("https://queue/health")).json()).depth;
+  const enqueue = async (events) => (await ask({ enqueue: { source: "webhook", hold: HOLD, events } })).enqueued;
+  const depth = async () => (await ask("health")).health.depth;
   return { worker, enqueue, depth };
 }
 

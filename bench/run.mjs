@@ -189,8 +189,9 @@ function orderDelivery(lines) {
   const seq = ++orderSeq;
   const order = loadFixture("order_create.json");
   const sid = `01JYBENCH${String(seq).padStart(17, "0")}_.tt.1`;
-  order.id = big(`59${String(seq).padStart(17, "0")}`);
-  order.admin_graphql_api_id = `gid://shopify/Order/59${String(seq).padStart(17, "0")}`;
+  const orderId = `59${String(seq).padStart(17, "0")}`;
+  order.id = big(orderId);
+  order.admin_graphql_api_id = `gid://shopify/Order/${orderId}`;
   order.cart_token = `c1-bench-${seq}`;
   order.checkout_token = `chk-bench-${seq}`;
   order.note_attributes = order.note_attributes.map((a) => (a.name === "_tt_sid" || a.name === "_ttp" ? { ...a, value: sid } : a));
@@ -205,7 +206,7 @@ function orderDelivery(lines) {
   const body = toJson(order);
   return {
     sid,
-    orderId: String(order.id),
+    orderId,
     body,
     headers: {
       "content-type": "application/json",
