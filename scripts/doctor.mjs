@@ -276,16 +276,17 @@ export function ago(ms, now = Date.now()) {
 }
 
 /**
- * A shop's one line from its checks: health, its webhooks (refused ones since the last accepted
- * one), the last event sent (or recorded, in dry run) and the failures, from /tt/health and
- * /tt/admin.json. The Worker keeps no time of the last accepted webhook: refused ones are what
- * it counts.
+ * A shop's one line from its checks: health, its webhooks (when one was last accepted, to the
+ * hour, and the refused ones since), the last event sent (or recorded, in dry run) and the
+ * failures, from /tt/health and /tt/admin.json.
  */
 export function shopLine(name, { problems, health, view }, now = Date.now()) {
   const parts = [health ? `health ${health.status} (${health.mode})` : "health: no answer"];
   if (health) {
     const refused = health.webhooks_refused;
-    parts.push(refused ? `webhooks: ${refused.bad_hmac + refused.wrong_shop} refused, last ${ago(refused.last_ms, now)}` : "webhooks: none refused");
+    const accepted = health.webhook_accepted_ms;
+    parts.push(`last webhook ${accepted ? `accepted ${ago(accepted, now)}` : "never accepted"}` +
+      (refused ? `, ${refused.bad_hmac + refused.wrong_shop} refused since, last ${ago(refused.last_ms, now)}` : ", none refused"));
   }
   if (view) {
     const state = view.mode === "dry_run" ? "dry_run" : "sent";

@@ -75,7 +75,8 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
             depth: queue.depth,
             paused: queue.paused.clone(),
         })
-        .with_refused(store.refused_webhooks().await?);
+        .with_refused(store.refused_webhooks().await?)
+        .with_accepted(store.webhook_accepted_ms().await?);
     let (parked_webhooks, parked_count) = store.parked(MAX_PARKED, now).await?;
     Ok(AdminReport {
         generated_at_ms: now,

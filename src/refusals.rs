@@ -49,15 +49,28 @@ pub fn refused(env: &Env, ctx: &Context, config: &Config, reason: Refusal) {
     });
 }
 
-/// A webhook accepted (signed, from the shop): the refusals before it no longer count.
+/// A webhook accepted (signed, from the shop): the refusals before it no longer count, and
+/// its time is noted (to the hour).
 pub fn accepted(env: &Env, ctx: &Context) {
-    if !TALLY.with(|t| t.borrow_mut().accepted(now_ms())) {
+    let now = now_ms();
+    let (clear, note) = TALLY.with(|t| {
+        let mut tally = t.borrow_mut();
+        (tally.accepted(now), tally.note_accepted(now))
+    });
+    if !clear && !note {
         return;
     }
     let Ok(store) = Store::new(env) else { return };
     ctx.wait_until(async move {
-        if let Err(e) = store.clear_refused_webhooks().await {
-            count_failed(&e);
+        if clear {
+            if let Err(e) = store.clear_refused_webhooks().await {
+                count_failed(&e);
+            }
+        }
+        if note {
+            if let Err(e) = store.note_webhook_accepted(now).await {
+                count_failed(&e);
+            }
         }
     });
 }

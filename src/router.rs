@@ -107,11 +107,14 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
                 };
                 health.with_pause(paused)
             };
-            let refused = match &store {
-                Some(store) => store.refused_webhooks().await.unwrap_or(None),
-                None => None,
+            let (refused, accepted) = match &store {
+                Some(store) => (
+                    store.refused_webhooks().await.unwrap_or(None),
+                    store.webhook_accepted_ms().await.unwrap_or(None),
+                ),
+                None => (None, None),
             };
-            let health = health.with_refused(refused);
+            let health = health.with_refused(refused).with_accepted(accepted);
             return Ok(respond::json(health.http_status(), &health)?.into());
         }
         (Ok(config), Route::Passthrough) => {

@@ -102,6 +102,20 @@ impl Store {
         Ok(())
     }
 
+    /// Notes that a signed webhook was accepted at `now_ms`.
+    pub async fn note_webhook_accepted(&self, now_ms: i64) -> Result<()> {
+        self.put(keys::WEBHOOKS_ACCEPTED, &now_ms.to_string())?
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// When a signed webhook was last accepted, as noted.
+    pub async fn webhook_accepted_ms(&self) -> Result<Option<i64>> {
+        let text = self.kv.get(keys::WEBHOOKS_ACCEPTED).text().await?;
+        Ok(text.and_then(|t| t.parse().ok()))
+    }
+
     /// An accepted webhook: the refusals before it no longer count (deleted only when there
     /// is a record, so a busy shop's webhooks cost no KV write).
     pub async fn clear_refused_webhooks(&self) -> Result<()> {

@@ -229,12 +229,16 @@ test("a registry: no argument checks every shop, one line each; a shop's name ch
     await waitFor("bravo's refused event", async () => (await adminJson(bravo.worker)).queue.last_failures.length === 1);
     assert.equal((await deliverWebhook(bravo.worker, "orders/create", loadFixture("order_create.json"), { secret: "not-bravos-secret" })).status, 401);
     await waitFor("the refusal counted", async () => (await bravo.worker.fetch("/tt/health")).status === 424);
+    // acme's webhooks work: a signed order from the point of sale is accepted (and sends nothing).
+    const pos = { ...loadFixture("order_create.json"), source_name: "pos" };
+    assert.equal((await deliverWebhook(acme.worker, "orders/create", pos)).status, 200);
+    await waitFor("acme's accepted webhook noted", async () => (await (await acme.worker.fetch("/tt/health")).json()).webhook_accepted_ms > 0);
 
     const all = await runDoctorWith([], { env });
     assert.equal(all.code, 1, all.out);
     const lines = all.out.trim().split("\n");
-    assert.match(lines[0], /^✓ acme: health ok \(live\) · webhooks: none refused · last event sent \d+ s ago \(ViewContent\) · 0 failed, queue depth 0$/);
-    assert.match(lines[1], /^✗ bravo: health degraded \(live\) · webhooks: 1 refused, last \d+ s ago · no event sent in 24 h · 1 failed, queue depth 0 · 2 problem\(s\)$/);
+    assert.match(lines[0], /^✓ acme: health ok \(live\) · last webhook accepted \d+ s ago, none refused · last event sent \d+ s ago \(ViewContent\) · 0 failed, queue depth 0$/);
+    assert.match(lines[1], /^✗ bravo: health degraded \(live\) · last webhook never accepted, 1 refused since, last \d+ s ago · no event sent in 24 h · 1 failed, queue depth 0 · 2 problem\(s\)$/);
     assert.match(all.out, /2 problem\(s\) found: `npm run doctor -- <shop>` shows each with its fix/);
     assert.ok(!/Checking|✗ health/.test(all.out), "one line per shop, no details");
 

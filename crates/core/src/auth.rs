@@ -2,7 +2,6 @@
 //! `Authorization: Bearer`, by a browser once through the sign-in form, which answers with a
 //! short-lived session cookie (never the token itself, never in a URL).
 
-use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -37,7 +36,7 @@ fn session_mac(token: &str, expires: i64) -> Hmac<Sha256> {
 pub fn session_value(token: &str, now_secs: i64) -> String {
     let expires = now_secs + SESSION_SECS;
     let mac = session_mac(token, expires).finalize().into_bytes();
-    let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac);
+    let mac = crate::b64::url_safe(&mac);
     format!("{expires}.{mac}")
 }
 
@@ -49,12 +48,10 @@ pub fn session_valid(value: &str, token: &str, now_secs: i64) -> bool {
     let Ok(expires) = expires.parse::<i64>() else {
         return false;
     };
-    let Ok(mac) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(mac) else {
-        return false;
-    };
+    let expected = crate::b64::url_safe(&session_mac(token, expires).finalize().into_bytes());
     expires > now_secs
         && expires <= now_secs + SESSION_SECS
-        && session_mac(token, expires).verify_slice(&mac).is_ok()
+        && bool::from(expected.as_bytes().ct_eq(mac.as_bytes()))
 }
 
 /// The `Set-Cookie` of a session: script-proof, never sent cross-site or over HTTP, for the

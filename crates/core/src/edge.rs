@@ -146,14 +146,13 @@ impl Plan {
 /// webhook body can be (it starts with a label and a NUL), cut to 128 bits, which is never a
 /// 256-bit Shopify signature either.
 pub fn ttp_proof(secret: &str, ttp: &str) -> String {
-    use base64::Engine;
     use hmac::{Hmac, KeyInit, Mac};
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(b"tiktok-edge _ttp proof\0");
     mac.update(ttp.as_bytes());
     let tag = mac.finalize().into_bytes();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16])
+    crate::b64::url_safe(&tag[..16])
 }
 
 /// A `_ttp` value in TikTok's current shape: a ULID (48-bit milliseconds, 80 random bits, in

@@ -27,6 +27,9 @@ pub struct Health {
     pub problems: Vec<ProblemReport>,
     /// Webhooks refused since the last accepted one, by reason; `null` when none.
     pub webhooks_refused: Option<RefusedReport>,
+    /// When a signed webhook from the shop was last accepted (ms since the epoch, to the
+    /// hour: `refusals::ACCEPTED_NOTE_MS`); `null` before the first.
+    pub webhook_accepted_ms: Option<i64>,
     /// Events waiting to be sent (queued, waiting or retrying), with `?queue=1`; `None`
     /// without it or when the queue could not be read.
     pub queue_depth: Option<u64>,
@@ -122,6 +125,7 @@ impl Health {
             settings,
             problems: reports(problems),
             webhooks_refused: None,
+            webhook_accepted_ms: None,
             queue_depth: None,
             queue_paused: None,
             setup: loaded.as_ref().ok().map(refusals::setup_of),
@@ -148,6 +152,12 @@ impl Health {
             first_ms: refused.first_ms,
             last_ms: refused.last_ms,
         });
+        self
+    }
+
+    /// Adds when a signed webhook was last accepted (the KV note as read).
+    pub fn with_accepted(mut self, at_ms: Option<i64>) -> Health {
+        self.webhook_accepted_ms = at_ms;
         self
     }
 

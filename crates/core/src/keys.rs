@@ -13,6 +13,8 @@ pub const PARKED_PREFIX: &str = "parked:";
 pub const PAUSE: &str = "queue:paused";
 /// KV key of the webhooks refused since the last accepted one (`refusals::Refused`).
 pub const WEBHOOKS_REFUSED: &str = "webhooks:refused";
+/// When a signed webhook was last accepted (ms since the epoch, to the hour).
+pub const WEBHOOKS_ACCEPTED: &str = "webhooks:accepted";
 
 /// Whether session id `sid` is a declined visitor's (it stands for no `_ttp`).
 pub fn is_declined(sid: &str) -> bool {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod b64;
 pub mod collect;
 pub mod config;
 pub mod consent;

@@ -29,6 +29,9 @@ pub const MAX_DELAY_MS: u64 = 20_000;
 /// An isolate that found nothing to clear looks again only after this long (an accepted
 /// webhook costs no KV read within it, unless this isolate refused one since).
 pub const CLEAR_CHECK_MS: i64 = 60_000;
+/// An isolate notes the time of an accepted webhook (for `/tt/health` and `doctor`) at most
+/// this often: "last webhook" is known to the hour, for at most 24 KV writes a day per isolate.
+pub const ACCEPTED_NOTE_MS: i64 = 3_600_000;
 
 /// Why a webhook was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +163,8 @@ pub struct Tally {
     scheduled: bool,
     /// When this isolate last made sure the record was clear; `None` after a refusal.
     clear_checked_ms: Option<i64>,
+    /// When this isolate last noted an accepted webhook's time.
+    accepted_noted_ms: Option<i64>,
 }
 
 impl Default for Tally {
@@ -170,6 +175,7 @@ impl Default for Tally {
             interval_ms: FLUSH_INTERVAL_MS,
             scheduled: false,
             clear_checked_ms: None,
+            accepted_noted_ms: None,
         }
     }
 }
@@ -228,6 +234,18 @@ impl Tally {
         true
     }
 
+    /// A webhook was accepted at `now_ms`: true when its time must be noted (the first in this
+    /// isolate, then once per [`ACCEPTED_NOTE_MS`]).
+    pub fn note_accepted(&mut self, now_ms: i64) -> bool {
+        let fresh = self
+            .accepted_noted_ms
+            .is_some_and(|at| now_ms - at < ACCEPTED_NOTE_MS && now_ms >= at);
+        if !fresh {
+            self.accepted_noted_ms = Some(now_ms);
+        }
+        !fresh
+    }
+
     fn take(&mut self, now_ms: i64) -> Counts {
         let counts = std::mem::take(&mut self.pending);
         if !counts.is_empty() {
@@ -243,6 +261,16 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_accepted_webhook_is_noted_once_an_hour_per_isolate() {
+        let mut tally = Tally::default();
+        assert!(tally.note_accepted(1_000));
+        assert!(!tally.note_accepted(1_000 + ACCEPTED_NOTE_MS - 1));
+        assert!(tally.note_accepted(1_000 + ACCEPTED_NOTE_MS));
+        // A clock that went back notes again rather than never.
+        assert!(tally.note_accepted(500));
+    }
     use crate::config::from_pairs;
 
     const ONE: Counts = Counts {
