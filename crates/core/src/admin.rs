@@ -743,12 +743,14 @@ mod tests {
         let evil = "<script>alert(1)</script>";
         let mut r = report(QueueStats {
             last_failures: vec![Failure {
+                pixel: String::new(),
                 event: "Purchase".into(),
                 event_id: evil.into(),
                 error: evil.into(),
                 at_ms: NOW,
             }],
             recent: vec![RecentEvent {
+                pixel: String::new(),
                 event: evil.into(),
                 event_id: "e1".into(),
                 state: evil.into(),

@@ -3,6 +3,7 @@
 //! second-guess them; a bad value becomes a [`Problem`] that names the variable and says how
 //! to fix it, and never echoes the value (it may be a secret).
 
+use crate::pixels::{parse_hosts, parse_pixels, Host, Pixel};
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
@@ -11,6 +12,8 @@ pub const NAMES: &[&str] = &[
     "TIKTOK_PIXEL_ID",
     "TIKTOK_ACCESS_TOKEN",
     "TIKTOK_TEST_EVENT_CODE",
+    "TIKTOK_PIXELS",
+    "STOREFRONT_HOSTS",
     "TIKTOK_API_BASE",
     "TIKTOK_SDK_URL",
     "SHOPIFY_WEBHOOK_SECRET",
@@ -90,10 +93,11 @@ pub enum ConsentDefault {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub pixel_id: Option<String>,
-    /// Absent means dry run: events are built and recorded, never sent.
-    pub access_token: Option<Secret>,
-    pub test_event_code: Option<String>,
+    /// The pixels events go to (`TIKTOK_PIXELS`, else the one pixel of `TIKTOK_PIXEL_ID`,
+    /// `TIKTOK_ACCESS_TOKEN` and `TIKTOK_TEST_EVENT_CODE`): never empty.
+    pub pixels: Vec<Pixel>,
+    /// `STOREFRONT_HOSTS`: the shop's hostnames and their markets; empty: any host, no market.
+    pub hosts: Vec<Host>,
     pub api_base: Origin,
     pub sdk_url: String,
     /// The current secret first, then the previous one during a rotation.
@@ -237,14 +241,52 @@ impl Config {
             lookup,
             problems: Vec::new(),
         };
+        let pixel_id = r.parse("TIKTOK_PIXEL_ID", |v| {
+            token(
+                v,
+                64,
+                "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0",
+            )
+        });
+        let test_event_code = r.parse("TIKTOK_TEST_EVENT_CODE", |v| {
+            token(
+                v,
+                64,
+                "the code shown under Test Events in TikTok Events Manager",
+            )
+        });
+        let secret = |name: &str| r.get(name).map(Secret);
+        let listed = r.get("TIKTOK_PIXELS").map(|v| parse_pixels(&v, &secret));
+        let pixels = match listed {
+            None => vec![Pixel::single(
+                pixel_id,
+                r.get("TIKTOK_ACCESS_TOKEN").map(Secret),
+                test_event_code,
+            )],
+            Some(Ok(pixels)) => pixels,
+            Some(Err(message)) => {
+                r.problems.push(Problem {
+                    name: "TIKTOK_PIXELS",
+                    message,
+                    disables: None,
+                });
+                Vec::new()
+            }
+        };
+        for single in ["TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE"] {
+            if r.get("TIKTOK_PIXELS").is_some() && r.get(single).is_some() {
+                r.problems.push(Problem {
+                    name: "TIKTOK_PIXELS",
+                    message: format!(
+                        "is set together with {single}: keep one way of naming pixels: list that pixel (with its test_event_code) in TIKTOK_PIXELS and remove {single}"
+                    ),
+                    disables: None,
+                });
+            }
+        }
         let mut config = Config {
-            pixel_id: r.parse("TIKTOK_PIXEL_ID", |v| {
-                token(v, 64, "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0")
-            }),
-            access_token: r.get("TIKTOK_ACCESS_TOKEN").map(Secret),
-            test_event_code: r.parse("TIKTOK_TEST_EVENT_CODE", |v| {
-                token(v, 64, "the code shown under Test Events in TikTok Events Manager")
-            }),
+            pixels,
+            hosts: r.parse("STOREFRONT_HOSTS", parse_hosts).unwrap_or_default(),
             api_base: r
                 .parse("TIKTOK_API_BASE", parse_origin)
                 .unwrap_or_else(|| Origin(DEFAULT_API_BASE.to_string())),
@@ -352,9 +394,24 @@ impl Config {
         })
     }
 
-    /// Dry run: no access token, so events are recorded but never sent to TikTok.
+    /// Dry run: no pixel has an access token, so events are recorded but never sent to TikTok.
     pub fn dry_run(&self) -> bool {
-        self.access_token.is_none()
+        self.pixels.iter().all(Pixel::dry_run)
+    }
+
+    /// The pixel whose send-queue key is `key`.
+    pub fn pixel(&self, key: &str) -> Option<&Pixel> {
+        self.pixels.iter().find(|p| p.key == key)
+    }
+
+    /// The market of a page at `url` (`STOREFRONT_HOSTS`), if its hostname names one.
+    pub fn market_of_url(&self, url: &str) -> Option<&str> {
+        let url = crate::urls::split_http_url(url).ok()?;
+        let host = match url.port {
+            Some(port) => format!("{}:{port}", url.host),
+            None => url.host,
+        };
+        crate::pixels::market_of_host(&self.hosts, &host)
     }
 }
 
@@ -386,7 +443,7 @@ pub fn presence(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, b
         .collect()
 }
 
-fn token(v: &str, max: usize, what: &str) -> Result<String, String> {
+pub(crate) fn token(v: &str, max: usize, what: &str) -> Result<String, String> {
     if v.len() <= max
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -451,7 +508,7 @@ fn parse_route_prefix(v: &str) -> Result<String, String> {
     }
 }
 
-fn parse_event_name(v: &str) -> Result<String, String> {
+pub(crate) fn parse_event_name(v: &str) -> Result<String, String> {
     if v.len() <= 50 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(v.to_string())
     } else {
@@ -755,6 +812,71 @@ mod tests {
             origin_from(&lookup).unwrap().as_str(),
             "http://localhost:9000"
         );
+    }
+
+    #[test]
+    fn a_pages_market_is_its_hostnames() {
+        let c = load(&[(
+            "STOREFRONT_HOSTS",
+            "acme.com, acme.fr=fr, 127.0.0.1:8787=de",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.market_of_url("https://acme.fr/products/mug?x=1"),
+            Some("fr")
+        );
+        assert_eq!(c.market_of_url("http://127.0.0.1:8787/"), Some("de"));
+        assert_eq!(c.market_of_url("https://acme.com/fr/products/mug"), None);
+        assert_eq!(load(&[]).unwrap().market_of_url("https://acme.fr/"), None);
+        let bad = load(&[("STOREFRONT_HOSTS", "https://acme.fr/")]).unwrap_err();
+        assert_eq!(bad.problems[0].name, "STOREFRONT_HOSTS");
+    }
+
+    #[test]
+    fn the_single_pixel_settings_make_one_pixel_and_pixels_replace_them() {
+        let one = load(&[
+            ("TIKTOK_PIXEL_ID", "P1"),
+            ("TIKTOK_ACCESS_TOKEN", "t"),
+            ("TIKTOK_TEST_EVENT_CODE", "T1"),
+        ])
+        .unwrap();
+        assert_eq!(one.pixels.len(), 1);
+        assert_eq!(
+            (one.pixels[0].key.as_str(), one.pixels[0].id.as_deref()),
+            ("", Some("P1"))
+        );
+        assert_eq!(one.pixels[0].test_event_code.as_deref(), Some("T1"));
+        assert!(!one.dry_run());
+        let many = load(&[
+            (
+                "TIKTOK_PIXELS",
+                r#"[{"id":"A"},{"id":"B","token":"TOKEN_B"}]"#,
+            ),
+            ("TOKEN_B", "b"),
+        ])
+        .unwrap();
+        assert_eq!(
+            many.pixels
+                .iter()
+                .map(|p| p.key.as_str())
+                .collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+        assert!(!many.dry_run(), "B has its token");
+        assert!(many.pixels[0].dry_run());
+        let both = load(&[
+            ("TIKTOK_PIXELS", r#"[{"id":"A"}]"#),
+            ("TIKTOK_TEST_EVENT_CODE", "T1"),
+        ])
+        .unwrap_err();
+        assert!(
+            both.problems[0]
+                .message
+                .contains("remove TIKTOK_TEST_EVENT_CODE"),
+            "{both}"
+        );
+        let bad = load(&[("TIKTOK_PIXELS", r#"[{"id":"A","markets":"fr"}]"#)]).unwrap_err();
+        assert_eq!(bad.problems[0].name, "TIKTOK_PIXELS");
     }
 
     #[test]

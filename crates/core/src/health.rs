@@ -30,13 +30,36 @@ pub struct Health {
     /// Events waiting to be sent (queued, waiting or retrying), with `?queue=1`; `None`
     /// without it or when the queue could not be read.
     pub queue_depth: Option<u64>,
-    /// Why sending is paused (TikTok refused the token or a permission) and what to do.
+    /// Why sending is paused (TikTok refused the token or a permission) and what to do: the
+    /// earliest pause of any pixel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_paused: Option<crate::queue::Pause>,
+    /// Each pixel's state (the one pixel of `TIKTOK_PIXEL_ID`, or each of `TIKTOK_PIXELS`).
+    pub pixels: Vec<PixelReport>,
     /// The webhook settings' fingerprint ([`refusals::setup_of`]): refusals counted under
     /// other settings do not apply. `None` while tracking is off.
     #[serde(skip)]
     setup: Option<String>,
+}
+
+/// One pixel as health shows it: never its token, only the secret's name.
+#[derive(Debug, Serialize)]
+pub struct PixelReport {
+    pub id: Option<String>,
+    /// The secret holding its Events API token.
+    pub token: String,
+    /// `live`, or `dry_run` (its token's secret is not set).
+    pub mode: &'static str,
+    /// Its market handles; empty: all markets no scoped pixel serves.
+    pub markets: Vec<String>,
+    /// The events it receives; `null`: every event.
+    pub events: Option<Vec<String>>,
+    /// Why sending to this pixel is paused, and what to do; the others keep sending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<crate::queue::Pause>,
+    /// Its send-queue key.
+    #[serde(skip)]
+    key: String,
 }
 
 /// A setting's state in the health report.
@@ -112,11 +135,26 @@ impl Health {
             })
             .collect();
         let set = |name: &str| settings.get(name) == Some(&Setting::Set);
+        let pixels = loaded.as_ref().map_or(&[][..], |c| &c.pixels[..]);
+        let pixels = pixels
+            .iter()
+            .map(|p| PixelReport {
+                id: p.id.clone(),
+                token: p.token_name.clone(),
+                mode: if p.dry_run() { "dry_run" } else { "live" },
+                markets: p.markets.clone(),
+                events: p.events.clone(),
+                paused: None,
+                key: p.key.clone(),
+            })
+            .collect();
+        let listed = set("TIKTOK_PIXELS");
         Health {
             status,
             version: env!("CARGO_PKG_VERSION"),
             mode,
-            tiktok_configured: set("TIKTOK_PIXEL_ID") && set("TIKTOK_ACCESS_TOKEN"),
+            tiktok_configured: (set("TIKTOK_PIXEL_ID") || listed)
+                && loaded.as_ref().is_ok_and(|c| !c.dry_run()),
             webhook_secret_configured: set("SHOPIFY_WEBHOOK_SECRET"),
             shop_domain_configured: set("SHOPIFY_SHOP_DOMAIN"),
             settings,
@@ -124,6 +162,7 @@ impl Health {
             webhooks_refused: None,
             queue_depth: None,
             queue_paused: None,
+            pixels,
             setup: loaded.as_ref().ok().map(refusals::setup_of),
         }
     }
@@ -152,19 +191,32 @@ impl Health {
     }
 
     /// Adds the queue's depth (asked for with `?queue=1`: it costs a request to every shard)
-    /// and pause.
+    /// and pauses.
     pub fn with_queue(mut self, queue: crate::queue::ShardHealth) -> Health {
         self.queue_depth = Some(queue.depth);
-        self.with_pause(queue.paused)
+        self.with_pauses(queue.pauses)
     }
 
-    /// Adds the queue's pause: a paused queue makes the report `paused` (503), so an uptime
-    /// monitor tells the operator that TikTok refuses the configuration.
-    pub fn with_pause(mut self, paused: Option<crate::queue::Pause>) -> Health {
-        if paused.is_some() && self.status != "misconfigured" {
+    /// The pixels' send-queue keys, whose pauses health reads.
+    pub fn pixel_keys(&self) -> impl Iterator<Item = &str> {
+        self.pixels.iter().map(|p| p.key.as_str())
+    }
+
+    /// Adds the pixels' pauses (by key): a paused pixel makes the report `paused` (503), so an
+    /// uptime monitor tells the operator that TikTok refuses the configuration; `queue_paused`
+    /// is the earliest.
+    pub fn with_pauses(
+        mut self,
+        pauses: crate::vec_map::VecMap<String, crate::queue::Pause>,
+    ) -> Health {
+        for pixel in &mut self.pixels {
+            pixel.paused = pauses.get(&pixel.key).cloned();
+            self.queue_paused =
+                crate::queue::earliest_pause(self.queue_paused.take(), pixel.paused.clone());
+        }
+        if self.queue_paused.is_some() && self.status != "misconfigured" {
             self.status = "paused";
         }
-        self.queue_paused = paused;
         self
     }
 
@@ -183,6 +235,51 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The single-pixel settings' pixel paused.
+    fn one(pause: &crate::queue::Pause) -> VecMap<String, crate::queue::Pause> {
+        [(String::new(), pause.clone())].into_iter().collect()
+    }
+
+    #[test]
+    fn each_pixel_shows_its_mode_and_its_own_pause() {
+        let lookup = |k: &str| match k {
+            "TIKTOK_PIXELS" => Some(
+                r#"[{"id":"ALL1"},{"id":"FR1","token":"TOKEN_FR","markets":["fr"]}]"#.to_string(),
+            ),
+            "TIKTOK_ACCESS_TOKEN" => Some("secret-all".to_string()),
+            _ => None,
+        };
+        let pause = crate::queue::Pause::after(None, "TikTok code 40105".into(), 1000, 0);
+        let pauses = [("ALL1".to_string(), pause)].into_iter().collect();
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup)).with_pauses(pauses);
+        assert_eq!((h.status, h.mode, h.http_status()), ("paused", "live", 503));
+        assert!(h.tiktok_configured);
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["pixels"][0]["mode"], "live");
+        assert!(json["pixels"][0]["paused"]["reason"].is_string());
+        assert_eq!(json["pixels"][1]["mode"], "dry_run", "TOKEN_FR is not set");
+        assert_eq!(json["pixels"][1]["token"], "TOKEN_FR");
+        assert!(json["pixels"][1].get("paused").is_none());
+        assert!(!json.to_string().contains("secret-all"));
+    }
+
+    #[test]
+    fn pixels_and_the_single_pixel_settings_together_are_a_named_problem() {
+        let lookup = |k: &str| match k {
+            "TIKTOK_PIXELS" => Some(r#"[{"id":"ALL1"}]"#.to_string()),
+            "TIKTOK_PIXEL_ID" => Some("OTHER".to_string()),
+            _ => None,
+        };
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup));
+        assert_eq!((h.status, h.http_status()), ("misconfigured", 503));
+        assert_eq!(h.settings.get("TIKTOK_PIXELS"), Some(&Setting::Invalid));
+        assert!(
+            h.problems[0].message.contains("remove TIKTOK_PIXEL_ID"),
+            "{:?}",
+            h.problems
+        );
+    }
 
     #[test]
     fn reports_presence_and_problems_without_values() {
@@ -222,17 +319,17 @@ mod tests {
     fn a_pause_makes_it_503_unless_already_misconfigured() {
         let pause = crate::queue::Pause::after(None, "TikTok code 40105".into(), 1000, 0);
         let lookup = |k: &str| (k == "TIKTOK_PIXEL_ID").then(|| "PIXEL1".to_string());
-        let h = Health::new(&lookup, &Config::from_lookup(&lookup)).with_pause(Some(pause.clone()));
+        let h = Health::new(&lookup, &Config::from_lookup(&lookup)).with_pauses(one(&pause));
         assert_eq!(
             (h.status, h.http_status(), h.queue_depth),
             ("paused", 503, None)
         );
         let bad = |k: &str| (k == "ROUTE_PREFIX").then(|| "nope".to_string());
-        let h = Health::new(&bad, &Config::from_lookup(&bad)).with_pause(Some(pause));
+        let h = Health::new(&bad, &Config::from_lookup(&bad)).with_pauses(one(&pause));
         assert_eq!((h.status, h.http_status()), ("misconfigured", 503));
         let queue = crate::queue::ShardHealth {
             depth: 3,
-            paused: None,
+            pauses: VecMap::new(),
         };
         let h = Health::new(&lookup, &Config::from_lookup(&lookup)).with_queue(queue);
         assert_eq!((h.status, h.queue_depth), ("ok", Some(3)));
@@ -297,7 +394,7 @@ mod tests {
         let pause = crate::queue::Pause::after(None, "TikTok code 40105".into(), 1000, 0);
         let h = Health::new(&lookup, &loaded)
             .with_refused(Some(record))
-            .with_pause(Some(pause));
+            .with_pauses(one(&pause));
         assert_eq!((h.status, h.http_status()), ("paused", 503));
     }
 }

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod log;
 pub mod money;
+pub mod pixels;
 pub mod privacy;
 pub mod proof;
 pub mod queue;
