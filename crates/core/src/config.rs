@@ -3,7 +3,9 @@
 //! second-guess them; a bad value becomes a [`Problem`] that names the variable and says how
 //! to fix it, and never echoes the value (it may be a secret).
 
-use crate::pixels::{parse_hosts, parse_pixels, Host, Pixel};
+use crate::pixels::{Host, Pixel, DEFAULT_TOKEN};
+pub use crate::secret::Secret;
+use serde::Deserialize;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
@@ -47,25 +49,6 @@ const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// TikTok within 5 minutes of the pixel's to be merged there, so the wait stays well below.
 const DEFAULT_WEBHOOK_WAIT_MS: u64 = 90_000;
 const MAX_WEBHOOK_WAIT_MS: u64 = 240_000;
-
-/// A secret value. Its `Debug` never shows the value, so a config can be logged safely.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Scheme, host and port of an HTTP(S) server, without a trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,12 +238,12 @@ impl Config {
                 "the code shown under Test Events in TikTok Events Manager",
             )
         });
-        let secret = |name: &str| r.get(name).map(Secret);
+        let secret = |name: &str| r.get(name).map(Secret::new);
         let listed = r.get("TIKTOK_PIXELS").map(|v| parse_pixels(&v, &secret));
         let pixels = match listed {
             None => vec![Pixel::single(
                 pixel_id,
-                r.get("TIKTOK_ACCESS_TOKEN").map(Secret),
+                r.get("TIKTOK_ACCESS_TOKEN").map(Secret::new),
                 test_event_code,
             )],
             Some(Ok(pixels)) => pixels,
@@ -295,7 +278,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_SDK_URL.to_string()),
             webhook_secrets: ["SHOPIFY_WEBHOOK_SECRET", "SHOPIFY_WEBHOOK_SECRET_PREVIOUS"]
                 .iter()
-                .filter_map(|name| r.get(name).map(Secret))
+                .filter_map(|name| r.get(name).map(Secret::new))
                 .collect(),
             shop_domain: r.parse_for(
                 "SHOPIFY_SHOP_DOMAIN",
@@ -316,7 +299,7 @@ impl Config {
                         "must be at least {MIN_ADMIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 24`"
                     ))
                 } else {
-                    Ok(Secret(v.to_string()))
+                    Ok(Secret::new(v))
                 }
             }),
             purchase_event_name: r
@@ -443,7 +426,7 @@ pub fn presence(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, b
         .collect()
 }
 
-pub(crate) fn token(v: &str, max: usize, what: &str) -> Result<String, String> {
+fn token(v: &str, max: usize, what: &str) -> Result<String, String> {
     if v.len() <= max
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -508,7 +491,7 @@ fn parse_route_prefix(v: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn parse_event_name(v: &str) -> Result<String, String> {
+fn parse_event_name(v: &str) -> Result<String, String> {
     if v.len() <= 50 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(v.to_string())
     } else {
@@ -544,6 +527,157 @@ fn parse_sources(v: &str) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+const PIXELS_EXAMPLE: &str = r#"[{"id": "C9Q2MJ3C77U4P674RPG0"}, {"id": "CAB2…", "token": "TIKTOK_ACCESS_TOKEN_FR", "markets": ["fr"]}]"#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    id: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    test_event_code: Option<String>,
+    #[serde(default)]
+    markets: Option<Vec<String>>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+}
+
+/// `TIKTOK_PIXELS`: the JSON array of pixels, each token read through `secret` (by its name).
+/// The error names the pixel and field, and how to fix it.
+fn parse_pixels(v: &str, secret: &dyn Fn(&str) -> Option<Secret>) -> Result<Vec<Pixel>, String> {
+    let entries: Vec<Entry> = serde_json::from_str(v).map_err(|e| {
+        format!("must be a JSON array of pixel objects like {PIXELS_EXAMPLE} (fields: id, token, test_event_code, markets, events): {e}")
+    })?;
+    if entries.is_empty() {
+        return Err(format!(
+            "lists no pixel: give at least one, like {PIXELS_EXAMPLE}, or remove it and use TIKTOK_PIXEL_ID"
+        ));
+    }
+    let mut pixels: Vec<Pixel> = Vec::new();
+    for (n, entry) in entries.into_iter().enumerate() {
+        let at = |field: &str| format!("pixel {} (`{field}`)", n + 1);
+        let id = token(
+            &entry.id,
+            64,
+            "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0",
+        )
+        .map_err(|e| format!("{}: {e}", at("id")))?;
+        if pixels.iter().any(|p| p.key == id) {
+            return Err(format!(
+                "{}: {id} is listed twice: give each pixel once (list all its markets in one entry)",
+                at("id")
+            ));
+        }
+        let token_name = entry.token.unwrap_or_else(|| DEFAULT_TOKEN.to_string());
+        let env_name = !token_name.is_empty()
+            && token_name.len() <= 64
+            && token_name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !env_name {
+            return Err(format!(
+                "{}: must be the NAME of the secret holding this pixel's Events API token (capitals, digits, `_`, like TIKTOK_ACCESS_TOKEN_FR), never the token itself",
+                at("token")
+            ));
+        }
+        let test_event_code = entry
+            .test_event_code
+            .map(|code| {
+                token(
+                    &code,
+                    64,
+                    "the code shown under Test Events in TikTok Events Manager",
+                )
+            })
+            .transpose()
+            .map_err(|e| format!("{}: {e}", at("test_event_code")))?;
+        let markets = entry
+            .markets
+            .unwrap_or_default()
+            .iter()
+            .map(|m| parse_market(m).map_err(|e| format!("{}: {e}", at("markets"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events = match entry.events {
+            None => None,
+            Some(names) if names.is_empty() => {
+                return Err(format!(
+                    "{}: is empty, so the pixel would get nothing: leave `events` out for every event, or list some",
+                    at("events")
+                ))
+            }
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| {
+                        parse_event_name(n)
+                            .map_err(|e| format!("{}: {e}", at("events")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        pixels.push(Pixel {
+            key: id.clone(),
+            id: Some(id),
+            token: secret(&token_name),
+            token_name,
+            test_event_code,
+            markets,
+            events,
+        });
+    }
+    Ok(pixels)
+}
+
+fn parse_market(v: &str) -> Result<String, String> {
+    let m = v.trim().to_ascii_lowercase();
+    if !m.is_empty()
+        && m.len() <= 64
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(m)
+    } else {
+        Err(format!(
+            "{v:?} is not a Shopify market handle (letters, digits, `-`, `_`, like fr or north-america: Shopify admin → Settings → Markets)"
+        ))
+    }
+}
+
+/// `STOREFRONT_HOSTS`: comma-separated hostnames, each optionally `host=market_handle`.
+fn parse_hosts(v: &str) -> Result<Vec<Host>, String> {
+    let mut hosts: Vec<Host> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, market) = match item.split_once('=') {
+            Some((name, market)) => (name.trim(), Some(parse_market(market)?)),
+            None => (item, None),
+        };
+        let name = name.to_ascii_lowercase();
+        let (host, port) = match name.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (name.as_str(), None),
+        };
+        let valid_host = host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        let valid_port = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid_host || !valid_port {
+            return Err(format!(
+                "{item:?} is not a hostname: list bare hostnames, each optionally with its Shopify market, like `acme.com, acme.fr=fr` (no scheme, path or `/`)"
+            ));
+        }
+        if hosts.iter().any(|h| h.name == name) {
+            return Err(format!("{name} is listed twice: give each hostname once"));
+        }
+        hosts.push(Host { name, market });
+    }
+    if hosts.is_empty() {
+        return Err("lists no hostname: like `acme.com, acme.fr=fr`".to_string());
+    }
+    Ok(hosts)
 }
 
 const SHOP_DOMAIN_HINT: &str =
@@ -877,6 +1011,85 @@ mod tests {
         );
         let bad = load(&[("TIKTOK_PIXELS", r#"[{"id":"A","markets":"fr"}]"#)]).unwrap_err();
         assert_eq!(bad.problems[0].name, "TIKTOK_PIXELS");
+    }
+
+    #[test]
+    fn pixels_parse_with_defaults_and_their_own_secrets() {
+        let secret = |name: &str| (name == "TOKEN_FR").then(|| Secret::new("fr-token"));
+        let pixels = parse_pixels(
+            r#"[{"id":"ALL1"},{"id":"FR1","token":"TOKEN_FR","test_event_code":"TEST9","markets":["FR"," be "],"events":["Purchase"]}]"#,
+            &secret,
+        )
+        .unwrap();
+        assert_eq!(pixels[0].token_name, DEFAULT_TOKEN);
+        assert!(pixels[0].dry_run(), "TIKTOK_ACCESS_TOKEN is not set here");
+        assert_eq!(pixels[1].token, Some(Secret::new("fr-token")));
+        assert_eq!(pixels[1].markets, ["fr", "be"]);
+        assert_eq!(pixels[1].test_event_code.as_deref(), Some("TEST9"));
+        assert_eq!(
+            pixels[1].events.as_deref(),
+            Some(&["Purchase".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn each_pixel_problem_names_the_pixel_the_field_and_the_fix() {
+        let none = |_: &str| None;
+        let table = [
+            ("{}", "JSON array"),
+            ("[]", "lists no pixel"),
+            (r#"[{"token":"X"}]"#, "missing field `id`"),
+            (r#"[{"id":"A","market":["fr"]}]"#, "unknown field `market`"),
+            (r#"[{"id":"A"},{"id":"bad id"}]"#, "pixel 2 (`id`)"),
+            (r#"[{"id":"A"},{"id":"A"}]"#, "listed twice"),
+            (
+                r#"[{"id":"A","token":"sk-live-123"}]"#,
+                "never the token itself",
+            ),
+            (r#"[{"id":"A","markets":["f r"]}]"#, "pixel 1 (`markets`)"),
+            (r#"[{"id":"A","events":[]}]"#, "leave `events` out"),
+            (
+                r#"[{"id":"A","events":["Add To Cart"]}]"#,
+                "pixel 1 (`events`)",
+            ),
+            (
+                r#"[{"id":"A","test_event_code":"a b"}]"#,
+                "pixel 1 (`test_event_code`)",
+            ),
+        ];
+        for (value, says) in table {
+            let err = parse_pixels(value, &none).unwrap_err();
+            assert!(err.contains(says), "{value}: {err}");
+            assert!(!err.contains("sk-live-123"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hosts_map_to_their_markets() {
+        let hosts = parse_hosts(" Acme.com , acme.fr=FR,127.0.0.1:8787=de").unwrap();
+        assert_eq!(crate::pixels::market_of_host(&hosts, "acme.fr"), Some("fr"));
+        assert_eq!(
+            crate::pixels::market_of_host(&hosts, "acme.fr:443"),
+            Some("fr")
+        );
+        assert_eq!(crate::pixels::market_of_host(&hosts, "acme.com"), None);
+        assert_eq!(
+            crate::pixels::market_of_host(&hosts, "127.0.0.1:8787"),
+            Some("de")
+        );
+        assert_eq!(crate::pixels::market_of_host(&hosts, "127.0.0.1"), None);
+        assert_eq!(crate::pixels::market_of_host(&hosts, "other.example"), None);
+        for bad in [
+            "https://acme.com",
+            "acme.com/fr",
+            "acme.com=",
+            "a..b",
+            "acme.com, acme.com=fr",
+            ",",
+            "x:0",
+        ] {
+            assert!(parse_hosts(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod proof;
 pub mod queue;
 pub mod refusals;
 pub mod routes;
+pub mod secret;
 pub mod session;
 pub mod shard;
 pub mod shopify;
