@@ -25,7 +25,7 @@ import { rowsBench } from "./rows.mjs";
 // (the floor), the stalled-TikTok acknowledgement against the fast-TikTok control, the native
 // order against a reference computation in the same process. Bytes and rows are counts.
 const BUDGETS = {
-  wasmGzipBytes: 250_000, // decimal kilobytes: 250 KB = 250,000 bytes
+  wasmGzipBytes: 400_000, // decimal kilobytes; the ceiling for this round of issues (issue 26)
   assetRatio: 1.1, // p50, Rust / JS floor
   htmlRatio: 1.15, // p50, returning visitor, pixel tag injected
   newVisitorRatio: 1.25, // p50, `_ttp` minted, session written to KV after the response
@@ -36,6 +36,7 @@ const BUDGETS = {
 const PASSTHROUGH = { warmUp: 50, rounds: 400 };
 const WEBHOOKS = { warmUp: 10, perCase: 150, concurrency: 4, lineCounts: [1, 10, 100] };
 const SLOW_SINK = { delayMs: 10_000, deliveries: 100 };
+const COLD_START = { rounds: 10 };
 const SECRET = "whsec-bench";
 const PIXEL_ID = "C9Q2MJ3C77U4P674RPG0";
 const COMPATIBILITY_DATE = "2026-07-01"; // as tests/support/harness.mjs and wrangler.toml
@@ -131,6 +132,54 @@ export async function passthroughBench() {
   return results;
 }
 
+// --- cold start ---------------------------------------------------------------------------
+
+/**
+ * A fresh isolate's first answer to a page, for the Rust Worker and the JavaScript floor,
+ * side by side (alternating which starts first): each round starts a new workerd for each,
+ * times its start (until it listens) and then its first page. The wasm's size is paid here,
+ * once per isolate start.
+ */
+export async function coldStartBench() {
+  const origin = await startServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "private, no-store" }).end(HTML);
+  });
+  const starters = {
+    rust: async () => {
+      const w = await startWorker({ bindings: { ORIGIN_URL: origin.url, TIKTOK_PIXEL_ID: PIXEL_ID } });
+      return { fetch: w.fetch, dispose: () => w.dispose() };
+    },
+    js: async () => {
+      const mf = new Miniflare({ modules: true, scriptPath: path.join(ROOT, "bench/js-passthrough.mjs"), compatibilityDate: COMPATIBILITY_DATE, bindings: { ORIGIN: origin.url } });
+      const base = await mf.ready;
+      return { fetch: (p, init = {}) => fetch(new URL(p, base), { redirect: "manual", ...init }), dispose: () => mf.dispose() };
+    },
+  };
+  const samples = { rust: { start: [], first: [] }, js: { start: [], first: [] } };
+  const headers = { "user-agent": "Mozilla/5.0 (bench) Safari/604.1", accept: "text/html,*/*" };
+  try {
+    for (let i = 0; i < COLD_START.rounds; i++) {
+      for (const who of i % 2 === 0 ? ["rust", "js"] : ["js", "rust"]) {
+        const t0 = performance.now();
+        const worker = await starters[who]();
+        const listening = performance.now();
+        try {
+          const first = await timed(() => worker.fetch("/products/demo-mug", { headers }));
+          if (first.res.status !== 200) throw new Error(`cold start ${who}: the first page answered ${first.res.status}`);
+          samples[who].start.push(listening - t0);
+          samples[who].first.push(first.ms);
+        } finally {
+          await worker.dispose();
+        }
+      }
+    }
+  } finally {
+    await origin.close();
+  }
+  const of = (who) => ({ start: summary(samples[who].start), first: summary(samples[who].first) });
+  return { rust: of("rust"), js: of("js") };
+}
+
 // --- webhooks -----------------------------------------------------------------------------
 
 let orderSeq = 0;
@@ -156,6 +205,7 @@ function orderDelivery(lines) {
   const body = toJson(order);
   return {
     sid,
+    orderId: String(order.id),
     body,
     headers: {
       "content-type": "application/json",
@@ -173,8 +223,10 @@ const storedSession = (sid) => JSON.stringify({ ttp: sid, ttclid: "E.C.P.bench",
 /** A TikTok Events API played locally: answers success after `delayMs`, counts what is in flight. */
 async function startSink(delayMs) {
   const timers = new Set();
-  const sink = { answered: 0, events: 0 };
+  const sink = { answered: 0, events: 0, arrivals: new Map() };
   const server = await startServer(async (req, res) => {
+    const arrivedMs = performance.now();
+    for (const e of JSON.parse(req.body).data) if (!sink.arrivals.has(e.event_id)) sink.arrivals.set(e.event_id, arrivedMs);
     await new Promise((resolve) => {
       const t = setTimeout(() => { timers.delete(t); resolve(); }, delayMs);
       timers.add(t);
@@ -207,18 +259,20 @@ async function webhookWorker(sink) {
   async function deliver(deliveries, concurrency) {
     await Promise.all(deliveries.map((d) => kv.put(`session:${d.sid}`, storedSession(d.sid))));
     const latencies = [];
+    const sentAt = new Map(); // order id -> when its webhook was sent
     let next = 0;
     const started = performance.now();
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (next < deliveries.length) {
         const d = deliveries[next++];
+        sentAt.set(d.orderId, performance.now());
         const { ms, res, body } = await timed(() => worker.fetch("/tt/webhooks/shopify", { method: "POST", headers: d.headers, body: d.body }));
         const answer = res.status === 200 ? JSON.parse(body) : null;
         if (answer?.queued !== 1) throw new Error(`webhook ${d.headers["x-shopify-webhook-id"]} answered ${res.status} ${body} (expected 200 with queued: 1)`);
         latencies.push(ms);
       }
     }));
-    return { latencies, seconds: (performance.now() - started) / 1000 };
+    return { latencies, sentAt, seconds: (performance.now() - started) / 1000 };
   }
   return { worker, deliver };
 }
@@ -226,6 +280,7 @@ async function webhookWorker(sink) {
 async function webhookBench() {
   const throughput = [];
   let control;
+  let toTikTok;
   const fast = await startSink(0);
   const { worker, deliver } = await webhookWorker(fast);
   try {
@@ -236,11 +291,19 @@ async function webhookBench() {
       throughput.push({ lines, bodyBytes: deliveries[0].body.length, perSecond: deliveries.length / seconds, ...summary(latencies) });
     }
     // The control for the slow-sink figure: the same sequential deliveries with a fast sink.
-    const { latencies } = await deliver(Array.from({ length: SLOW_SINK.deliveries }, () => orderDelivery(10)), 1);
+    const { latencies, sentAt } = await deliver(Array.from({ length: SLOW_SINK.deliveries }, () => orderDelivery(10)), 1);
     control = summary(latencies);
     // Acknowledged is not sent: check that the queue really delivered every purchase.
     const expected = WEBHOOKS.warmUp + WEBHOOKS.perCase * WEBHOOKS.lineCounts.length + SLOW_SINK.deliveries;
     await waitFor(`${expected} purchases at the local TikTok sink`, () => fast.events >= expected, 60_000);
+    // Accept -> TikTok: from sending the webhook to the purchase's arrival at the sink (its
+    // event_id is derived from the order id).
+    const arrivals = [...fast.arrivals];
+    toTikTok = summary([...sentAt].map(([orderId, sent]) => {
+      const arrival = arrivals.find(([eventId]) => eventId.includes(orderId));
+      if (!arrival) throw new Error(`order ${orderId} never reached the sink`);
+      return arrival[1] - sent;
+    }));
   } finally {
     await worker.dispose();
     await fast.close();
@@ -262,7 +325,7 @@ async function webhookBench() {
     await slowWorker.worker.dispose();
     await slow.close();
   }
-  return { throughput, control, slow: slowResult };
+  return { throughput, control, toTikTok, slow: slowResult };
 }
 
 // --- native ---------------------------------------------------------------------------------
@@ -368,6 +431,11 @@ async function main() {
     console.log(`  ${p.label}: Rust p50 ${ms(p.rust.p50)} p99 ${ms(p.rust.p99)} | JS p50 ${ms(p.js.p50)} p99 ${ms(p.js.p99)} | ratio p50 ${p.ratioP50.toFixed(2)} p99 ${p.ratioP99.toFixed(2)}` +
       (p.name === "asset" ? "" : ` | ${p.setCookies} Set-Cookie, pixel tag ${p.injected ? "injected" : "NOT injected"}`));
   }
+  console.log(`\n== cold start: ${COLD_START.rounds} fresh workerd processes per Worker, alternating; the first page of each`);
+  const cold = await coldStartBench();
+  for (const who of ["rust", "js"]) {
+    console.log(`  ${who === "rust" ? "Rust" : "JS floor"}: start until listening p50 ${ms(cold[who].start.p50)} | first page p50 ${ms(cold[who].first.p50)} max ${ms(cold[who].first.max)}`);
+  }
   console.log(`\n== webhooks: signed orders/create, ${WEBHOOKS.perCase} per case, ${WEBHOOKS.concurrency} concurrent, KV join hit, fast local TikTok sink`);
   const webhooks = await webhookBench();
   for (const t of webhooks.throughput) {
@@ -375,6 +443,8 @@ async function main() {
   }
   const c = webhooks.control;
   console.log(`  fast TikTok, ${c.n} sequential 10-line deliveries (control): ack p50 ${ms(c.p50)} p99 ${ms(c.p99)} max ${ms(c.max)}`);
+  const l = webhooks.toTikTok;
+  console.log(`  accept -> TikTok (fast TikTok), the same ${l.n} deliveries: p50 ${ms(l.p50)} p99 ${ms(l.p99)} max ${ms(l.max)}`);
   const s = webhooks.slow;
   console.log(`  slow TikTok (${SLOW_SINK.delayMs / 1000} s per call, TIKTOK_TIMEOUT_MS=15000), ${s.n} sequential 10-line deliveries: ack p50 ${ms(s.p50)} p99 ${ms(s.p99)} max ${ms(s.max)};` +
     ` sink calls in flight throughout: ≥ ${s.minInFlight}, new calls during: ${s.callsDuring}, answered by then: ${s.answeredDuring}`);
@@ -412,6 +482,10 @@ async function main() {
     ["passthrough HTML ad-click visitor (session written) p50 ratio Rust / JS (info)", htmlClick.ratioP50.toFixed(3)],
     ...webhooks.throughput.map((t) => [`webhooks/s, ${t.lines}-line orders (c=${WEBHOOKS.concurrency})`, `${t.perSecond.toFixed(0)}/s (p99 ${ms(t.p99)})`]),
     ["webhook ack p50 / p99, TikTok fast, sequential", `${ms(c.p50)} / ${ms(c.p99)}`],
+    ["accept -> TikTok p50 / p99 (webhook sent to purchase at TikTok, fast TikTok)", `${ms(l.p50)} / ${ms(l.p99)}`],
+    ["cold start: first page p50 Rust / JS (fresh isolate)", `${ms(cold.rust.first.p50)} / ${ms(cold.js.first.p50)}`],
+    ["cold start: first page p50 ratio Rust / JS (info)", (cold.rust.first.p50 / cold.js.first.p50).toFixed(2)],
+    ["cold start: start + first page p50 ratio Rust / JS (info)", ((cold.rust.start.p50 + cold.rust.first.p50) / (cold.js.start.p50 + cold.js.first.p50)).toFixed(2)],
     ["webhook ack p50, TikTok slow (10 s/call), sequential", ms(s.p50)],
     ["webhook ack p99, TikTok slow (10 s/call), sequential", ms(s.p99)],
     ratioRow("webhook ack p99 ratio, TikTok slow / fast", s.p99 / c.p99, BUDGETS.ackRatio),

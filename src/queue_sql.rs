@@ -463,12 +463,12 @@ impl Store for Sql {
         &mut self,
         event_name: &str,
         event_id: &str,
-        digest: &str,
-        event: Option<&Event>,
+        proof: &str,
+        copy: Option<&Event>,
         now_ms: i64,
     ) -> Result<()> {
-        let (verb, payload) = match event {
-            Some(event) => ("INSERT OR IGNORE", serde_json::to_string(event)?),
+        let (verb, payload) = match copy {
+            Some(copy) => ("INSERT OR IGNORE", serde_json::to_string(copy)?),
             None => ("INSERT OR REPLACE", String::new()),
         };
         self.run(
@@ -479,7 +479,7 @@ impl Store for Sql {
             vec![
                 event_name.into(),
                 event_id.into(),
-                digest.into(),
+                proof.into(),
                 payload.into(),
                 now_ms.into(),
             ],

@@ -13,7 +13,8 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
     json_text(status, serde_json::to_string(body)?)
 }
 
-fn json_text(status: u16, body: String) -> Result<Response> {
+/// A JSON answer whose body is JSON text already.
+pub fn json_text(status: u16, body: String) -> Result<Response> {
     let resp = Response::from_bytes(body.into_bytes())?.with_status(status);
     resp.headers().set("Content-Type", "application/json")?;
     resp.headers().set("Cache-Control", "no-store")?;

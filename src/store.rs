@@ -10,6 +10,7 @@ use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::checkout_url::{self, JoinToken};
 use tiktok_edge_core::shopify::{self, ParkDecision, Parked, ParkedCount};
 use tiktok_edge_core::vec_map::VecMap;
+use worker::kv::PutOptionsBuilder;
 use worker::{Env, KvStore, Result};
 
 pub const BINDING: &str = "SESSIONS";
@@ -35,6 +36,13 @@ impl Store {
         Ok(Store {
             kv: env.kv(BINDING)?,
         })
+    }
+
+    /// A write of `text` under `key`, as its UTF-8 bytes (read back with `text()` as any
+    /// string): `KvStore::put` converts every value through serde_wasm_bindgen and formats
+    /// numbers, code the wasm would carry for nothing.
+    fn put(&self, key: &str, text: &str) -> Result<PutOptionsBuilder> {
+        Ok(self.kv.put_bytes(key, text.as_bytes())?)
     }
 
     /// The JSON record under `key`, parsed by serde_json as every other JSON the Worker
@@ -76,8 +84,7 @@ impl Store {
                     shard: shard.to_string(),
                     pause: pause.clone(),
                 };
-                self.kv
-                    .put(&key, serde_json::to_string(&mirror)?)?
+                self.put(&key, &serde_json::to_string(&mirror)?)?
                     .execute()
                     .await?
             }
@@ -105,8 +112,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<()> {
         let record = Refused::add(self.refused_webhooks().await?, setup, counts, now_ms);
-        self.kv
-            .put(keys::WEBHOOKS_REFUSED, serde_json::to_string(&record)?)?
+        self.put(keys::WEBHOOKS_REFUSED, &serde_json::to_string(&record)?)?
             .execute()
             .await?;
         Ok(())
@@ -135,8 +141,7 @@ impl Store {
         if !fits(&key) {
             return Ok(());
         }
-        self.kv
-            .put(&key, serde_json::to_string(session)?)?
+        self.put(&key, &serde_json::to_string(session)?)?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -161,8 +166,7 @@ impl Store {
             }
             JoinToken::Cart(_) | JoinToken::Checkout(_) => sid.to_string(),
         };
-        self.kv
-            .put(&key, value)?
+        self.put(&key, &value)?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -196,8 +200,7 @@ impl Store {
 
     /// Registers a `ShopState` object by name, so `shop/redact` can reach every one.
     pub async fn register_resource(&self, resource: &str) -> Result<()> {
-        self.kv
-            .put(&keys::resource(resource), "")?
+        self.put(&keys::resource(resource), "")?
             .expiration_ttl(SESSION_TTL_SECS)
             .execute()
             .await?;
@@ -268,8 +271,7 @@ impl Store {
         let decision = shopify::park_decision(&listed, &parked.digest, parked.received_at_ms);
         if decision == ParkDecision::Keep {
             let key = keys::parked(parked.received_at_ms, &parked.digest);
-            self.kv
-                .put(&key, serde_json::to_string(parked)?)?
+            self.put(&key, &serde_json::to_string(parked)?)?
                 .expiration_ttl(PARKED_TTL_SECS)
                 .execute()
                 .await?;

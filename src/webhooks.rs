@@ -72,8 +72,9 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
             return Ok(respond::json(200, &parked)?);
         }
     };
+    // Each answer as JSON text (`to_value` would compile a second serialiser of each type).
     let handled = match incoming {
-        Incoming::Other => Ok(serde_json::json!({ "ignored": topic_name })),
+        Incoming::Other => Ok(serde_json::json!({ "ignored": topic_name }).to_string()),
         Incoming::Privacy(request) => privacy::handle(env, request)
             .await
             .map_err(Failure::from)
@@ -84,7 +85,8 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
                     ("outcome", outcome.clone()),
                 ];
                 log::event(Level::Info, "privacy_webhook", &fields);
-            }),
+            })
+            .map(|outcome| outcome.to_string()),
         Incoming::Resource { resource, body } => {
             let delivery = Delivery {
                 resource,
@@ -100,18 +102,18 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
                     ];
                     log::event(Level::Info, "webhook_skipped", &fields);
                 }
-                Ok(serde_json::to_value(result)?)
+                Ok(serde_json::to_string(&result)?)
             })
         }
     };
     let outcome = match handled {
         Ok(outcome) => outcome,
-        Err(Failure::Unusable(reason)) => {
-            park(env, &topic_name, &webhook_id, reason, &body).await?
-        }
+        Err(Failure::Unusable(reason)) => park(env, &topic_name, &webhook_id, reason, &body)
+            .await?
+            .to_string(),
         Err(failure) => return Err(failure),
     };
-    Ok(respond::json(200, &outcome)?)
+    Ok(respond::json_text(200, outcome)?)
 }
 
 /// Keeps an unusable (but authentic) webhook's shape for the operator; never its values.

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startShop, waitFor, deliverWebhook, loadFixture, big, settled, postCollect, inOneRateWindow,
+  startShop, waitFor, deliverWebhook, loadFixture, big, settled, postCollect, inOneRateWindow, cookieJar,
 } from "./support/harness.mjs";
 
 const PURCHASE = "Purchase";
@@ -16,22 +16,9 @@ async function shop(bindings = {}) {
   return startShop({ bindings: { PURCHASE_EVENT_NAME: PURCHASE, WEBHOOK_WAIT_MS: "60000", ...bindings } });
 }
 
-/** A browser's cookies: sends them, and takes what each answer sets (Max-Age=0 deletes). */
+/** A browser: its address, its user agent and its cookies. */
 function browser(ip, userAgent, initial = {}) {
-  const cookies = new Map(Object.entries(initial));
-  return {
-    ip, userAgent,
-    get: (name) => cookies.get(name),
-    header: () => [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-    take(res) {
-      for (const line of res.headers.getSetCookie()) {
-        const [pair] = line.split(";");
-        const name = pair.slice(0, pair.indexOf("="));
-        if (/Max-Age=0(;|$)/.test(line)) cookies.delete(name);
-        else cookies.set(name, pair.slice(name.length + 1));
-      }
-    },
-  };
+  return { ip, userAgent, ...cookieJar(initial) };
 }
 
 async function navigate(env, visitor, path) {

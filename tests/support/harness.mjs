@@ -260,7 +260,6 @@ export const setCookieValue = (res, name) =>
 /** The whole Set-Cookie line for `name`. */
 export const setCookieLine = (res, name) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
 
-/** POSTs `body` (an object, or a raw string or bytes) to /tt/collect as a page would, with `headers` added. */
 /** A browser's cookies: sends them, and takes what each answer sets (Max-Age=0 deletes). */
 export function cookieJar(initial = {}) {
   const cookies = new Map(Object.entries(initial));
@@ -278,6 +277,7 @@ export function cookieJar(initial = {}) {
   };
 }
 
+/** POSTs `body` (an object, or a raw string or bytes) to /tt/collect as a page would, with `headers` added. */
 export const postCollect = (worker, body, headers = {}) => worker.fetch("/tt/collect", {
   method: "POST",
   headers: { "content-type": "application/json", ...headers },

@@ -1152,37 +1152,26 @@ impl QueueStats {
     }
 
     /// Counts one row created at `created_at_ms` in the window: by event and state, by hour,
-    /// and its match keys.
+    /// and its match keys (a report of one row, folded in as a shard's is).
     pub fn count_in(&mut self, event: &str, state: &str, match_keys: &str, created_at_ms: i64) {
-        self.events_in_window += 1;
-        match self
-            .counts
-            .iter_mut()
-            .find(|c| c.event == event && c.state == state)
-        {
-            Some(c) => c.count += 1,
-            None => self.counts.push(Count {
+        let mut row = QueueStats {
+            events_in_window: 1,
+            counts: vec![Count {
                 event: event.to_string(),
                 state: state.to_string(),
                 count: 1,
-            }),
-        }
-        let hour_ms = hour_start(created_at_ms);
-        match self
-            .hourly
-            .iter_mut()
-            .find(|h| h.hour_ms == hour_ms && h.event == event)
-        {
-            Some(h) => h.count += 1,
-            None => self.hourly.push(HourCount {
-                hour_ms,
+            }],
+            hourly: vec![HourCount {
+                hour_ms: hour_start(created_at_ms),
                 event: event.to_string(),
                 count: 1,
-            }),
-        }
+            }],
+            ..QueueStats::default()
+        };
         for key in match_keys.split(',').filter(|k| !k.is_empty()) {
-            *self.match_keys.entry_or_default(key.to_string()) += 1;
+            *row.match_keys.entry_or_default(key.to_string()) += 1;
         }
+        self.merge(row);
     }
 
     /// The count for one event name and state (0 when absent).
@@ -1400,6 +1389,17 @@ mod tests {
 
     const NOW: i64 = 1_000_000;
 
+    /// What a refusal leaves under a key: no copy, nothing to send.
+    fn refused_row() -> Stored {
+        Stored {
+            source: Source::Browser,
+            state: RowState::Refused,
+            attempts: 0,
+            event: None,
+            proof: Proof::default(),
+        }
+    }
+
     /// One key of a shard, as the Durable Object keeps it: the row and the filed evidence.
     #[derive(Default)]
     struct Key {
@@ -1442,15 +1442,7 @@ mod tests {
                         row.proof = proof.clone();
                     }
                 }
-                Admission::Refused => {
-                    self.row = Some(Stored {
-                        source: Source::Browser,
-                        state: RowState::Refused,
-                        attempts: 0,
-                        event: None,
-                        proof: Proof::default(),
-                    })
-                }
+                Admission::Refused => self.row = Some(refused_row()),
                 Admission::Ignore => {}
             }
             match d.filing {
@@ -1480,13 +1472,7 @@ mod tests {
                 });
             }
             if self.row.as_ref().is_some_and(|row| refusal.stops(row)) {
-                self.row = Some(Stored {
-                    source: Source::Browser,
-                    state: RowState::Refused,
-                    attempts: 0,
-                    event: None,
-                    proof: Proof::default(),
-                });
+                self.row = Some(refused_row());
                 self.evidence.clear();
             }
         }
