@@ -27,9 +27,17 @@ pub struct EventQueue {
 
 impl DurableObject for EventQueue {
     fn new(state: State, env: Env) -> Self {
-        let store = Sql::new(state.storage().sql());
+        let mut store = Sql::new(state.storage().sql());
         if let Err(e) = store.migrate() {
             failed("queue_schema_failed", &e.to_string());
+        }
+        // Rows of the single-pixel settings go to the first pixel of TIKTOK_PIXELS.
+        let adopted = settings::with_config(&env, |c| match c {
+            Ok(config) => shard::adopt(&mut store, config),
+            Err(_) => Ok(()),
+        });
+        if let Err(e) = adopted {
+            failed("queue_adopt_failed", &e.to_string());
         }
         EventQueue {
             state,

@@ -378,6 +378,15 @@ impl Store for Sql {
         )
     }
 
+    fn move_pixel(&mut self, from: &str, to: &str) -> Result<()> {
+        // The key starts with the pixel: both lookups use it; a key `to` holds is left.
+        self.run(
+            "UPDATE OR IGNORE events SET pixel = ? WHERE pixel = ?",
+            vec![to.into(), from.into()],
+        )?;
+        Ok(())
+    }
+
     fn postpone_due(&mut self, pixel: &str, at_ms: i64) -> Result<()> {
         let (marks, values) = pending();
         let mut bindings = vec![at_ms.into()];

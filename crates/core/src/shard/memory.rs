@@ -97,6 +97,21 @@ impl Store for Memory {
             .min())
     }
 
+    fn move_pixel(&mut self, from: &str, to: &str) -> Result<(), Infallible> {
+        let held: Vec<(String, String)> = self
+            .rows
+            .iter()
+            .filter(|r| r.pixel == to)
+            .map(|r| (r.event_name.clone(), r.event_id.clone()))
+            .collect();
+        for row in self.rows.iter_mut().filter(|r| r.pixel == from) {
+            if !held.contains(&(row.event_name.clone(), row.event_id.clone())) {
+                row.pixel = to.to_string();
+            }
+        }
+        Ok(())
+    }
+
     fn postpone_due(&mut self, pixel: &str, at: i64) -> Result<(), Infallible> {
         for row in self
             .rows

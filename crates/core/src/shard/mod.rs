@@ -182,6 +182,8 @@ pub trait Store {
     fn next_due(&self) -> Result<Option<i64>, Self::Error>;
     /// Moves every pending row of `pixel` due before `at_ms` to `at_ms`.
     fn postpone_due(&mut self, pixel: &str, at_ms: i64) -> Result<(), Self::Error>;
+    /// Gives every row of pixel `from` to pixel `to`, except a key `to` already holds.
+    fn move_pixel(&mut self, from: &str, to: &str) -> Result<(), Self::Error>;
     /// Pending rows, whatever their age.
     fn depth(&self) -> Result<u64, Self::Error>;
     /// When the oldest finished row ([`FINISHED`]) was last updated.
@@ -244,6 +246,19 @@ pub fn max_rows(config: Option<&Config>) -> i64 {
     config
         .and_then(|c| c.queue_shard_max_rows)
         .map_or(MAX_SHARD_ROWS, |n| n.min(MAX_SHARD_ROWS))
+}
+
+/// Rows queued under the single-pixel settings (key `""`) belong to the first pixel of
+/// `TIKTOK_PIXELS` once it is set: run when the shard starts with its settings, it moves them to
+/// that pixel's key, so a later copy of their event merges with them and a refusal reaches
+/// them. Nothing is sent or dropped; a key the first pixel already holds (settings switched
+/// back and forth) keeps both rows, and [`flush`] sends the `""` one to the first pixel too
+/// (TikTok drops a second copy of an event_id).
+pub fn adopt<S: Store>(store: &mut S, config: &Config) -> Result<(), S::Error> {
+    match config.pixels.first() {
+        Some(first) if !first.key.is_empty() => store.move_pixel("", &first.key),
+        _ => Ok(()),
+    }
 }
 
 /// Admits each copy (`queue::admit`) for each of the call's pixels: one row per (pixel, event,
@@ -701,7 +716,8 @@ pub fn flush<S: Store>(
     let mut dry = 0;
     for key in due_pixels(&due) {
         let rows = due.iter().filter(|r| r.pixel == key).cloned();
-        // Rows queued under the single-pixel settings go to the first pixel of TIKTOK_PIXELS.
+        // Rows queued under the single-pixel settings that [`adopt`] could not move go to the
+        // first pixel of TIKTOK_PIXELS.
         let pixel = config
             .pixel(&key)
             .or_else(|| key.is_empty().then(|| config.pixels.first()).flatten());

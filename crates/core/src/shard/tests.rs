@@ -1142,3 +1142,80 @@ fn a_refusal_stops_every_pixels_copy_and_rows_of_a_removed_pixel_fail_with_the_f
         .unwrap()
         .contains("no longer in TIKTOK_PIXELS"));
 }
+
+#[test]
+fn rows_of_the_single_pixel_settings_go_to_the_first_pixel_once_merging_and_refusable() {
+    let mut store = Memory::default();
+    let single = config(&[]);
+    let call = |source, pixels: &[&str], events: Vec<Event>| Enqueue {
+        source,
+        hold: hold(),
+        proof: Proof::default(),
+        events,
+        pixels: pixels.iter().map(|p| p.to_string()).collect(),
+    };
+    let before = call(
+        Source::Browser,
+        &[""],
+        vec![
+            event("ViewContent", "vc:a"),
+            event("ViewContent", "vc:c"),
+            event("InitiateCheckout", "ic:b"),
+        ],
+    );
+    enqueue(&mut store, &before, MAX_SHARD_ROWS, T0)
+        .unwrap()
+        .unwrap();
+    adopt(&mut store, &single).unwrap();
+    assert!(store.rows.iter().all(|r| r.pixel.is_empty()), "unchanged");
+
+    // TIKTOK_PIXELS is set: the shard starts with the new settings.
+    let config = three_pixels();
+    adopt(&mut store, &config).unwrap();
+    assert!(store.rows.iter().all(|r| r.pixel == "ALL1"), "{store:?}");
+    let again = call(
+        Source::Browser,
+        &["ALL1"],
+        vec![event("ViewContent", "vc:a")],
+    );
+    let summary = enqueue(&mut store, &again, MAX_SHARD_ROWS, T0 + 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!((summary.accepted, summary.duplicates), (0, 1), "merged");
+    let refusal = Refuse {
+        events: vec![("InitiateCheckout".into(), "ic:b".into())],
+        pixels: config.pixels.iter().map(|p| p.key.clone()).collect(),
+        ..Refuse::default()
+    };
+    refuse(&mut store, &refusal, T0 + 2).unwrap();
+    let sent = alarm_revoking(&mut store, &config, "none", T0 + 90_000);
+    assert_eq!(
+        sent,
+        vec![(
+            "ALL1".into(),
+            "token".into(),
+            None,
+            vec!["vc:a".into(), "vc:c".into()]
+        )]
+    );
+    assert!(alarm_revoking(&mut store, &config, "none", T0 + 200_000).is_empty());
+
+    // A key the first pixel already holds keeps both rows; the old one still goes to it.
+    let mut both = Memory::default();
+    for pixel in ["", "ALL1"] {
+        let copy = call(
+            Source::Browser,
+            &[pixel],
+            vec![event("ViewContent", "vc:x")],
+        );
+        enqueue(&mut both, &copy, MAX_SHARD_ROWS, T0)
+            .unwrap()
+            .unwrap();
+    }
+    adopt(&mut both, &config).unwrap();
+    let mut pixels: Vec<&str> = both.rows.iter().map(|r| r.pixel.as_str()).collect();
+    pixels.sort();
+    assert_eq!(pixels, ["", "ALL1"]);
+    let sent = alarm_revoking(&mut both, &config, "none", T0);
+    assert!(sent.iter().all(|(p, ..)| p == "ALL1"), "{sent:?}");
+}
