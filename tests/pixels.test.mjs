@@ -110,10 +110,19 @@ test("a token revoked on one pixel pauses only that pixel: the others keep sendi
   });
   try {
     await collect(shop, "AddToCart", "atc:revoked-1", null);
-    await waitFor("CALLPIXEL2 paused in health", async () => {
-      const h = await (await shop.worker.fetch("/tt/health")).json();
-      return h.status === "paused" && h.pixels[1].paused && h;
+    // Health: degraded (424), not paused: the other pixels keep sending; the problem names the
+    // pixel and the secret to replace.
+    const paused = await waitFor("CALLPIXEL2 paused in health", async () => {
+      const res = await shop.worker.fetch("/tt/health");
+      const h = await res.json();
+      return h.pixels[1].paused && { status: res.status, h };
     });
+    assert.equal(paused.status, 424);
+    assert.equal(paused.h.status, "degraded");
+    assert.equal(paused.h.queue_paused, undefined, "sending is not paused");
+    assert.equal(paused.h.problems.length, 1);
+    assert.equal(paused.h.problems[0].name, "TIKTOK_PIXELS");
+    assert.match(paused.h.problems[0].message, /^pixel CALLPIXEL2 is paused, the other pixels keep sending: TikTok code 40105: .*wrangler secret put TIKTOK_TOKEN_2`/);
     await collect(shop, "AddToCart", "atc:revoked-2", null);
     await collect(shop, "ViewContent", "vc:revoked-fr", "fr");
     const sentBy = (pixel, id) => received(shop.tiktok).some(([p, , , , e]) => p === pixel && e === id);
@@ -122,11 +131,11 @@ test("a token revoked on one pixel pauses only that pixel: the others keep sendi
     assert.equal(health.pixels[0].paused, undefined);
     assert.equal(health.pixels[2].paused, undefined);
     assert.match(health.pixels[1].paused.reason, /40105/);
-    assert.equal(health.queue_paused.reason, health.pixels[1].paused.reason);
     revoked = false; // a new token: at the pause's next check, its events go out
     await waitFor("CALLPIXEL2's events after the check", () => sentBy("CALLPIXEL2", "atc:revoked-1") && sentBy("CALLPIXEL2", "atc:revoked-2"), 30_000);
     const atc = received(shop.tiktok).filter(([p, , , , e]) => e.startsWith("atc:revoked") && p !== "CALLPIXEL2");
     assert.equal(atc.length, 2, "CALLPIXEL1 got each once");
+    await waitFor("health ok once CALLPIXEL2 sends again", async () => (await shop.worker.fetch("/tt/health")).status === 200);
   } finally {
     await shop.close();
   }

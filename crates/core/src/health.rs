@@ -7,10 +7,11 @@ use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// `ok`; `degraded` when a setting that serves one feature is invalid or missing, or
-    /// webhooks are being refused (that feature is off, tracking works); `misconfigured` when
-    /// any other setting is invalid (tracking is off); `paused` when TikTok refuses the token
-    /// or a permission (sending waits).
+    /// `ok`; `degraded` when a setting that serves one feature is invalid or missing, webhooks
+    /// are being refused, or some pixels are paused while others send (that feature is off,
+    /// tracking works); `misconfigured` when any other setting is invalid (tracking is off);
+    /// `paused` when TikTok refuses the token or a permission of every pixel that could send
+    /// (sending waits).
     pub status: &'static str,
     pub version: &'static str,
     /// `live` (sends to TikTok), `dry_run` (no access token) or `off` (misconfigured).
@@ -30,8 +31,9 @@ pub struct Health {
     /// Events waiting to be sent (queued, waiting or retrying), with `?queue=1`; `None`
     /// without it or when the queue could not be read.
     pub queue_depth: Option<u64>,
-    /// Why sending is paused (TikTok refused the token or a permission) and what to do: the
-    /// earliest pause of any pixel.
+    /// Why sending is paused (TikTok refused the token or a permission) and what to do, when no
+    /// pixel can send: the earliest pause. A pixel paused while others send is in `pixels` and
+    /// `problems`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_paused: Option<crate::queue::Pause>,
     /// Each pixel's state (the one pixel of `TIKTOK_PIXEL_ID`, or each of `TIKTOK_PIXELS`).
@@ -202,27 +204,53 @@ impl Health {
         self.pixels.iter().map(|p| p.key.as_str())
     }
 
-    /// Adds the pixels' pauses (by key): a paused pixel makes the report `paused` (503), so an
-    /// uptime monitor tells the operator that TikTok refuses the configuration; `queue_paused`
-    /// is the earliest.
+    /// Adds the pixels' pauses (by key). When no pixel can send (every live one paused), the
+    /// report is `paused` (503) with the earliest pause in `queue_paused`, so an uptime monitor
+    /// tells the operator that TikTok refuses the configuration; when others still send, it is
+    /// `degraded` (424) with one problem per paused pixel, naming it and the fix.
     pub fn with_pauses(
         mut self,
         pauses: crate::vec_map::VecMap<String, crate::queue::Pause>,
     ) -> Health {
         for pixel in &mut self.pixels {
             pixel.paused = pauses.get(&pixel.key).cloned();
-            self.queue_paused =
-                crate::queue::earliest_pause(self.queue_paused.take(), pixel.paused.clone());
         }
-        if self.queue_paused.is_some() && self.status != "misconfigured" {
-            self.status = "paused";
+        let sending = self
+            .pixels
+            .iter()
+            .any(|p| p.mode == "live" && p.paused.is_none());
+        for pixel in &self.pixels {
+            let Some(pause) = &pixel.paused else {
+                continue;
+            };
+            if sending {
+                self.problems.push(ProblemReport {
+                    name: "TIKTOK_PIXELS",
+                    message: format!(
+                        "pixel {} is paused, the other pixels keep sending: {}",
+                        pixel.id.as_deref().unwrap_or_default(),
+                        pause.reason
+                    ),
+                    disables: Some("sending to that pixel"),
+                });
+            } else {
+                self.queue_paused =
+                    crate::queue::earliest_pause(self.queue_paused.take(), Some(pause.clone()));
+            }
         }
+        let paused = self.pixels.iter().any(|p| p.paused.is_some());
+        self.status = match self.status {
+            "misconfigured" => "misconfigured",
+            _ if paused && !sending => "paused",
+            "ok" if paused => "degraded",
+            status => status,
+        };
         self
     }
 
     /// What an uptime monitor reads: 200 `ok`; 424 `degraded` (one feature is off, such as
-    /// webhooks, or webhooks are refused: tracking works); 503 `misconfigured` or `paused`
-    /// (tracking or sending is off).
+    /// webhooks or one pixel's sending, or webhooks are refused: tracking works); 503
+    /// `misconfigured` or `paused` (tracking or sending is off).
     pub fn http_status(&self) -> u16 {
         match self.status {
             "ok" => 200,
@@ -262,6 +290,63 @@ mod tests {
         assert_eq!(json["pixels"][1]["token"], "TOKEN_FR");
         assert!(json["pixels"][1].get("paused").is_none());
         assert!(!json.to_string().contains("secret-all"));
+    }
+
+    #[test]
+    fn some_pixels_paused_is_degraded_naming_them_and_all_paused_is_paused() {
+        let lookup = |k: &str| {
+            match k {
+            "TIKTOK_PIXELS" => Some(
+                r#"[{"id":"ALL1"},{"id":"ALL2","token":"TOKEN_2"},{"id":"FR1","token":"TOKEN_FR","markets":["fr"]}]"#
+                    .to_string(),
+            ),
+            "TIKTOK_ACCESS_TOKEN" | "TOKEN_2" | "TOKEN_FR" => Some("t".to_string()),
+            _ => None,
+        }
+        };
+        let loaded = Config::from_lookup(&lookup);
+        let pause = |key: &str| {
+            let reason = format!("TikTok code 40105: invalid; `wrangler secret put {key}`");
+            crate::queue::Pause::after(None, reason, 1000, key.len() as i64)
+        };
+        let table: &[(&[&str], &str, u16)] = &[
+            (&[], "ok", 200),
+            (&["ALL2"], "degraded", 424),
+            (&["ALL1", "FR1"], "degraded", 424),
+            (&["ALL1", "ALL2", "FR1"], "paused", 503),
+        ];
+        for (paused, status, code) in table {
+            let pauses = paused.iter().map(|k| (k.to_string(), pause(k))).collect();
+            let h = Health::new(&lookup, &loaded).with_pauses(pauses);
+            assert_eq!((h.status, h.http_status()), (*status, *code), "{paused:?}");
+            let shown: Vec<bool> = h.pixels.iter().map(|p| p.paused.is_some()).collect();
+            let want: Vec<bool> = ["ALL1", "ALL2", "FR1"]
+                .iter()
+                .map(|k| paused.contains(k))
+                .collect();
+            assert_eq!(shown, want);
+            if *status == "degraded" {
+                assert_eq!(h.queue_paused, None, "sending goes on");
+                assert_eq!(h.problems.len(), paused.len());
+                for (problem, key) in h.problems.iter().zip(paused.iter()) {
+                    assert_eq!(problem.name, "TIKTOK_PIXELS");
+                    assert!(
+                        problem
+                            .message
+                            .starts_with(&format!("pixel {key} is paused"))
+                            && problem.message.contains(&format!("secret put {key}")),
+                        "{}",
+                        problem.message
+                    );
+                }
+            } else {
+                assert!(h.problems.is_empty(), "{:?}", h.problems);
+            }
+        }
+        // All paused: the earliest pause is the queue's.
+        let all = ["ALL1", "ALL2", "FR1"].map(|k| (k.to_string(), pause(k)));
+        let h = Health::new(&lookup, &loaded).with_pauses(all.into_iter().collect());
+        assert_eq!(h.queue_paused, Some(pause("FR1")));
     }
 
     #[test]

@@ -656,6 +656,8 @@ struct Sender {
     key: String,
     id: String,
     token: Secret,
+    /// The name of the secret holding `token`, which a pause's fix names.
+    secret: String,
     test_event_code: Option<String>,
     paused: Option<Pause>,
 }
@@ -773,6 +775,7 @@ pub fn flush<S: Store>(
             key,
             id,
             token,
+            secret: pixel.token_name.clone(),
             test_event_code: pixel.test_event_code.clone(),
             paused,
         });
@@ -847,7 +850,8 @@ impl Flush {
         jitter: f64,
     ) -> Result<Step, S::Error> {
         let (sender, batch) = self.current.take().unwrap_or_default();
-        let step = tiktok::classify(status, body).step(batch.len());
+        let secret = self.senders.get(sender).map_or("", |s| s.secret.as_str());
+        let step = tiktok::classify(status, body, secret).step(batch.len());
         // Any answer about the events themselves means TikTok took the token again.
         let token_works = matches!(step, Step::MarkSent | Step::Split | Step::Fail(_));
         match &step {
