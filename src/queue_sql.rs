@@ -13,9 +13,11 @@ use tiktok_edge_core::shard::{Listed, Note, Row, Store, FINISHED};
 use tiktok_edge_core::tiktok::Event;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
-/// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS events (
+/// The columns of an event's row as the first schema made them (later ones added `source` and
+/// `proof`, and the pixel).
+macro_rules! event_columns {
+    () => {
+        "
        event_name TEXT NOT NULL,
        event_id TEXT NOT NULL,
        payload TEXT NOT NULL,
@@ -26,37 +28,28 @@ const MIGRATIONS: &[&str] = &[
        next_attempt_at INTEGER NOT NULL,
        updated_at INTEGER NOT NULL,
        last_error TEXT,
-       PRIMARY KEY (event_name, event_id)
-     );
-     CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);",
-    // Copies merge by source; retention, failures and the pause need (state, updated_at);
-    // the operator's window needs created_at; the row count is kept by triggers so the size
-    // limit costs one row read, not a scan.
-    "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook';
-     CREATE INDEX events_finished ON events (state, updated_at);
-     CREATE INDEX events_created ON events (created_at);
-     INSERT INTO meta (key, n) VALUES ('rows', (SELECT COUNT(*) FROM events));
+       "
+    };
+}
+
+/// The count of rows (`meta.rows`, which `queue::room` bounds) as it stands, and the triggers
+/// that keep it as rows come and go: the size limit costs one row read, not a scan.
+macro_rules! rows_counter {
+    () => {
+        "INSERT OR REPLACE INTO meta (key, n) VALUES ('rows', (SELECT COUNT(*) FROM events));
      CREATE TRIGGER events_counted_in AFTER INSERT ON events
        BEGIN UPDATE meta SET n = n + 1 WHERE key = 'rows'; END;
      CREATE TRIGGER events_counted_out AFTER DELETE ON events
-       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;",
-    // What binds copies to a signed resource (`tiktok_edge_core::proof`): a webhook row's
-    // binding, and browser copies (or refusals, with an empty payload) filed under each digest
-    // they prove until their signed copy comes.
-    "ALTER TABLE events ADD COLUMN proof TEXT NOT NULL DEFAULT '';
-     CREATE TABLE evidence (
-       event_name TEXT NOT NULL,
-       event_id TEXT NOT NULL,
-       proof TEXT NOT NULL,
-       payload TEXT NOT NULL,
-       created_at INTEGER NOT NULL,
-       PRIMARY KEY (event_name, event_id, proof)
-     );
-     CREATE INDEX evidence_created ON evidence (created_at);",
-    // Browser-only copies still waiting to be sent are counted the same way (`queue::room`
-    // bounds them), leaving the count when sent, finished or merged with their webhook; copies
-    // refused for want of room are counted per hour for the operator.
-    "INSERT INTO meta (key, n) VALUES ('browser_unsent', (SELECT COUNT(*) FROM events
+       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;"
+    };
+}
+
+/// The count of browser-only copies still waiting to be sent (`meta.browser_unsent`, which
+/// `queue::room` bounds) as it stands, and the triggers that keep it: a copy leaves the count
+/// when sent, finished or merged with its webhook.
+macro_rules! browser_unsent_counter {
+    () => {
+        "INSERT OR REPLACE INTO meta (key, n) VALUES ('browser_unsent', (SELECT COUNT(*) FROM events
        WHERE source = 'browser' AND state IN ('queued', 'waiting', 'retrying')));
      CREATE TRIGGER browser_unsent_in AFTER INSERT ON events
        WHEN NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying')
@@ -70,30 +63,67 @@ const MIGRATIONS: &[&str] = &[
        BEGIN UPDATE meta SET n = n
          + (NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying'))
          - (OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying'))
-         WHERE key = 'browser_unsent'; END;
-     CREATE TABLE no_room (
+         WHERE key = 'browser_unsent'; END;"
+    };
+}
+
+/// The indexes retention, failures, the pause and the operator's window need.
+macro_rules! events_indexes {
+    () => {
+        "CREATE INDEX events_finished ON events (state, updated_at);
+     CREATE INDEX events_created ON events (created_at);"
+    };
+}
+
+/// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
+const MIGRATIONS: &[&str] = &[
+    concat!(
+        "CREATE TABLE IF NOT EXISTS events (",
+        event_columns!(),
+        "PRIMARY KEY (event_name, event_id)
+     );
+     CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);"
+    ),
+    // Copies merge by source; retention, failures and the pause need (state, updated_at);
+    // the operator's window needs created_at; the row count is kept by triggers.
+    concat!(
+        "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook';",
+        events_indexes!(),
+        rows_counter!()
+    ),
+    // What binds copies to a signed resource (`tiktok_edge_core::proof`): a webhook row's
+    // binding, and browser copies (or refusals, with an empty payload) filed under each digest
+    // they prove until their signed copy comes.
+    "ALTER TABLE events ADD COLUMN proof TEXT NOT NULL DEFAULT '';
+     CREATE TABLE evidence (
+       event_name TEXT NOT NULL,
+       event_id TEXT NOT NULL,
+       proof TEXT NOT NULL,
+       payload TEXT NOT NULL,
+       created_at INTEGER NOT NULL,
+       PRIMARY KEY (event_name, event_id, proof)
+     );
+     CREATE INDEX evidence_created ON evidence (created_at);",
+    // Browser-only copies still waiting to be sent are counted the same way; copies refused
+    // for want of room are counted per hour for the operator.
+    concat!(
+        browser_unsent_counter!(),
+        "CREATE TABLE no_room (
        hour_ms INTEGER NOT NULL,
        source TEXT NOT NULL,
        n INTEGER NOT NULL,
        PRIMARY KEY (hour_ms, source)
-     );",
+     );"
+    ),
     // One row per (pixel, event name, event_id): the key gains the pixel (`""` for the single
     // pixel's settings, which every existing row was for). SQLite cannot change a primary key,
-    // so the table is copied; its indexes and triggers come back as they were, and the
-    // counters are recounted (no trigger fires on the copy or the drop).
-    "CREATE TABLE events_by_pixel (
-       pixel TEXT NOT NULL DEFAULT '',
-       event_name TEXT NOT NULL,
-       event_id TEXT NOT NULL,
-       payload TEXT NOT NULL,
-       match_keys TEXT NOT NULL,
-       state TEXT NOT NULL,
-       attempts INTEGER NOT NULL DEFAULT 0,
-       created_at INTEGER NOT NULL,
-       next_attempt_at INTEGER NOT NULL,
-       updated_at INTEGER NOT NULL,
-       last_error TEXT,
-       source TEXT NOT NULL DEFAULT 'webhook',
+    // so the table is copied; its indexes and triggers (dropped with the old table) come back
+    // from their one definition, and the counters are recounted (no trigger fires on the copy).
+    concat!(
+        "CREATE TABLE events_by_pixel (
+       pixel TEXT NOT NULL DEFAULT '',",
+        event_columns!(),
+        "source TEXT NOT NULL DEFAULT 'webhook',
        proof TEXT NOT NULL DEFAULT '',
        PRIMARY KEY (pixel, event_name, event_id)
      );
@@ -104,29 +134,11 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE events;
      ALTER TABLE events_by_pixel RENAME TO events;
      CREATE INDEX events_due ON events (state, next_attempt_at);
-     CREATE INDEX events_finished ON events (state, updated_at);
-     CREATE INDEX events_created ON events (created_at);
-     CREATE INDEX events_event ON events (event_name, event_id);
-     UPDATE meta SET n = (SELECT COUNT(*) FROM events) WHERE key = 'rows';
-     UPDATE meta SET n = (SELECT COUNT(*) FROM events WHERE source = 'browser'
-       AND state IN ('queued', 'waiting', 'retrying')) WHERE key = 'browser_unsent';
-     CREATE TRIGGER events_counted_in AFTER INSERT ON events
-       BEGIN UPDATE meta SET n = n + 1 WHERE key = 'rows'; END;
-     CREATE TRIGGER events_counted_out AFTER DELETE ON events
-       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;
-     CREATE TRIGGER browser_unsent_in AFTER INSERT ON events
-       WHEN NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying')
-       BEGIN UPDATE meta SET n = n + 1 WHERE key = 'browser_unsent'; END;
-     CREATE TRIGGER browser_unsent_out AFTER DELETE ON events
-       WHEN OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying')
-       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'browser_unsent'; END;
-     CREATE TRIGGER browser_unsent_moved AFTER UPDATE OF source, state ON events
-       WHEN (OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying'))
-         != (NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying'))
-       BEGIN UPDATE meta SET n = n
-         + (NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying'))
-         - (OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying'))
-         WHERE key = 'browser_unsent'; END;",
+     CREATE INDEX events_event ON events (event_name, event_id);",
+        events_indexes!(),
+        rows_counter!(),
+        browser_unsent_counter!()
+    ),
 ];
 
 /// A shard's SQLite, counting the rows its statements read and write (what Cloudflare bills).
@@ -380,11 +392,11 @@ impl Store for Sql {
 
     fn move_pixel(&mut self, from: &str, to: &str) -> Result<()> {
         // The key starts with the pixel: both lookups use it; a key `to` holds is left.
-        self.run(
+        let moved = self.run(
             "UPDATE OR IGNORE events SET pixel = ? WHERE pixel = ?",
             vec![to.into(), from.into()],
-        )?;
-        Ok(())
+        );
+        moved.map(drop)
     }
 
     fn postpone_due(&mut self, pixel: &str, at_ms: i64) -> Result<()> {

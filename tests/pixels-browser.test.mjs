@@ -3,9 +3,8 @@
 // market's. The demo storefront, TikTok's SDK and API are played; the Worker is the build.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, startWorker, waitFor, tiktokAnswer, shopBindings, WEBHOOK_SECRET } from "./support/harness.mjs";
-import { launchChromium } from "./support/browser.mjs";
-import { startDemoOrigin, SHOP_DOMAIN as DEMO_SHOP_DOMAIN } from "../demo/origin.mjs";
+import { waitFor } from "./support/harness.mjs";
+import { startStorefront } from "./support/browser.mjs";
 
 // TikTok's events.js stand-in: takes over window.ttq once (one script per pixel is loaded),
 // replaying what the stub and each pixel's instance queued; every call lands in
@@ -27,29 +26,21 @@ const SDK_STUB = `(function () {
   window.ttq = sdk;
 })();`;
 
-let chromium, sdk, tiktok, demo, worker;
+let storefront, chromium, tiktok, worker;
 
 before(async () => {
-  chromium = await launchChromium();
-  sdk = await startServer((req, res) => res.writeHead(200, { "content-type": "application/javascript" }).end(SDK_STUB));
-  tiktok = await startServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(tiktokAnswer(0)));
-  demo = await startDemoOrigin({ webhookSecret: WEBHOOK_SECRET });
-  worker = await startWorker({
-    bindings: {
-      ...shopBindings(demo.url, tiktok.url), SHOPIFY_SHOP_DOMAIN: DEMO_SHOP_DOMAIN, TIKTOK_SDK_URL: `${sdk.url}/events.js`,
-      TIKTOK_PIXEL_ID: "",
-      TIKTOK_PIXELS: JSON.stringify([{ id: "CALLPIXEL1" }, { id: "CALLPIXEL2" }, { id: "CFRPIXEL01", markets: ["fr"] }]),
-      STOREFRONT_HOSTS: "127.0.0.1, localhost=fr",
-    },
+  storefront = await startStorefront(SDK_STUB);
+  ({ chromium, tiktok } = storefront);
+  worker = await storefront.worker({
+    TIKTOK_PIXEL_ID: "",
+    TIKTOK_PIXELS: JSON.stringify([{ id: "CALLPIXEL1" }, { id: "CALLPIXEL2" }, { id: "CFRPIXEL01", markets: ["fr"] }]),
+    STOREFRONT_HOSTS: "127.0.0.1, localhost=fr",
   });
-  demo.workerUrl = worker.url;
+  storefront.demo.workerUrl = worker.url;
 });
 after(async () => {
-  await chromium?.close();
   await worker?.dispose();
-  await demo?.close();
-  await tiktok?.close();
-  await sdk?.close();
+  await storefront?.close();
 });
 
 /** The ttq calls of a product page viewed on `host`, once its ViewContent was tracked. */
