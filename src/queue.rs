@@ -143,10 +143,13 @@ pub async fn enqueue(
         .filter(|(pixels, _)| !pixels.is_empty());
     let mut calls: Vec<(String, ShardCall)> = Vec::new();
     for (shard, group) in by_shard(routed, |(_, e)| (&e.event, &e.event_id)) {
-        // One call per shard and set of pixels.
-        let mut by_pixels: VecMap<Vec<String>, Vec<Event>> = VecMap::new();
+        // One call per shard and set of pixels (mostly one set: a shop's events of one market).
+        let mut by_pixels: Vec<(Vec<String>, Vec<Event>)> = Vec::new();
         for (pixels, event) in group {
-            by_pixels.entry_or_default(pixels).push(event);
+            match by_pixels.iter_mut().find(|(p, _)| *p == pixels) {
+                Some((_, events)) => events.push(event),
+                None => by_pixels.push((pixels, vec![event])),
+            }
         }
         for (pixels, events) in by_pixels {
             let call = ShardCall::Enqueue(Enqueue {

@@ -11,8 +11,9 @@ use crate::log::{self, Level};
 use crate::respond;
 use crate::store::Store;
 
-const PIXEL_JS: &str = include_str!("../assets/pixel.js");
-const CUSTOM_PIXEL_JS: &str = include_str!("../assets/custom-pixel.js");
+// `assets/*.js` without their comment lines and indentation (build.rs).
+const PIXEL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/pixel.js"));
+const CUSTOM_PIXEL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/custom-pixel.js"));
 const JAVASCRIPT: &str = "application/javascript; charset=utf-8";
 
 /// A JavaScript answer (the scripts we render, and TikTok's SDK bytes as fetched).

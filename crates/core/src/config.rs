@@ -5,7 +5,6 @@
 
 use crate::pixels::{Host, Pixel, DEFAULT_TOKEN};
 pub use crate::secret::Secret;
-use serde::Deserialize;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
@@ -531,36 +530,64 @@ fn parse_sources(v: &str) -> Result<Vec<String>, String> {
 
 const PIXELS_EXAMPLE: &str = r#"[{"id": "C9Q2MJ3C77U4P674RPG0"}, {"id": "CAB2…", "token": "TIKTOK_ACCESS_TOKEN_FR", "markets": ["fr"]}]"#;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Entry {
-    id: String,
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    test_event_code: Option<String>,
-    #[serde(default)]
-    markets: Option<Vec<String>>,
-    #[serde(default)]
-    events: Option<Vec<String>>,
-}
+/// The fields of one pixel in `TIKTOK_PIXELS`.
+const PIXEL_FIELDS: [&str; 5] = ["id", "token", "test_event_code", "markets", "events"];
 
 /// `TIKTOK_PIXELS`: the JSON array of pixels, each token read through `secret` (by its name).
-/// The error names the pixel and field, and how to fix it.
+/// The error names the pixel and field, and how to fix it. Read through `serde_json::Value`,
+/// whose reader the Worker has anyway (a derived one would be a second: wasm size).
 fn parse_pixels(v: &str, secret: &dyn Fn(&str) -> Option<Secret>) -> Result<Vec<Pixel>, String> {
-    let entries: Vec<Entry> = serde_json::from_str(v).map_err(|e| {
-        format!("must be a JSON array of pixel objects like {PIXELS_EXAMPLE} (fields: id, token, test_event_code, markets, events): {e}")
-    })?;
+    let shape = || {
+        format!("must be a JSON array of pixel objects like {PIXELS_EXAMPLE} (fields: id, token, test_event_code, markets, events)")
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(v).map_err(|e| format!("{}: {e}", shape()))?;
+    let entries = list.as_array().ok_or_else(shape)?;
     if entries.is_empty() {
         return Err(format!(
             "lists no pixel: give at least one, like {PIXELS_EXAMPLE}, or remove it and use TIKTOK_PIXEL_ID"
         ));
     }
     let mut pixels: Vec<Pixel> = Vec::new();
-    for (n, entry) in entries.into_iter().enumerate() {
+    for (n, entry) in entries.iter().enumerate() {
         let at = |field: &str| format!("pixel {} (`{field}`)", n + 1);
+        let fields = entry
+            .as_object()
+            .ok_or_else(|| format!("pixel {}: {}", n + 1, shape()))?;
+        if let Some(unknown) = fields.keys().find(|k| !PIXEL_FIELDS.contains(&k.as_str())) {
+            return Err(format!(
+                "{}: unknown field: the fields are id, token, test_event_code, markets, events",
+                at(unknown)
+            ));
+        }
+        // A field absent (or null) is `None`; one of another type is an error naming it.
+        let text = |field: &str| match &entry[field] {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(text) => Ok(Some(text.as_str())),
+            _ => Err(format!("{}: must be a string", at(field))),
+        };
+        let list = |field: &str, check: fn(&str) -> Result<String, String>| match &entry[field] {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let item = item
+                        .as_str()
+                        .ok_or("must be a list of strings, like [\"fr\"]")?;
+                    check(item)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", at(field))),
+            _ => Err(format!(
+                "{}: must be a list of strings, like [\"fr\"]",
+                at(field)
+            )),
+        };
+        let id = text("id")?
+            .ok_or_else(|| format!("{}: is missing: give each pixel its code", at("id")))?;
         let id = token(
-            &entry.id,
+            id,
             64,
             "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0",
         )
@@ -571,7 +598,7 @@ fn parse_pixels(v: &str, secret: &dyn Fn(&str) -> Option<Secret>) -> Result<Vec<
                 at("id")
             ));
         }
-        let token_name = entry.token.unwrap_or_else(|| DEFAULT_TOKEN.to_string());
+        let token_name = text("token")?.unwrap_or(DEFAULT_TOKEN).to_string();
         let env_name = !token_name.is_empty()
             && token_name.len() <= 64
             && token_name
@@ -583,41 +610,24 @@ fn parse_pixels(v: &str, secret: &dyn Fn(&str) -> Option<Secret>) -> Result<Vec<
                 at("token")
             ));
         }
-        let test_event_code = entry
-            .test_event_code
+        let test_event_code = text("test_event_code")?
             .map(|code| {
                 token(
-                    &code,
+                    code,
                     64,
                     "the code shown under Test Events in TikTok Events Manager",
                 )
             })
             .transpose()
             .map_err(|e| format!("{}: {e}", at("test_event_code")))?;
-        let markets = entry
-            .markets
-            .unwrap_or_default()
-            .iter()
-            .map(|m| parse_market(m).map_err(|e| format!("{}: {e}", at("markets"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let events = match entry.events {
-            None => None,
-            Some(names) if names.is_empty() => {
-                return Err(format!(
-                    "{}: is empty, so the pixel would get nothing: leave `events` out for every event, or list some",
-                    at("events")
-                ))
-            }
-            Some(names) => Some(
-                names
-                    .iter()
-                    .map(|n| {
-                        parse_event_name(n)
-                            .map_err(|e| format!("{}: {e}", at("events")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
+        let markets = list("markets", parse_market)?.unwrap_or_default();
+        let events = list("events", parse_event_name)?;
+        if events.as_ref().is_some_and(Vec::is_empty) {
+            return Err(format!(
+                "{}: is empty, so the pixel would get nothing: leave `events` out for every event, or list some",
+                at("events")
+            ));
+        }
         pixels.push(Pixel {
             key: id.clone(),
             id: Some(id),
@@ -1038,8 +1048,25 @@ mod tests {
         let table = [
             ("{}", "JSON array"),
             ("[]", "lists no pixel"),
-            (r#"[{"token":"X"}]"#, "missing field `id`"),
-            (r#"[{"id":"A","market":["fr"]}]"#, "unknown field `market`"),
+            (r#"[{"token":"X"}]"#, "pixel 1 (`id`): is missing"),
+            (
+                r#"[{"id":"A","market":["fr"]}]"#,
+                "pixel 1 (`market`): unknown field",
+            ),
+            (r#"[{"id":7}]"#, "pixel 1 (`id`): must be a string"),
+            (
+                r#"[{"id":"A"},"B"]"#,
+                "pixel 2: must be a JSON array of pixel objects",
+            ),
+            (
+                r#"[{"id":"A","markets":"fr"}]"#,
+                "pixel 1 (`markets`): must be a list",
+            ),
+            (
+                r#"[{"id":"A","events":[1]}]"#,
+                "pixel 1 (`events`): must be a list",
+            ),
+            ("[{", "must be a JSON array"),
             (r#"[{"id":"A"},{"id":"bad id"}]"#, "pixel 2 (`id`)"),
             (r#"[{"id":"A"},{"id":"A"}]"#, "listed twice"),
             (

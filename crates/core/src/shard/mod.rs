@@ -704,7 +704,7 @@ pub fn flush<S: Store>(
     now: i64,
 ) -> Result<Start, S::Error> {
     let Some(config) = config else {
-        for pixel in due_pixels(&store.due(now, tiktok::MAX_BATCH)?) {
+        for (pixel, _) in by_pixel(store.due(now, tiktok::MAX_BATCH)?) {
             store.postpone_due(&pixel, now + CONFIG_RECHECK_MS)?;
         }
         return Ok(Start::Idle);
@@ -716,8 +716,7 @@ pub fn flush<S: Store>(
     let mut senders: Vec<Sender> = Vec::new();
     let mut work: Vec<(usize, Vec<Row>)> = Vec::new();
     let mut dry = 0;
-    for key in due_pixels(&due) {
-        let rows = due.iter().filter(|r| r.pixel == key).cloned();
+    for (key, rows) in by_pixel(due) {
         // Rows queued under the single-pixel settings that [`adopt`] could not move go to the
         // first pixel of TIKTOK_PIXELS.
         let pixel = config
@@ -751,8 +750,9 @@ pub fn flush<S: Store>(
             store.postpone_due(&key, p.next_check_ms)?;
             continue;
         }
-        let (too_old, mut rows): (Vec<Row>, Vec<Row>) =
-            rows.partition(|r| r.created_at < now - MAX_PAUSED_AGE_MS || r.event.is_none());
+        let (too_old, mut rows): (Vec<Row>, Vec<Row>) = rows
+            .into_iter()
+            .partition(|r| r.created_at < now - MAX_PAUSED_AGE_MS || r.event.is_none());
         for mut row in too_old {
             let why = match &row.event {
                 None => "the stored copy could not be read".to_string(),
@@ -797,15 +797,16 @@ pub fn flush<S: Store>(
     })))
 }
 
-/// The pixel keys of `rows`, each once, in order of first appearance.
-fn due_pixels(rows: &[Row]) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
+/// `rows` by pixel key, the pixels in order of their first row.
+fn by_pixel(rows: Vec<Row>) -> Vec<(String, Vec<Row>)> {
+    let mut groups: Vec<(String, Vec<Row>)> = Vec::new();
     for row in rows {
-        if !keys.contains(&row.pixel) {
-            keys.push(row.pixel.clone());
+        match groups.iter_mut().find(|(pixel, _)| *pixel == row.pixel) {
+            Some((_, mine)) => mine.push(row),
+            None => groups.push((row.pixel.clone(), vec![row])),
         }
     }
-    keys
+    groups
 }
 
 impl Flush {
