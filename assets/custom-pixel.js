@@ -13,21 +13,42 @@ try {
 } catch (e) { /* a runtime without consent updates: the consent at load stays in force */ }
 const marketingDeclined = () => privacy.marketingAllowed === false;
 
-// TikTok's ttq in the sandbox, its SDK from the shop's origin (first party).
-function loadTtq() {
-  if (typeof document === 'undefined' || window.ttq) return;
-  window.TiktokAnalyticsObject = 'ttq';
-  const ttq = (window.ttq = []);
-  ttq.methods = ['page', 'track', 'identify', 'instances', 'debug', 'on', 'off', 'once', 'ready', 'alias',
-    'group', 'enableCookie', 'disableCookie', 'holdConsent', 'revokeConsent', 'grantConsent'];
-  ttq.methods.forEach((m) => { ttq[m] = (...args) => ttq.push([m].concat(args)); });
-  ttq._i = { [CONFIG.pixelId]: Object.assign([], { _u: 'https://analytics.tiktok.com/i18n/pixel/events.js' }) };
-  ttq._t = { [CONFIG.pixelId]: Date.now() };
-  ttq._o = { [CONFIG.pixelId]: privacy.saleOfDataAllowed === false ? { limited_data_use: true } : {} };
-  const script = document.createElement('script');
-  script.async = true;
-  script.src = CONFIG.origin + CONFIG.prefix + '/sdk.js?sdkid=' + encodeURIComponent(CONFIG.pixelId) + '&lib=ttq';
-  document.head.appendChild(script);
+// The pixels serving the checkout's market (those scoped to it, else the all-markets ones: the
+// rule of the Worker's pixels::route), and whether one takes an event.
+function serving(handle) {
+  const market = handle ? String(handle).toLowerCase() : '';
+  const scoped = market ? CONFIG.pixels.filter((p) => p.markets.indexOf(market) >= 0) : [];
+  return scoped.length ? scoped : CONFIG.pixels.filter((p) => !p.markets.length);
+}
+const takes = (pixel, name) => !pixel.events || pixel.events.indexOf(name) >= 0;
+
+// TikTok's ttq in the sandbox, each pixel's SDK from the shop's origin (first party).
+function loadTtq(pixels) {
+  if (typeof document === 'undefined') return;
+  if (!window.ttq) {
+    window.TiktokAnalyticsObject = 'ttq';
+    const stub = (window.ttq = []);
+    stub.methods = ['page', 'track', 'identify', 'instances', 'debug', 'on', 'off', 'once', 'ready', 'alias',
+      'group', 'enableCookie', 'disableCookie', 'holdConsent', 'revokeConsent', 'grantConsent'];
+    stub.methods.forEach((m) => { stub[m] = (...args) => stub.push([m].concat(args)); });
+    stub.instance = (id) => {
+      const q = stub._i[id] || [];
+      stub.methods.forEach((m) => { q[m] = (...args) => q.push([m].concat(args)); });
+      return q;
+    };
+    stub._i = {}; stub._t = {}; stub._o = {};
+  }
+  const ttq = window.ttq;
+  pixels.forEach((pixel) => {
+    if (!ttq._i || ttq._i[pixel.id]) return;
+    ttq._i[pixel.id] = Object.assign([], { _u: 'https://analytics.tiktok.com/i18n/pixel/events.js' });
+    ttq._t[pixel.id] = Date.now();
+    ttq._o[pixel.id] = privacy.saleOfDataAllowed === false ? { limited_data_use: true } : {};
+    const script = document.createElement('script');
+    script.async = true;
+    script.src = CONFIG.origin + CONFIG.prefix + '/sdk.js?sdkid=' + encodeURIComponent(pixel.id) + '&lib=ttq';
+    document.head.appendChild(script);
+  });
 }
 
 const gidTail = (id) => (id == null ? '' : String(id).split('/').pop());
@@ -43,7 +64,7 @@ function send(body) {
 }
 
 async function report(name, eventId, event, value) {
-  if (!eventId || !CONFIG.pixelId) return;
+  if (!eventId || !CONFIG.pixels.length) return;
   const checkout = (event.data && event.data.checkout) || {};
   const documentContext = (event.context && event.context.document) || {};
   const pageUrl = documentContext.location && documentContext.location.href;
@@ -81,12 +102,15 @@ async function report(name, eventId, event, value) {
     checkout_token: checkout.token,
   };
   send(body);
-  loadTtq();
+  const pixels = serving(market.handle).filter((pixel) => takes(pixel, name));
+  loadTtq(pixels);
   if (typeof window !== 'undefined' && window.ttq) {
     const tracked = { contents: contents.map((c) => Object.assign({ content_type: 'product' }, c, { price: Number(c.price) })),
       content_type: 'product', value: Number(properties.value) };
     if (properties.currency) tracked.currency = properties.currency;
-    window.ttq.track(name, tracked, { event_id: eventId });
+    // Several pixels: each through its instance (plain ttq.track reports to every pixel loaded).
+    if (!CONFIG.scoped) window.ttq.track(name, tracked, { event_id: eventId });
+    else pixels.forEach((pixel) => window.ttq.instance(pixel.id).track(name, tracked, { event_id: eventId }));
   }
 }
 

@@ -3,13 +3,16 @@
  * TikTok's ttq, loaded from <prefix>/sdk.js, plus a server copy of each event to
  * <prefix>/collect with the same event_id, so TikTok merges both. Consent comes from Shopify's
  * Customer Privacy API: nothing is tracked for a visitor who declined marketing.
- * Optional theme hook for the market, in theme.liquid:
+ * The page's market: its hostname's in STOREFRONT_HOSTS (CONFIG.market), else the optional theme
+ * hook, in theme.liquid:
  *   <script>window.ttEdgeMarket = {{ localization.market | json }};</script>
+ * Each pixel serving that market is loaded (those scoped to it, else the all-markets ones, the
+ * rule of core's pixels::route); with TIKTOK_PIXELS every call goes through ttq.instance(id).
  * Plain ES2017, no dependencies; a failure in here never breaks the theme. */
 (function () {
   'use strict';
   var CONFIG = __TT_EDGE_CONFIG__;
-  if (window.__ttEdge || !CONFIG.pixelId) return; // included twice, or no pixel configured
+  if (window.__ttEdge || !CONFIG.pixels.length) return; // included twice, or no pixel configured
   window.__ttEdge = true;
 
   const noop = () => {};
@@ -66,6 +69,25 @@
   }
   // Always through window.ttq: the loaded SDK may replace the stub object.
   const ttq = (method, ...args) => window.ttq[method].apply(window.ttq, args);
+  // One pixel's calls: its instance with several pixels (plain ttq.track reports to every pixel
+  // on the page), ttq itself for the single pixel of TIKTOK_PIXEL_ID.
+  const pixelCall = (id, method, ...args) => {
+    const target = CONFIG.scoped ? window.ttq.instance(id) : window.ttq;
+    target[method].apply(target, args);
+  };
+  // The page's market ({handle, id} or null) and the pixels serving it.
+  function market() {
+    const hook = window.ttEdgeMarket;
+    const hooked = hook && hook.handle ? { handle: String(hook.handle).toLowerCase(), id: Number(hook.id) || undefined } : null;
+    if (!CONFIG.market) return hooked;
+    return { handle: CONFIG.market, id: hooked && hooked.handle === CONFIG.market ? hooked.id : undefined };
+  }
+  function serving() {
+    const m = market();
+    const scoped = m ? CONFIG.pixels.filter((p) => p.markets.indexOf(m.handle) >= 0) : [];
+    return scoped.length ? scoped : CONFIG.pixels.filter((p) => !p.markets.length);
+  }
+  const takes = (pixel, name) => !pixel.events || pixel.events.indexOf(name) >= 0;
 
   // --- Consent: 'pending' until known; 'held' (unknown, default denied) and 'pending' queue
   // events; 'denied' drops them; 'allowed' sends. The SDK is only loaded once allowed. ---
@@ -127,10 +149,11 @@
     }
     return report(choice).then(() => { // the Worker knows before the first event arrives
       consent = 'allowed';
-      if (!sdkLoaded && !(window.ttq._i && window.ttq._i[CONFIG.pixelId])) {
-        ttq('load', CONFIG.pixelId, limitedDataUse ? { limited_data_use: true } : {});
-        ttq('page');
-      }
+      serving().forEach((pixel) => {
+        if (sdkLoaded || (window.ttq._i && window.ttq._i[pixel.id])) return;
+        ttq('load', pixel.id, limitedDataUse ? { limited_data_use: true } : {});
+        pixelCall(pixel.id, 'page');
+      });
       sdkLoaded = true;
       ttq('grantConsent');
       waiting.splice(0).forEach((event) => send(event));
@@ -147,17 +170,19 @@
   }
   function send(event) {
     const p = event.properties;
-    ttq('track', event.event, {
+    const tracked = {
       contents: p.contents.map((c) => Object.assign({}, c, { content_type: 'product', price: Number(c.price) })),
       content_type: 'product', currency: p.currency, value: Number(p.value),
-    }, { event_id: event.event_id });
+    };
+    serving().filter((pixel) => takes(pixel, event.event))
+      .forEach((pixel) => pixelCall(pixel.id, 'track', event.event, tracked, { event_id: event.event_id }));
     sameOriginPost(CONFIG.prefix + '/collect', event);
   }
   function properties(contents, currency) {
     const value = contents.reduce((sum, c) => sum + Number(c.price || 0) * c.quantity, 0).toFixed(2);
     const props = { contents, currency, value };
-    const market = window.ttEdgeMarket;
-    if (market && market.handle) { props.market_handle = market.handle; props.market_id = Number(market.id) || undefined; }
+    const m = market();
+    if (m) { props.market_handle = m.handle; props.market_id = m.id; }
     return props;
   }
 
@@ -230,9 +255,9 @@
     const attributes = { _tt_sid: ttp, _ttp: ttp };
     const ttclid = cookie('ttclid');
     if (ttclid) attributes._ttclid = ttclid;
-    const market = window.ttEdgeMarket;
-    if (market && market.handle) attributes._tt_market = market.handle;
-    if (market && market.id) attributes._tt_market_id = String(market.id);
+    const m = market();
+    if (m) attributes._tt_market = m.handle;
+    if (m && m.id) attributes._tt_market_id = String(m.id);
     const response = await nativeFetch.call(window, root() + 'cart/update.js', { method: 'POST',
       credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ attributes }) });
     if (response.ok) store.set(key, '1');

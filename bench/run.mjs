@@ -1,5 +1,5 @@
-// The benchmark report: wasm size, passthrough overhead against a plain JavaScript Worker, and
-// Shopify webhook ingest, all against the built release Worker (build/) in workerd through
+// The benchmark report: wasm size, passthrough overhead against a plain JavaScript Worker, a
+// page's cost with 1, 3 and 10 pixels, and Shopify webhook ingest, all against the built release Worker (build/) in workerd through
 // Miniflare, over real HTTP on 127.0.0.1; native micro-benchmark figures are read from the
 // output of `cargo bench -p tiktok-edge-core --bench core`. Prints one table with the budgets.
 //
@@ -37,6 +37,7 @@ const PASSTHROUGH = { warmUp: 50, rounds: 400 };
 const WEBHOOKS = { warmUp: 10, perCase: 150, concurrency: 4, lineCounts: [1, 10, 100] };
 const SLOW_SINK = { delayMs: 10_000, deliveries: 100 };
 const COLD_START = { rounds: 10 };
+const PIXEL_PAGES = { warmUp: 20, rounds: 150, counts: [1, 3, 10] };
 const SECRET = "whsec-bench";
 const PIXEL_ID = "C9Q2MJ3C77U4P674RPG0";
 const COMPATIBILITY_DATE = "2026-07-01"; // as tests/support/harness.mjs and wrangler.toml
@@ -126,6 +127,83 @@ export async function passthroughBench() {
     }
   } finally {
     await rust.dispose();
+    await jsMf.dispose();
+    await origin.close();
+  }
+  return results;
+}
+
+// --- a page with several pixels -------------------------------------------------------------
+
+/**
+ * What one storefront page costs the Worker with 1, 3 and 10 pixels (TIKTOK_PIXELS, all serving
+ * every market): the HTML page, /tt/pixel.js, one /tt/sdk.js per pixel the page loads (each
+ * pixel's SDK, cached after the first), and its ViewContent through /tt/collect (one queue row
+ * per pixel; dry run, so nothing leaves). Timed as one sequence of requests, against the same
+ * page through the plain JavaScript Worker (the floor: the page alone), alternating.
+ */
+export async function pixelPagesBench() {
+  const sdkBody = "/* events.js stand-in */ window.ttq = window.ttq || [];";
+  const origin = await startServer((req, res) => {
+    if (req.url.startsWith("/events.js")) res.writeHead(200, { "content-type": "application/javascript", "cache-control": "public, max-age=3600" }).end(sdkBody);
+    else res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "private, no-store" }).end(HTML);
+  });
+  const jsMf = new Miniflare({ modules: true, scriptPath: path.join(ROOT, "bench/js-passthrough.mjs"), compatibilityDate: COMPATIBILITY_DATE, bindings: { ORIGIN: origin.url } });
+  const jsBase = await jsMf.ready;
+  const headers = { "user-agent": "Mozilla/5.0 (bench) Safari/604.1", accept: "text/html,*/*", cookie: "_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1; _tt_s=1", "cf-connecting-ip": "203.0.113.9" };
+  const floor = () => fetch(new URL("/products/demo-mug", jsBase), { headers });
+  const results = [];
+  let seq = 0;
+  try {
+    for (const n of PIXEL_PAGES.counts) {
+      const ids = Array.from({ length: n }, (_, i) => `CBENCH${String(i).padStart(2, "0")}PIXEL`);
+      const worker = await startWorker({
+        collectLimit: 1_000_000,
+        bindings: { ORIGIN_URL: origin.url, TIKTOK_SDK_URL: `${origin.url}/events.js`, TIKTOK_PIXELS: JSON.stringify(ids.map((id) => ({ id }))) },
+      });
+      /** The page's requests in the order a browser makes them; throws unless each is answered as expected. */
+      const page = async () => {
+        const start = performance.now();
+        const html = await worker.fetch("/products/demo-mug", { headers });
+        const body = await html.text();
+        if (html.status !== 200 || !body.includes("/tt/pixel.js")) throw new Error(`pixel pages (${n}): the page answered ${html.status} without the pixel tag`);
+        const script = await worker.fetch("/tt/pixel.js", { headers });
+        if (!(await script.text()).includes(ids[n - 1])) throw new Error(`pixel pages (${n}): pixel.js does not carry every pixel`);
+        for (const id of ids) {
+          const sdk = await worker.fetch(`/tt/sdk.js?sdkid=${id}&lib=ttq`, { headers });
+          if (sdk.status !== 200) throw new Error(`pixel pages (${n}): the SDK of ${id} answered ${sdk.status}`);
+          await sdk.arrayBuffer();
+        }
+        const collect = await worker.fetch("/tt/collect", {
+          method: "POST",
+          headers: { ...headers, "content-type": "application/json" },
+          body: JSON.stringify({ event: "ViewContent", event_id: `vc:bench-${++seq}`, page: { url: "https://shop.example/products/demo-mug" } }),
+        });
+        const queued = await collect.json();
+        if (collect.status !== 202 || !queued.queued) throw new Error(`pixel pages (${n}): collect answered ${collect.status} ${JSON.stringify(queued)}`);
+        return performance.now() - start;
+      };
+      const timedFloor = async () => {
+        const start = performance.now();
+        await (await floor()).arrayBuffer();
+        return performance.now() - start;
+      };
+      try {
+        for (let i = 0; i < PIXEL_PAGES.warmUp; i++) {
+          await page();
+          await timedFloor();
+        }
+        const samples = { rust: [], js: [] };
+        for (let i = 0; i < PIXEL_PAGES.rounds; i++) {
+          const order = i % 2 === 0 ? ["rust", "js"] : ["js", "rust"];
+          for (const who of order) samples[who].push(who === "rust" ? await page() : await timedFloor());
+        }
+        results.push({ pixels: n, requests: 3 + n, rust: summary(samples.rust), js: summary(samples.js) });
+      } finally {
+        await worker.dispose();
+      }
+    }
+  } finally {
     await jsMf.dispose();
     await origin.close();
   }
@@ -432,6 +510,13 @@ async function main() {
     console.log(`  ${p.label}: Rust p50 ${ms(p.rust.p50)} p99 ${ms(p.rust.p99)} | JS p50 ${ms(p.js.p50)} p99 ${ms(p.js.p99)} | ratio p50 ${p.ratioP50.toFixed(2)} p99 ${p.ratioP99.toFixed(2)}` +
       (p.name === "asset" ? "" : ` | ${p.setCookies} Set-Cookie, pixel tag ${p.injected ? "injected" : "NOT injected"}`));
   }
+  console.log(`\n== a page with 1, 3 and 10 pixels: its HTML, pixel.js, each pixel's SDK and its ViewContent (${PIXEL_PAGES.rounds} pages each, alternating with the page through the JS floor)`);
+  const pixelPages = await pixelPagesBench();
+  const onePixel = pixelPages[0].rust.p50;
+  for (const p of pixelPages) {
+    console.log(`  ${String(p.pixels).padStart(2)} pixels (${p.requests} requests): Rust p50 ${ms(p.rust.p50)} p99 ${ms(p.rust.p99)} | JS floor page p50 ${ms(p.js.p50)} | ` +
+      `ratio p50 to 1 pixel ${(p.rust.p50 / onePixel).toFixed(2)}, to the JS floor ${(p.rust.p50 / p.js.p50).toFixed(2)}`);
+  }
   console.log(`\n== cold start: ${COLD_START.rounds} fresh workerd processes per Worker, alternating; the first page of each`);
   const cold = await coldStartBench();
   for (const who of ["rust", "js"]) {
@@ -484,6 +569,8 @@ async function main() {
     ...webhooks.throughput.map((t) => [`webhooks/s, ${t.lines}-line orders (c=${WEBHOOKS.concurrency})`, `${t.perSecond.toFixed(0)}/s (p99 ${ms(t.p99)})`]),
     ["webhook ack p50 / p99, TikTok fast, sequential", `${ms(c.p50)} / ${ms(c.p99)}`],
     ["accept -> TikTok p50 / p99 (webhook sent to purchase at TikTok, fast TikTok)", `${ms(l.p50)} / ${ms(l.p99)}`],
+    ...pixelPages.map((p) => [`page with ${p.pixels} pixel${p.pixels > 1 ? "s" : ""} (${p.requests} requests) p50, ratio to 1 pixel / to the JS floor page (info)`,
+      `${ms(p.rust.p50)}: ${(p.rust.p50 / onePixel).toFixed(2)} / ${(p.rust.p50 / p.js.p50).toFixed(2)}`]),
     ["cold start: first page p50 Rust / JS (fresh isolate)", `${ms(cold.rust.first.p50)} / ${ms(cold.js.first.p50)}`],
     ["cold start: first page p50 ratio Rust / JS (info)", (cold.rust.first.p50 / cold.js.first.p50).toFixed(2)],
     ["cold start: start + first page p50 ratio Rust / JS (info)", ((cold.rust.start.p50 + cold.rust.first.p50) / (cold.js.start.p50 + cold.js.first.p50)).toFixed(2)],

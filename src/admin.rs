@@ -73,7 +73,7 @@ async fn report(env: &Env, config: &Config) -> Result<AdminReport> {
     let health = Health::new(&|name| settings::var(env, name), &Ok(config.clone()))
         .with_queue(ShardHealth {
             depth: queue.depth,
-            paused: queue.paused.clone(),
+            pauses: queue.pauses.clone(),
         })
         .with_refused(store.refused_webhooks().await?)
         .with_accepted(store.webhook_accepted_ms().await?);

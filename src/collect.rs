@@ -24,7 +24,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
         // Nothing sent; a refusal from a checkout is remembered where its webhooks and the
         // queue will meet it, before answering (the order may follow at once).
         if let Some(refusal) = collected.refusal(&config.purchase_event_name, visitor::fresh_ttp) {
-            refuse(env, &refusal).await?;
+            refuse(env, config, &refusal).await?;
         }
         return Ok(respond::json(
             202,
@@ -65,7 +65,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
     }
     Ok(respond::json(
         202,
-        &serde_json::json!({ "event_id": event_id, "queued": summary.accepted == 1 }),
+        &serde_json::json!({ "event_id": event_id, "queued": summary.accepted > 0 }),
     )?)
 }
 
@@ -73,7 +73,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config)
 /// the request carried its cookie, forgets its identifiers), the checkout token it proves
 /// points at it (webhooks still to come), and the queue stops the checkout's events and the
 /// order bound to that checkout (copies already there, or arriving later).
-async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
+async fn refuse(env: &Env, config: &Config, refusal: &collect::Refusal) -> Result<()> {
     let store = Store::new(env)?;
     store
         .save_session(
@@ -87,7 +87,7 @@ async fn refuse(env: &Env, refusal: &collect::Refusal) -> Result<()> {
             &refusal.session_id,
         )
         .await?;
-    queue::refuse(env, &refusal.refuse).await
+    queue::refuse(env, config, &refusal.refuse).await
 }
 
 /// Join keys this event reveals: the checkout it came from (custom pixel) belongs to the

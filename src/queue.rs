@@ -6,11 +6,11 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
 use tiktok_edge_core::config::Config;
+use tiktok_edge_core::pixels;
 use tiktok_edge_core::proof::Proof;
 use tiktok_edge_core::queue::{
-    earliest_pause, shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy,
-    Preview, QueueStats, Refuse, Resend, Resent, ShardAnswer, ShardCall, ShardHealth, Source,
-    SHARDS,
+    shard_name, shard_name_at, Enqueue, EnqueueSummary, Forget, HoldPolicy, Preview, QueueStats,
+    Refuse, Resend, Resent, ShardAnswer, ShardCall, ShardHealth, Source, SHARDS,
 };
 use tiktok_edge_core::tiktok::Event;
 use tiktok_edge_core::vec_map::VecMap;
@@ -119,8 +119,16 @@ fn by_shard<T>(
     groups
 }
 
-/// Hands copies of `events` from `source` to their shards, where they merge with other copies
-/// of the same events bound to them by `proof`; returns what became of them.
+/// The send-queue keys of the pixels `event` goes to (`pixels::route`, by its market and name).
+fn pixels_of(config: &Config, event: &Event) -> Vec<String> {
+    let market = pixels::market_of(event);
+    let routed = pixels::route(&config.pixels, market, &event.event);
+    routed.into_iter().map(|p| p.key.clone()).collect()
+}
+
+/// Hands copies of `events` from `source` to their shards, one row per pixel each goes to,
+/// where they merge with other copies of the same events (for the same pixel) bound to them by
+/// `proof`; returns what became of them. An event no pixel takes is not queued.
 pub async fn enqueue(
     env: &Env,
     source: Source,
@@ -129,18 +137,31 @@ pub async fn enqueue(
     events: Vec<Event>,
 ) -> Result<EnqueueSummary> {
     let hold = HoldPolicy::from_config(config);
-    let calls = by_shard(events, |e| (&e.event, &e.event_id))
+    let routed = events
         .into_iter()
-        .map(|(shard, events)| {
+        .map(|e| (pixels_of(config, &e), e))
+        .filter(|(pixels, _)| !pixels.is_empty());
+    let mut calls: Vec<(String, ShardCall)> = Vec::new();
+    for (shard, group) in by_shard(routed, |(_, e)| (&e.event, &e.event_id)) {
+        // One call per shard and set of pixels (mostly one set: a shop's events of one market).
+        let mut by_pixels: Vec<(Vec<String>, Vec<Event>)> = Vec::new();
+        for (pixels, event) in group {
+            match by_pixels.iter_mut().find(|(p, _)| *p == pixels) {
+                Some((_, events)) => events.push(event),
+                None => by_pixels.push((pixels, vec![event])),
+            }
+        }
+        for (pixels, events) in by_pixels {
             let call = ShardCall::Enqueue(Enqueue {
                 source,
                 hold: hold.clone(),
                 proof: proof.clone(),
                 events,
+                pixels,
             });
-            (shard, call)
-        })
-        .collect();
+            calls.push((shard.clone(), call));
+        }
+    }
     let enqueued = |a| match a {
         ShardAnswer::Enqueued(summary) => Some(summary),
         _ => None,
@@ -165,7 +186,7 @@ pub async fn stats(env: &Env, since_ms: i64) -> Result<QueueStats> {
     Ok(merged)
 }
 
-/// Events waiting to be sent over all shards, and the earliest pause among them.
+/// Events waiting to be sent over all shards, and each pixel's earliest pause among them.
 pub async fn health(env: &Env) -> Result<ShardHealth> {
     let health = |a| match a {
         ShardAnswer::Health(health) => Some(health),
@@ -173,8 +194,7 @@ pub async fn health(env: &Env) -> Result<ShardHealth> {
     };
     let mut total = ShardHealth::default();
     for shard in ask_all(env, |_| Some(ShardCall::Health), health).await? {
-        total.depth += shard.depth;
-        total.paused = earliest_pause(total.paused, shard.paused);
+        total.add(shard);
     }
     Ok(total)
 }
@@ -233,8 +253,9 @@ pub async fn forget(env: &Env, request: &Forget) -> Result<()> {
     Ok(())
 }
 
-/// Stops the events a visitor's refusal names, in every shard holding one of them.
-pub async fn refuse(env: &Env, request: &Refuse) -> Result<()> {
+/// Stops the events a visitor's refusal names, for every pixel of the shop, in every shard
+/// holding one of them.
+pub async fn refuse(env: &Env, config: &Config, request: &Refuse) -> Result<()> {
     let keys = request.events.iter().map(|k| (false, k.clone()));
     let bound = request.bound.iter().map(|k| (true, k.clone()));
     let calls = by_shard(keys.chain(bound), |(_, (e, id))| (e, id))
@@ -245,6 +266,7 @@ pub async fn refuse(env: &Env, request: &Refuse) -> Result<()> {
                 events: events.into_iter().map(|(_, k)| k).collect(),
                 bound: bound.into_iter().map(|(_, k)| k).collect(),
                 proof: request.proof.clone(),
+                pixels: config.pixels.iter().map(|p| p.key.clone()).collect(),
             };
             (shard, ShardCall::Refuse(mine))
         })

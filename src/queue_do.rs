@@ -27,9 +27,17 @@ pub struct EventQueue {
 
 impl DurableObject for EventQueue {
     fn new(state: State, env: Env) -> Self {
-        let store = Sql::new(state.storage().sql());
+        let mut store = Sql::new(state.storage().sql());
         if let Err(e) = store.migrate() {
             failed("queue_schema_failed", &e.to_string());
+        }
+        // Rows of the single-pixel settings go to the first pixel of TIKTOK_PIXELS.
+        let adopted = settings::with_config(&env, |c| match c {
+            Ok(config) => shard::adopt(&mut store, config),
+            Err(_) => Ok(()),
+        });
+        if let Err(e) = adopted {
+            failed("queue_adopt_failed", &e.to_string());
         }
         EventQueue {
             state,
@@ -97,10 +105,22 @@ impl EventQueue {
                 ShardAnswer::Preview(shard::preview(store, &request)?),
                 false,
             ),
-            ShardCall::Health => (ShardAnswer::Health(shard::health(store)?), false),
-            ShardCall::Stats { since_ms } => {
-                (ShardAnswer::Stats(shard::stats(store, since_ms)?), false)
-            }
+            ShardCall::Health => (
+                ShardAnswer::Health(shard::health(store, &self.pixel_keys())?),
+                false,
+            ),
+            ShardCall::Stats { since_ms } => (
+                ShardAnswer::Stats(shard::stats(store, since_ms, &self.pixel_keys())?),
+                false,
+            ),
+        })
+    }
+
+    /// The shop's pixel keys, whose pauses health and stats report.
+    fn pixel_keys(&self) -> Vec<String> {
+        settings::with_config(&self.env, |c| match c {
+            Ok(c) => c.pixels.iter().map(|p| p.key.clone()).collect(),
+            Err(_) => tiktok_edge_core::queue::the_one_pixel(),
         })
     }
 
@@ -127,14 +147,16 @@ impl EventQueue {
         let (Start::Send(mut flush), Some(config)) = (start, config) else {
             return Ok(());
         };
-        let Some(token) = config.access_token.as_ref() else {
-            return Ok(());
-        };
         let url = config.api_base.join(tiktok::TRACK_PATH);
-        while let Some(body) = flush.next_request() {
+        while let Some(post) = flush.next_request() {
             let events = flush.batch_len();
-            let (status, answer) =
-                outbound::post_tiktok(&url, token.expose(), body, config.tiktok_timeout_ms).await;
+            let (status, answer) = outbound::post_tiktok(
+                &url,
+                post.token.expose(),
+                post.body,
+                config.tiktok_timeout_ms,
+            )
+            .await;
             let jitter = f64::from(getrandom::u32().unwrap_or(0)) / f64::from(u32::MAX);
             let step = {
                 let store = &mut *self.store.borrow_mut();
@@ -144,6 +166,7 @@ impl EventQueue {
                 Level::Info,
                 "tiktok_batch",
                 &[
+                    ("pixel", post.pixel.as_str().into()),
                     ("events", events.into()),
                     ("status", status.map_or(0, i32::from).into()),
                     ("step", format!("{step:?}").into()),
@@ -157,14 +180,22 @@ impl EventQueue {
                 log::event(
                     Level::Error,
                     "queue_paused",
-                    &[("reason", reason.as_str().into())],
+                    &[
+                        ("pixel", post.pixel.as_str().into()),
+                        ("reason", reason.as_str().into()),
+                    ],
                 );
             }
         }
-        if let Mirror(Some(pause)) = &flush.mirror {
-            self.mirror_pause(pause.as_ref()).await;
+        let Mirror(changed) = &flush.mirror;
+        for (pixel, pause) in changed {
+            self.mirror_pause(pixel, pause.as_ref()).await;
             if pause.is_none() {
-                log::event(Level::Info, "queue_resumed", &[]);
+                log::event(
+                    Level::Info,
+                    "queue_resumed",
+                    &[("pixel", pixel.as_str().into())],
+                );
             }
         }
         let (read, written) = self.store.borrow().take_rows();
@@ -178,10 +209,10 @@ impl EventQueue {
 
     /// Copies the pause to KV for `/tt/health`; a failure is logged, never fatal: the shard's
     /// own row decides sending, the copy only what health says.
-    async fn mirror_pause(&self, pause: Option<&Pause>) {
+    async fn mirror_pause(&self, pixel: &str, pause: Option<&Pause>) {
         let shard = self.state.id().to_string();
         let done = match Kv::new(&self.env) {
-            Ok(store) => store.mirror_pause(&shard, pause).await,
+            Ok(store) => store.mirror_pause(&shard, pixel, pause).await,
             Err(e) => Err(e),
         };
         if let Err(e) = done {

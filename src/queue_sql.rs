@@ -13,9 +13,11 @@ use tiktok_edge_core::shard::{Listed, Note, Row, Store, FINISHED};
 use tiktok_edge_core::tiktok::Event;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
-/// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS events (
+/// The columns of an event's row as the first schema made them (later ones added `source` and
+/// `proof`, and the pixel).
+macro_rules! event_columns {
+    () => {
+        "
        event_name TEXT NOT NULL,
        event_id TEXT NOT NULL,
        payload TEXT NOT NULL,
@@ -26,37 +28,28 @@ const MIGRATIONS: &[&str] = &[
        next_attempt_at INTEGER NOT NULL,
        updated_at INTEGER NOT NULL,
        last_error TEXT,
-       PRIMARY KEY (event_name, event_id)
-     );
-     CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);",
-    // Copies merge by source; retention, failures and the pause need (state, updated_at);
-    // the operator's window needs created_at; the row count is kept by triggers so the size
-    // limit costs one row read, not a scan.
-    "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook';
-     CREATE INDEX events_finished ON events (state, updated_at);
-     CREATE INDEX events_created ON events (created_at);
-     INSERT INTO meta (key, n) VALUES ('rows', (SELECT COUNT(*) FROM events));
+       "
+    };
+}
+
+/// The count of rows (`meta.rows`, which `queue::room` bounds) as it stands, and the triggers
+/// that keep it as rows come and go: the size limit costs one row read, not a scan.
+macro_rules! rows_counter {
+    () => {
+        "INSERT OR REPLACE INTO meta (key, n) VALUES ('rows', (SELECT COUNT(*) FROM events));
      CREATE TRIGGER events_counted_in AFTER INSERT ON events
        BEGIN UPDATE meta SET n = n + 1 WHERE key = 'rows'; END;
      CREATE TRIGGER events_counted_out AFTER DELETE ON events
-       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;",
-    // What binds copies to a signed resource (`tiktok_edge_core::proof`): a webhook row's
-    // binding, and browser copies (or refusals, with an empty payload) filed under each digest
-    // they prove until their signed copy comes.
-    "ALTER TABLE events ADD COLUMN proof TEXT NOT NULL DEFAULT '';
-     CREATE TABLE evidence (
-       event_name TEXT NOT NULL,
-       event_id TEXT NOT NULL,
-       proof TEXT NOT NULL,
-       payload TEXT NOT NULL,
-       created_at INTEGER NOT NULL,
-       PRIMARY KEY (event_name, event_id, proof)
-     );
-     CREATE INDEX evidence_created ON evidence (created_at);",
-    // Browser-only copies still waiting to be sent are counted the same way (`queue::room`
-    // bounds them), leaving the count when sent, finished or merged with their webhook; copies
-    // refused for want of room are counted per hour for the operator.
-    "INSERT INTO meta (key, n) VALUES ('browser_unsent', (SELECT COUNT(*) FROM events
+       BEGIN UPDATE meta SET n = n - 1 WHERE key = 'rows'; END;"
+    };
+}
+
+/// The count of browser-only copies still waiting to be sent (`meta.browser_unsent`, which
+/// `queue::room` bounds) as it stands, and the triggers that keep it: a copy leaves the count
+/// when sent, finished or merged with its webhook.
+macro_rules! browser_unsent_counter {
+    () => {
+        "INSERT OR REPLACE INTO meta (key, n) VALUES ('browser_unsent', (SELECT COUNT(*) FROM events
        WHERE source = 'browser' AND state IN ('queued', 'waiting', 'retrying')));
      CREATE TRIGGER browser_unsent_in AFTER INSERT ON events
        WHEN NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying')
@@ -70,13 +63,82 @@ const MIGRATIONS: &[&str] = &[
        BEGIN UPDATE meta SET n = n
          + (NEW.source = 'browser' AND NEW.state IN ('queued', 'waiting', 'retrying'))
          - (OLD.source = 'browser' AND OLD.state IN ('queued', 'waiting', 'retrying'))
-         WHERE key = 'browser_unsent'; END;
-     CREATE TABLE no_room (
+         WHERE key = 'browser_unsent'; END;"
+    };
+}
+
+/// The indexes retention, failures, the pause and the operator's window need.
+macro_rules! events_indexes {
+    () => {
+        "CREATE INDEX events_finished ON events (state, updated_at);
+     CREATE INDEX events_created ON events (created_at);"
+    };
+}
+
+/// Schema changes, applied once each, in order; `meta.schema` holds how many ran.
+const MIGRATIONS: &[&str] = &[
+    concat!(
+        "CREATE TABLE IF NOT EXISTS events (",
+        event_columns!(),
+        "PRIMARY KEY (event_name, event_id)
+     );
+     CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);"
+    ),
+    // Copies merge by source; retention, failures and the pause need (state, updated_at);
+    // the operator's window needs created_at; the row count is kept by triggers.
+    concat!(
+        "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook';",
+        events_indexes!(),
+        rows_counter!()
+    ),
+    // What binds copies to a signed resource (`tiktok_edge_core::proof`): a webhook row's
+    // binding, and browser copies (or refusals, with an empty payload) filed under each digest
+    // they prove until their signed copy comes.
+    "ALTER TABLE events ADD COLUMN proof TEXT NOT NULL DEFAULT '';
+     CREATE TABLE evidence (
+       event_name TEXT NOT NULL,
+       event_id TEXT NOT NULL,
+       proof TEXT NOT NULL,
+       payload TEXT NOT NULL,
+       created_at INTEGER NOT NULL,
+       PRIMARY KEY (event_name, event_id, proof)
+     );
+     CREATE INDEX evidence_created ON evidence (created_at);",
+    // Browser-only copies still waiting to be sent are counted the same way; copies refused
+    // for want of room are counted per hour for the operator.
+    concat!(
+        browser_unsent_counter!(),
+        "CREATE TABLE no_room (
        hour_ms INTEGER NOT NULL,
        source TEXT NOT NULL,
        n INTEGER NOT NULL,
        PRIMARY KEY (hour_ms, source)
-     );",
+     );"
+    ),
+    // One row per (pixel, event name, event_id): the key gains the pixel (`""` for the single
+    // pixel's settings, which every existing row was for). SQLite cannot change a primary key,
+    // so the table is copied; its indexes and triggers (dropped with the old table) come back
+    // from their one definition, and the counters are recounted (no trigger fires on the copy).
+    concat!(
+        "CREATE TABLE events_by_pixel (
+       pixel TEXT NOT NULL DEFAULT '',",
+        event_columns!(),
+        "source TEXT NOT NULL DEFAULT 'webhook',
+       proof TEXT NOT NULL DEFAULT '',
+       PRIMARY KEY (pixel, event_name, event_id)
+     );
+     INSERT INTO events_by_pixel (event_name, event_id, payload, match_keys, state, attempts,
+       created_at, next_attempt_at, updated_at, last_error, source, proof)
+       SELECT event_name, event_id, payload, match_keys, state, attempts, created_at,
+         next_attempt_at, updated_at, last_error, source, proof FROM events;
+     DROP TABLE events;
+     ALTER TABLE events_by_pixel RENAME TO events;
+     CREATE INDEX events_due ON events (state, next_attempt_at);
+     CREATE INDEX events_event ON events (event_name, event_id);",
+        events_indexes!(),
+        rows_counter!(),
+        browser_unsent_counter!()
+    ),
 ];
 
 /// A shard's SQLite, counting the rows its statements read and write (what Cloudflare bills).
@@ -87,6 +149,7 @@ pub struct Sql {
 
 #[derive(Deserialize)]
 struct RowColumns {
+    pixel: String,
     event_name: String,
     event_id: String,
     payload: String,
@@ -101,13 +164,15 @@ struct RowColumns {
     last_error: Option<String>,
 }
 
-const ROW: &str = "event_name, event_id, payload, match_keys, state, source, proof, attempts,
+const ROW: &str =
+    "pixel, event_name, event_id, payload, match_keys, state, source, proof, attempts,
     created_at, next_attempt_at, updated_at, last_error";
 
 impl From<RowColumns> for Row {
     fn from(r: RowColumns) -> Row {
         Row {
             event: serde_json::from_str(&r.payload).ok(),
+            pixel: r.pixel,
             event_name: r.event_name,
             event_id: r.event_id,
             match_keys: r.match_keys,
@@ -125,6 +190,7 @@ impl From<RowColumns> for Row {
 
 #[derive(Deserialize)]
 struct ListedColumns {
+    pixel: String,
     event_name: String,
     event_id: String,
     state: String,
@@ -169,13 +235,6 @@ fn condition(filter: &Resend) -> Result<(String, Vec<SqlStorageValue>)> {
         ResendValue::Int(i) => SqlStorageValue::from(i),
     });
     Ok((condition, values.collect()))
-}
-
-fn note_key(note: Note) -> &'static str {
-    match note {
-        Note::Pause => "paused",
-        Note::Throttles => "throttles",
-    }
 }
 
 impl Sql {
@@ -226,6 +285,7 @@ impl Sql {
         Ok(rows
             .into_iter()
             .map(|r| Listed {
+                pixel: r.pixel,
                 event_name: r.event_name,
                 event_id: r.event_id,
                 state: r.state,
@@ -264,10 +324,12 @@ impl Sql {
 impl Store for Sql {
     type Error = worker::Error;
 
-    fn row(&self, event_name: &str, event_id: &str) -> Result<Option<Row>> {
+    fn row(&self, pixel: &str, event_name: &str, event_id: &str) -> Result<Option<Row>> {
         let rows = self.rows(
-            &format!("SELECT {ROW} FROM events WHERE event_name = ? AND event_id = ?"),
-            vec![event_name.into(), event_id.into()],
+            &format!(
+                "SELECT {ROW} FROM events WHERE pixel = ? AND event_name = ? AND event_id = ?"
+            ),
+            vec![pixel.into(), event_name.into(), event_id.into()],
         )?;
         Ok(rows.into_iter().next())
     }
@@ -279,8 +341,8 @@ impl Store for Sql {
         };
         self.run(
             &format!(
-                "INSERT INTO events ({ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (event_name, event_id) DO UPDATE SET payload = excluded.payload,
+                "INSERT INTO events ({ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (pixel, event_name, event_id) DO UPDATE SET payload = excluded.payload,
                    match_keys = excluded.match_keys, state = excluded.state,
                    source = excluded.source, proof = excluded.proof,
                    attempts = excluded.attempts, created_at = excluded.created_at,
@@ -288,6 +350,7 @@ impl Store for Sql {
                    updated_at = excluded.updated_at, last_error = excluded.last_error"
             ),
             vec![
+                row.pixel.as_str().into(),
                 row.event_name.as_str().into(),
                 row.event_id.as_str().into(),
                 payload.into(),
@@ -327,14 +390,24 @@ impl Store for Sql {
         )
     }
 
-    fn postpone_due(&mut self, at_ms: i64) -> Result<()> {
+    fn move_pixel(&mut self, from: &str, to: &str) -> Result<()> {
+        // The key starts with the pixel: both lookups use it; a key `to` holds is left.
+        let moved = self.run(
+            "UPDATE OR IGNORE events SET pixel = ? WHERE pixel = ?",
+            vec![to.into(), from.into()],
+        );
+        moved.map(drop)
+    }
+
+    fn postpone_due(&mut self, pixel: &str, at_ms: i64) -> Result<()> {
         let (marks, values) = pending();
         let mut bindings = vec![at_ms.into()];
         bindings.extend(values);
-        bindings.push(at_ms.into());
+        bindings.extend([at_ms.into(), pixel.into()]);
         self.run(
             &format!(
-                "UPDATE events SET next_attempt_at = ? WHERE state IN ({marks}) AND next_attempt_at < ?"
+                "UPDATE events SET next_attempt_at = ? WHERE state IN ({marks}) AND next_attempt_at < ?
+                 AND pixel = ?"
             ),
             bindings,
         )?;
@@ -513,7 +586,7 @@ impl Store for Sql {
         self.rows(
             &format!(
                 "SELECT {ROW} FROM events WHERE payload != '' AND {condition}
-                 ORDER BY created_at, event_name, event_id LIMIT ?"
+                 ORDER BY created_at, event_name, event_id, pixel LIMIT ?"
             ),
             values,
         )
@@ -532,32 +605,29 @@ impl Store for Sql {
         )? as u64)
     }
 
-    fn note(&self, note: Note) -> Result<Option<String>> {
+    fn note(&self, note: Note<'_>) -> Result<Option<String>> {
         let rows: Vec<Text> = self.all(
             "SELECT text FROM meta WHERE key = ?",
-            vec![note_key(note).into()],
+            vec![note.key().into()],
         )?;
         Ok(rows.into_iter().next().and_then(|r| r.text))
     }
 
-    fn set_note(&mut self, note: Note, text: Option<&str>) -> Result<()> {
+    fn set_note(&mut self, note: Note<'_>, text: Option<&str>) -> Result<()> {
         match text {
             Some(text) => self.run(
                 "INSERT INTO meta (key, text) VALUES (?, ?)
                  ON CONFLICT (key) DO UPDATE SET text = excluded.text",
-                vec![note_key(note).into(), text.into()],
+                vec![note.key().into(), text.into()],
             )?,
-            None => self.run(
-                "DELETE FROM meta WHERE key = ?",
-                vec![note_key(note).into()],
-            )?,
+            None => self.run("DELETE FROM meta WHERE key = ?", vec![note.key().into()])?,
         };
         Ok(())
     }
 
     fn window(&self, since_ms: i64) -> Result<Vec<Listed>> {
         self.listed(
-            "SELECT event_name, event_id, state, match_keys, created_at FROM events
+            "SELECT pixel, event_name, event_id, state, match_keys, created_at FROM events
              WHERE created_at >= ?",
             vec![since_ms.into()],
         )
@@ -565,7 +635,7 @@ impl Store for Sql {
 
     fn newest(&self, limit: usize) -> Result<Vec<Listed>> {
         self.listed(
-            "SELECT event_name, event_id, state, match_keys, created_at FROM events
+            "SELECT pixel, event_name, event_id, state, match_keys, created_at FROM events
              ORDER BY created_at DESC LIMIT ?",
             vec![(limit as i64).into()],
         )
@@ -573,7 +643,7 @@ impl Store for Sql {
 
     fn failures(&self, limit: usize) -> Result<Vec<Failure>> {
         self.all(
-            "SELECT event_name AS event, event_id, COALESCE(last_error, '') AS error, updated_at AS at_ms
+            "SELECT pixel, event_name AS event, event_id, COALESCE(last_error, '') AS error, updated_at AS at_ms
              FROM events WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
             vec![text(RowState::Failed), (limit as i64).into()],
         )

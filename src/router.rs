@@ -94,18 +94,21 @@ async fn dispatch(req: Request, env: Env, ctx: Context) -> Outcome<web_sys::Resp
             let store = Store::new(&env).ok();
             let health = Health::new(&lookup, &loaded);
             // Depth costs a request to every shard: only when asked (admin, doctor); an uptime
-            // monitor's poll reads the pause from one KV key.
+            // monitor's poll reads the pauses from one KV key per pixel.
             let health = if urls::query_param(&req.inner().url(), "queue").as_deref() == Some("1") {
                 match queue::health(&env).await {
                     Ok(queue) => health.with_queue(queue),
                     Err(_) => health,
                 }
             } else {
-                let paused = match &store {
-                    Some(store) => store.queue_pause().await.unwrap_or(None),
-                    None => None,
+                let pauses = match &store {
+                    Some(store) => store
+                        .queue_pauses(health.pixel_keys())
+                        .await
+                        .unwrap_or_default(),
+                    None => Default::default(),
                 };
-                health.with_pause(paused)
+                health.with_pauses(pauses)
             };
             let (refused, accepted) = match &store {
                 Some(store) => (

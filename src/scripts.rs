@@ -11,8 +11,9 @@ use crate::log::{self, Level};
 use crate::respond;
 use crate::store::Store;
 
-const PIXEL_JS: &str = include_str!("../assets/pixel.js");
-const CUSTOM_PIXEL_JS: &str = include_str!("../assets/custom-pixel.js");
+// `assets/*.js` without their comment lines and indentation (build.rs).
+const PIXEL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/pixel.js"));
+const CUSTOM_PIXEL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/custom-pixel.js"));
 const JAVASCRIPT: &str = "application/javascript; charset=utf-8";
 
 /// A JavaScript answer (the scripts we render, and TikTok's SDK bytes as fetched).
@@ -24,28 +25,27 @@ fn script(body: impl Into<Vec<u8>>, cache_control: &str) -> Result<Response> {
     Ok(resp)
 }
 
-/// `GET /tt/pixel.js`: the storefront bootstrap with this shop's settings.
+/// `GET /tt/pixel.js`: the storefront bootstrap with this shop's settings, and the market of
+/// the hostname it is served on (`STOREFRONT_HOSTS`).
 pub fn pixel_js(req: &Request, config: &Config) -> Result<Response> {
-    let body = snippet::render(PIXEL_JS, config, &respond::shop_origin(req)?);
+    let market = config.market_of_url(&req.inner().url());
+    let body = snippet::render(PIXEL_JS, config, &respond::shop_origin(req)?, market);
     script(body, SCRIPT_CACHE_CONTROL)
 }
 
 /// `GET /tt/custom-pixel.js`: the checkout pixel to paste into Shopify's Customer events.
 pub fn custom_pixel_js(req: &Request, config: &Config) -> Result<Response> {
-    let body = snippet::render(CUSTOM_PIXEL_JS, config, &respond::shop_origin(req)?);
+    // The checkout's market comes with each checkout event, not from the hostname.
+    let body = snippet::render(CUSTOM_PIXEL_JS, config, &respond::shop_origin(req)?, None);
     script(body, SCRIPT_CACHE_CONTROL)
 }
 
 /// `GET /tt/sdk.js`: TikTok's events.js, first-party.
 pub async fn sdk_js(req: &Request, env: &Env, ctx: &Context, config: &Config) -> Result<Response> {
     let sdkid = tiktok_edge_core::urls::query_param(&req.inner().url(), "sdkid");
-    let Some(upstream) = snippet::sdk_upstream(
-        &config.sdk_url,
-        config.pixel_id.as_deref(),
-        sdkid.as_deref(),
-    ) else {
+    let Some(upstream) = snippet::sdk_upstream(&config.sdk_url, config, sdkid.as_deref()) else {
         let resp = script(
-            "/* tiktok-edge: this shop serves the SDK of its own pixel (TIKTOK_PIXEL_ID) only */\n",
+            "/* tiktok-edge: this shop serves the SDK of its own pixels (TIKTOK_PIXEL_ID or TIKTOK_PIXELS) only */\n",
             "no-store",
         )?;
         return Ok(resp.with_status(404));

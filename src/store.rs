@@ -9,6 +9,7 @@ use tiktok_edge_core::refusals::{Counts, Refused};
 use tiktok_edge_core::session::Session;
 use tiktok_edge_core::shopify::checkout_url::{self, JoinToken};
 use tiktok_edge_core::shopify::{self, ParkDecision, Parked, ParkedCount};
+use tiktok_edge_core::vec_map::VecMap;
 use worker::kv::PutOptionsBuilder;
 use worker::{Env, KvStore, Result};
 
@@ -54,28 +55,43 @@ impl Store {
         }
     }
 
-    /// The queue's pause as the shards mirror it, for `/tt/health`.
-    pub async fn queue_pause(&self) -> Result<Option<Pause>> {
-        let mirror = self.json::<PauseMirror>(keys::PAUSE).await?;
-        Ok(mirror.map(|m| m.pause))
+    /// The pauses of the pixels `keys` as the shards mirror them, for `/tt/health` (one KV
+    /// read per pixel).
+    pub async fn queue_pauses<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a str>,
+    ) -> Result<VecMap<String, Pause>> {
+        let mut pauses = VecMap::new();
+        for pixel in keys {
+            if let Some(mirror) = self.json::<PauseMirror>(&keys::pause(pixel)).await? {
+                pauses.insert(pixel.to_string(), mirror.pause);
+            }
+        }
+        Ok(pauses)
     }
 
-    /// Records shard `shard`'s pause, or, with `None`, removes the one it recorded.
-    pub async fn mirror_pause(&self, shard: &str, pause: Option<&Pause>) -> Result<()> {
+    /// Records shard `shard`'s pause of `pixel`, or, with `None`, removes the one it recorded.
+    pub async fn mirror_pause(
+        &self,
+        shard: &str,
+        pixel: &str,
+        pause: Option<&Pause>,
+    ) -> Result<()> {
+        let key = keys::pause(pixel);
         match pause {
             Some(pause) => {
                 let mirror = PauseMirror {
                     shard: shard.to_string(),
                     pause: pause.clone(),
                 };
-                self.put(keys::PAUSE, &serde_json::to_string(&mirror)?)?
+                self.put(&key, &serde_json::to_string(&mirror)?)?
                     .execute()
                     .await?
             }
             None => {
-                let mirror = self.json::<PauseMirror>(keys::PAUSE).await?;
+                let mirror = self.json::<PauseMirror>(&key).await?;
                 if mirror.is_some_and(|m| m.shard == shard) {
-                    self.kv.delete(keys::PAUSE).await?;
+                    self.kv.delete(&key).await?;
                 }
             }
         }

@@ -123,3 +123,30 @@ test("a scripted journey's numbers on the JSON twin and the page, rendered in Ch
     await env.close();
   }
 });
+
+test("the page shows each pixel of TIKTOK_PIXELS: live or dry run, markets, events, and a paused one with TikTok's message", async () => {
+  const env = await startShop({
+    bindings: {
+      TIKTOK_PIXEL_ID: "",
+      TIKTOK_PIXELS: JSON.stringify([{ id: "CALLPIXEL1" }, { id: "CFRPIXEL01", token: "TIKTOK_TOKEN_FR", markets: ["fr"], events: ["Purchase", "AddToCart"] }, { id: "CDEPIXEL01", token: "TIKTOK_TOKEN_DE", markets: ["de"] }]),
+      TIKTOK_TOKEN_FR: "tok-fr", // TIKTOK_TOKEN_DE is not set: that pixel is in dry run
+    },
+    // TikTok refuses the fr pixel's token.
+    tiktok: (req, res) => res.writeHead(200).end(req.headers["access-token"] === "tok-fr" ? tiktokAnswer(40105, "Access token <revoked>") : tiktokAnswer(0)),
+  });
+  try {
+    const properties = { currency: "EUR", market_handle: "fr", contents: [{ content_id: "42001234567890123", quantity: 1, price: "10.00" }] };
+    assert.equal((await postCollect(env.worker, { event: "AddToCart", event_id: "atc:admin-fr", properties }, { cookie: "_ttp=01JY68AFXQXP2232M0V748XS0P_.tt.1" })).status, 202);
+    await waitFor("the fr pixel paused", async () => (await (await env.worker.fetch("/tt/health")).json()).pixels[1].paused);
+    const html = await (await env.worker.fetch("/tt/admin", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    const rows = [...html.slice(html.indexOf("<h2>Pixels</h2>")).matchAll(/<tr><td><code>(C\w+)<\/code><\/td>(.*?)<\/tr>/g)].map(([, id, rest]) => [id, rest.replace(/<[^>]+>/g, "|").replace(/\|+/g, "|")]);
+    assert.deepEqual(rows.map(([id]) => id), ["CALLPIXEL1", "CFRPIXEL01", "CDEPIXEL01"]);
+    assert.equal(rows[0][1], "|live|TIKTOK_ACCESS_TOKEN|all (those no scoped pixel serves)|every|sending|");
+    assert.match(rows[1][1], /^\|live\|TIKTOK_TOKEN_FR\|fr\|Purchase, AddToCart\|paused\| since \|[-0-9T:]+Z\|: TikTok code 40105: Access token &lt;revoked&gt;; generate a new .*wrangler secret put TIKTOK_TOKEN_FR`/);
+    assert.equal(rows[2][1], "|dry run|TIKTOK_TOKEN_DE|de|every|recorded, not sent: its token's secret is not set|");
+    assert.ok(html.includes("<b>Status: degraded</b>"), "the banner names the paused pixel");
+    assert.ok(!html.includes("tok-fr"), "never a token");
+  } finally {
+    await env.close();
+  }
+});

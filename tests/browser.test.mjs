@@ -4,12 +4,9 @@
 // TikTok's SDK and API are played by local servers; the SDK stand-in records what the page asked of ttq.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import {
-  startServer, startWorker, waitFor, tiktokAnswer, shopBindings, eventsAt, PIXEL_ID, WEBHOOK_SECRET,
-  deliverWebhook, loadFixture, big,
-} from "./support/harness.mjs";
-import { launchChromium } from "./support/browser.mjs";
-import { startDemoOrigin, PRODUCTS, DEMO_MARKET, SHOP_DOMAIN as DEMO_SHOP_DOMAIN } from "../demo/origin.mjs";
+import { startServer, waitFor, eventsAt, PIXEL_ID, deliverWebhook, loadFixture, big } from "./support/harness.mjs";
+import { startStorefront } from "./support/browser.mjs";
+import { PRODUCTS, DEMO_MARKET, SHOP_DOMAIN as DEMO_SHOP_DOMAIN } from "../demo/origin.mjs";
 
 const MUG = String(PRODUCTS["demo-mug"].variant);
 const CAP = String(PRODUCTS["demo-cap"].variant);
@@ -25,29 +22,22 @@ const SDK_STUB = `(function () {
   window.ttq = sdk;
 })();`;
 
-let chromium, sdk, tiktok, demo, worker;
+let storefront, chromium, sdk, tiktok, demo, worker;
 
 before(async () => {
-  chromium = await launchChromium(); // first: a missing browser fails every test with the fix
-  sdk = await startServer((req, res) => res.writeHead(200, { "content-type": "application/javascript" }).end(SDK_STUB));
-  tiktok = await startServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(tiktokAnswer(0)));
-  demo = await startDemoOrigin({ webhookSecret: WEBHOOK_SECRET });
+  storefront = await startStorefront(SDK_STUB);
+  ({ chromium, sdk, tiktok, demo } = storefront);
   // Browser copies of checkout steps wait this long for their webhook before going alone.
   worker = await storefrontWorker({ WEBHOOK_WAIT_MS: "300" });
   demo.workerUrl = worker.url; // the demo checkout sends its webhooks here
 });
 after(async () => {
-  await chromium?.close();
   await worker?.dispose();
-  await demo?.close();
-  await tiktok?.close();
-  await sdk?.close();
+  await storefront?.close();
 });
 
 /** The Worker in front of the demo shop, with the played SDK and TikTok; `settings` added. */
-const storefrontWorker = (settings = {}) => startWorker({
-  bindings: { ...shopBindings(demo.url, tiktok.url), SHOPIFY_SHOP_DOMAIN: DEMO_SHOP_DOMAIN, TIKTOK_SDK_URL: `${sdk.url}/events.js`, ...settings },
-});
+const storefrontWorker = (settings = {}) => storefront.worker(settings);
 
 const sentEvents = () => eventsAt(tiktok);
 const cookieOf = async (context, name) => (await context.cookies()).find((c) => c.name === name)?.value;

@@ -187,7 +187,8 @@ test("every shell block runs as written (against the local demo)", async (t) => 
   const serverBlock = runnable.find((c) => c.kind === "server");
   await t.test(`${serverBlock.where}: ${serverBlock.code.trim()}`, () => startServer(serverBlock.code.trim()));
   for (const block of runnable.filter((c) => c.kind === "run")) {
-    const code = block.code.replaceAll(DOC_PORT, `127.0.0.1:${port}`);
+    // The demo's second hostname (its fr storefront) is the same Worker.
+    const code = block.code.replaceAll(DOC_PORT, `127.0.0.1:${port}`).replaceAll("localhost:8787", `localhost:${port}`);
     await t.test(`${block.where}: ${block.code.split("\n")[0]}`, () => {
       const run = spawnSync("bash", ["-euo", "pipefail", "-c", code], {
         cwd: ROOT, encoding: "utf8", timeout: 10 * 60_000,

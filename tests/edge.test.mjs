@@ -217,7 +217,7 @@ test("/tt/pixel.js and /tt/custom-pixel.js come from the shop's origin with its 
       assert.match(res.headers.get("cache-control"), /max-age=300/);
       const body = await res.text();
       assert.ok(!body.includes("__TT_EDGE_CONFIG__"), `${file}: settings filled in`);
-      assert.ok(body.includes(`"pixelId":"${PIXEL_ID}"`), file);
+      assert.ok(body.includes(`"pixels":[{"id":"${PIXEL_ID}"`), file);
       assert.ok(body.includes('"purchaseEvent":"Purchase"'), file);
       assert.ok(body.includes(`"origin":"${env.worker.url}"`), `${file}: absolute origin for the sandbox`);
       assert.doesNotThrow(() => new Function(body), `${file} is valid JavaScript`);

@@ -5,41 +5,27 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import {
-  startServer, startWorker, waitFor, tiktokAnswer, shopBindings, eventsAt, WEBHOOK_SECRET,
-  deliverWebhook, loadFixture, big,
-} from "./support/harness.mjs";
-import { launchChromium } from "./support/browser.mjs";
-import { startDemoOrigin, PRODUCTS, SHOP_DOMAIN } from "../demo/origin.mjs";
+import { waitFor, eventsAt, deliverWebhook, loadFixture, big } from "./support/harness.mjs";
+import { startStorefront } from "./support/browser.mjs";
+import { PRODUCTS, SHOP_DOMAIN } from "../demo/origin.mjs";
 
 const RUNS = 3;
 const KEYS = ["ttp", "ttclid", "ip", "user_agent"];
 const SDK_STUB = "window.ttq = window.ttq || [];";
 
-let chromium, sdk, tiktok, demo;
+let storefront, chromium, tiktok, demo;
 const workers = {};
 
 before(async () => {
-  chromium = await launchChromium();
-  sdk = await startServer((req, res) => res.writeHead(200, { "content-type": "application/javascript" }).end(SDK_STUB));
-  tiktok = await startServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(tiktokAnswer(0)));
-  demo = await startDemoOrigin({ webhookSecret: WEBHOOK_SECRET });
+  storefront = await startStorefront(SDK_STUB);
+  ({ chromium, tiktok, demo } = storefront);
   for (const consent of ["allowed", "denied"]) {
-    workers[consent] = await startWorker({
-      collectLimit: 100_000,
-      bindings: {
-        ...shopBindings(demo.url, tiktok.url), SHOPIFY_SHOP_DOMAIN: SHOP_DOMAIN, TIKTOK_SDK_URL: `${sdk.url}/events.js`,
-        CONSENT_DEFAULT: consent, WEBHOOK_WAIT_MS: "240000",
-      },
-    });
+    workers[consent] = await storefront.worker({ CONSENT_DEFAULT: consent, WEBHOOK_WAIT_MS: "240000" }, { collectLimit: 100_000 });
   }
 });
 after(async () => {
-  await chromium?.close();
   for (const w of Object.values(workers)) await w.dispose();
-  await demo?.close();
-  await tiktok?.close();
-  await sdk?.close();
+  await storefront?.close();
 });
 
 const sent = () => eventsAt(tiktok);

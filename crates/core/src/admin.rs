@@ -100,6 +100,7 @@ fn render(out: &mut String, r: &AdminReport, prefix: &str) -> fmt::Result {
     out.push_str("</head><body>");
     banner(out, &r.health)?;
     header(out, r)?;
+    pixels(out, &r.health)?;
     counts(out, r)?;
     hourly_chart(out, r)?;
     coverage(out, &r.queue)?;
@@ -213,6 +214,62 @@ fn header(out: &mut String, r: &AdminReport) -> fmt::Result {
         )?;
     }
     out.push_str("</header>");
+    Ok(())
+}
+
+/// Each pixel events go to (`/tt/health`'s `pixels`): its mode, token's secret, markets, events
+/// and whether it sends or is paused, with TikTok's message.
+fn pixels(out: &mut String, health: &serde_json::Value) -> fmt::Result {
+    let Some(pixels) = health["pixels"].as_array().filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    section(out, "Pixels");
+    table_head(
+        out,
+        &[
+            "pixel",
+            "mode",
+            "token secret",
+            "markets",
+            "events",
+            "sending",
+        ],
+    );
+    let list = |v: &serde_json::Value, none: &'static str| match v.as_array() {
+        Some(names) if !names.is_empty() => {
+            let names: Vec<&str> = names.iter().filter_map(|n| n.as_str()).collect();
+            escape(&names.join(", "))
+        }
+        _ => none.to_string(),
+    };
+    for p in pixels {
+        let live = p["mode"] == "live";
+        write!(
+            out,
+            "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td><code>{}</code></td>\
+             <td>{}</td><td>{}</td>",
+            escape(p["id"].as_str().unwrap_or("–")),
+            if live { "ok" } else { "warn" },
+            if live { "live" } else { "dry run" },
+            escape(p["token"].as_str().unwrap_or("")),
+            list(&p["markets"], "all (those no scoped pixel serves)"),
+            list(&p["events"], "every"),
+        )?;
+        let pause = &p["paused"];
+        match pause["reason"].as_str() {
+            Some(reason) => write!(
+                out,
+                "<td class=\"bad\"><b>paused</b> since <time>{}</time>: {}</td></tr>",
+                iso_utc(pause["since_ms"].as_i64().unwrap_or(0)),
+                escape(reason)
+            )?,
+            None if live => out.push_str("<td class=\"ok\">sending</td></tr>"),
+            None => out.push_str(
+                "<td class=\"warn\">recorded, not sent: its token's secret is not set</td></tr>",
+            ),
+        }
+    }
+    table_end(out);
     Ok(())
 }
 
@@ -384,7 +441,7 @@ fn recent(out: &mut String, q: &QueueStats) -> fmt::Result {
             "<tr><td><time>{}</time></td><td>{}</td><td><code>{}</code></td>\
              <td class=\"{}\">{}</td><td>{}</td></tr>",
             iso_utc(e.at_ms),
-            escape(&e.event),
+            event_to(&e.event, &e.pixel),
             escape(&e.event_id),
             state_class(&e.state),
             escape(&e.state),
@@ -393,6 +450,15 @@ fn recent(out: &mut String, q: &QueueStats) -> fmt::Result {
     }
     table_end(out);
     Ok(())
+}
+
+/// An event's name, and the pixel its row goes to (`TIKTOK_PIXELS`; none for the one pixel).
+fn event_to(event: &str, pixel: &str) -> String {
+    if pixel.is_empty() {
+        escape(event)
+    } else {
+        format!("{} → <code>{}</code>", escape(event), escape(pixel))
+    }
 }
 
 fn state_class(state: &str) -> &'static str {
@@ -416,7 +482,7 @@ fn failures(out: &mut String, q: &QueueStats) -> fmt::Result {
             "<tr><td><time>{}</time></td><td>{}</td><td><code>{}</code></td>\
              <td class=\"bad\">{}</td></tr>",
             iso_utc(f.at_ms),
-            escape(&f.event),
+            event_to(&f.event, &f.pixel),
             escape(&f.event_id),
             escape(&f.error),
         )?;
@@ -743,12 +809,14 @@ mod tests {
         let evil = "<script>alert(1)</script>";
         let mut r = report(QueueStats {
             last_failures: vec![Failure {
+                pixel: String::new(),
                 event: "Purchase".into(),
                 event_id: evil.into(),
                 error: evil.into(),
                 at_ms: NOW,
             }],
             recent: vec![RecentEvent {
+                pixel: String::new(),
                 event: evil.into(),
                 event_id: "e1".into(),
                 state: evil.into(),
@@ -827,6 +895,46 @@ mod tests {
         );
         r.health["status"] = "ok".into();
         assert!(!render_html(&r, "/tt").contains("class=\"banner"));
+    }
+
+    #[test]
+    fn each_pixel_shows_its_mode_markets_events_and_pause_with_tiktok_s_message() {
+        let mut r = report(QueueStats::default());
+        r.health = serde_json::json!({
+            "pixels": [
+                { "id": "CALL1", "token": "TIKTOK_ACCESS_TOKEN", "mode": "live", "markets": [], "events": null,
+                  "paused": { "reason": "TikTok code 40105: <invalid>; `wrangler secret put TIKTOK_ACCESS_TOKEN`", "since_ms": NOW, "next_check_ms": NOW, "checks": 0 } },
+                { "id": "CFR1", "token": "TOKEN_FR", "mode": "live", "markets": ["fr", "be"], "events": ["Purchase"] },
+                { "id": "CDE1", "token": "TOKEN_DE", "mode": "dry_run", "markets": ["de"], "events": null },
+            ],
+        });
+        r.queue.recent = vec![RecentEvent {
+            pixel: "CFR1".into(),
+            event: "Purchase".into(),
+            event_id: "5001".into(),
+            state: "sent".into(),
+            match_keys: Vec::new(),
+            at_ms: NOW,
+        }];
+        let html = render_html(&r, "/tt");
+        assert!(
+            html.contains("<td>Purchase → <code>CFR1</code></td>"),
+            "{html}"
+        );
+        let rows = [
+            "<tr><td><code>CALL1</code></td><td class=\"ok\">live</td><td><code>TIKTOK_ACCESS_TOKEN</code></td><td>all (those no scoped pixel serves)</td><td>every</td><td class=\"bad\"><b>paused</b> since <time>2023-11-14T22:13:20Z</time>: TikTok code 40105: &lt;invalid&gt;; `wrangler secret put TIKTOK_ACCESS_TOKEN`</td></tr>",
+            "<tr><td><code>CFR1</code></td><td class=\"ok\">live</td><td><code>TOKEN_FR</code></td><td>fr, be</td><td>Purchase</td><td class=\"ok\">sending</td></tr>",
+            "<tr><td><code>CDE1</code></td><td class=\"warn\">dry run</td><td><code>TOKEN_DE</code></td><td>de</td><td>every</td><td class=\"warn\">recorded, not sent: its token's secret is not set</td></tr>",
+        ];
+        for row in rows {
+            assert!(html.contains(row), "{row}\n{html}");
+        }
+        let at = |needle: &str| html.find(needle).unwrap();
+        assert!(
+            at("<h2>Pixels</h2>") > at("<header>")
+                && at("<h2>Pixels</h2>") < at("<h2>Events by state")
+        );
+        assert!(!render_html(&report(QueueStats::default()), "/tt").contains("<h2>Pixels</h2>"));
     }
 
     #[test]

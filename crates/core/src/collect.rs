@@ -92,6 +92,8 @@ impl Collected {
                 events,
                 bound,
                 proof: Proof::of([token.as_str()], []),
+                // The shell names every pixel of the shop (`src/queue.rs`).
+                pixels: crate::queue::the_one_pixel(),
             },
             checkout_token: token,
         })
@@ -563,6 +565,7 @@ mod tests {
                     ],
                     bound: vec![("Purchase".into(), "5900000000000000999".into())],
                     proof: Proof::of(["chk1"], []),
+                    pixels: crate::queue::the_one_pixel(),
                 },
             })
         );

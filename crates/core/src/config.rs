@@ -3,6 +3,8 @@
 //! second-guess them; a bad value becomes a [`Problem`] that names the variable and says how
 //! to fix it, and never echoes the value (it may be a secret).
 
+use crate::pixels::{Host, Pixel, DEFAULT_TOKEN};
+pub use crate::secret::Secret;
 use std::fmt;
 
 /// Every name the Worker reads, in the order the README documents them.
@@ -11,6 +13,8 @@ pub const NAMES: &[&str] = &[
     "TIKTOK_PIXEL_ID",
     "TIKTOK_ACCESS_TOKEN",
     "TIKTOK_TEST_EVENT_CODE",
+    "TIKTOK_PIXELS",
+    "STOREFRONT_HOSTS",
     "TIKTOK_API_BASE",
     "TIKTOK_SDK_URL",
     "SHOPIFY_WEBHOOK_SECRET",
@@ -45,25 +49,6 @@ const MIN_ADMIN_TOKEN_LEN: usize = 16;
 const DEFAULT_WEBHOOK_WAIT_MS: u64 = 90_000;
 const MAX_WEBHOOK_WAIT_MS: u64 = 240_000;
 
-/// A secret value. Its `Debug` never shows the value, so a config can be logged safely.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// Scheme, host and port of an HTTP(S) server, without a trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin(String);
@@ -90,10 +75,11 @@ pub enum ConsentDefault {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub pixel_id: Option<String>,
-    /// Absent means dry run: events are built and recorded, never sent.
-    pub access_token: Option<Secret>,
-    pub test_event_code: Option<String>,
+    /// The pixels events go to (`TIKTOK_PIXELS`, else the one pixel of `TIKTOK_PIXEL_ID`,
+    /// `TIKTOK_ACCESS_TOKEN` and `TIKTOK_TEST_EVENT_CODE`): never empty.
+    pub pixels: Vec<Pixel>,
+    /// `STOREFRONT_HOSTS`: the shop's hostnames and their markets; empty: any host, no market.
+    pub hosts: Vec<Host>,
     pub api_base: Origin,
     pub sdk_url: String,
     /// The current secret first, then the previous one during a rotation.
@@ -237,14 +223,52 @@ impl Config {
             lookup,
             problems: Vec::new(),
         };
+        let pixel_id = r.parse("TIKTOK_PIXEL_ID", |v| {
+            token(
+                v,
+                64,
+                "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0",
+            )
+        });
+        let test_event_code = r.parse("TIKTOK_TEST_EVENT_CODE", |v| {
+            token(
+                v,
+                64,
+                "the code shown under Test Events in TikTok Events Manager",
+            )
+        });
+        let secret = |name: &str| r.get(name).map(Secret::new);
+        let listed = r.get("TIKTOK_PIXELS").map(|v| parse_pixels(&v, &secret));
+        let pixels = match listed {
+            None => vec![Pixel::single(
+                pixel_id,
+                r.get("TIKTOK_ACCESS_TOKEN").map(Secret::new),
+                test_event_code,
+            )],
+            Some(Ok(pixels)) => pixels,
+            Some(Err(message)) => {
+                r.problems.push(Problem {
+                    name: "TIKTOK_PIXELS",
+                    message,
+                    disables: None,
+                });
+                Vec::new()
+            }
+        };
+        for single in ["TIKTOK_PIXEL_ID", "TIKTOK_TEST_EVENT_CODE"] {
+            if r.get("TIKTOK_PIXELS").is_some() && r.get(single).is_some() {
+                r.problems.push(Problem {
+                    name: "TIKTOK_PIXELS",
+                    message: format!(
+                        "is set together with {single}: keep one way of naming pixels: list that pixel (with its test_event_code) in TIKTOK_PIXELS and remove {single}"
+                    ),
+                    disables: None,
+                });
+            }
+        }
         let mut config = Config {
-            pixel_id: r.parse("TIKTOK_PIXEL_ID", |v| {
-                token(v, 64, "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0")
-            }),
-            access_token: r.get("TIKTOK_ACCESS_TOKEN").map(Secret),
-            test_event_code: r.parse("TIKTOK_TEST_EVENT_CODE", |v| {
-                token(v, 64, "the code shown under Test Events in TikTok Events Manager")
-            }),
+            pixels,
+            hosts: r.parse("STOREFRONT_HOSTS", parse_hosts).unwrap_or_default(),
             api_base: r
                 .parse("TIKTOK_API_BASE", parse_origin)
                 .unwrap_or_else(|| Origin(DEFAULT_API_BASE.to_string())),
@@ -253,7 +277,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_SDK_URL.to_string()),
             webhook_secrets: ["SHOPIFY_WEBHOOK_SECRET", "SHOPIFY_WEBHOOK_SECRET_PREVIOUS"]
                 .iter()
-                .filter_map(|name| r.get(name).map(Secret))
+                .filter_map(|name| r.get(name).map(Secret::new))
                 .collect(),
             shop_domain: r.parse_for(
                 "SHOPIFY_SHOP_DOMAIN",
@@ -274,7 +298,7 @@ impl Config {
                         "must be at least {MIN_ADMIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 24`"
                     ))
                 } else {
-                    Ok(Secret(v.to_string()))
+                    Ok(Secret::new(v))
                 }
             }),
             purchase_event_name: r
@@ -352,9 +376,24 @@ impl Config {
         })
     }
 
-    /// Dry run: no access token, so events are recorded but never sent to TikTok.
+    /// Dry run: no pixel has an access token, so events are recorded but never sent to TikTok.
     pub fn dry_run(&self) -> bool {
-        self.access_token.is_none()
+        self.pixels.iter().all(Pixel::dry_run)
+    }
+
+    /// The pixel whose send-queue key is `key`.
+    pub fn pixel(&self, key: &str) -> Option<&Pixel> {
+        self.pixels.iter().find(|p| p.key == key)
+    }
+
+    /// The market of a page at `url` (`STOREFRONT_HOSTS`), if its hostname names one.
+    pub fn market_of_url(&self, url: &str) -> Option<&str> {
+        let url = crate::urls::split_http_url(url).ok()?;
+        let host = match url.port {
+            Some(port) => format!("{}:{port}", url.host),
+            None => url.host,
+        };
+        crate::pixels::market_of_host(&self.hosts, &host)
     }
 }
 
@@ -487,6 +526,168 @@ fn parse_sources(v: &str) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+const PIXELS_EXAMPLE: &str = r#"[{"id": "C9Q2MJ3C77U4P674RPG0"}, {"id": "CAB2…", "token": "TIKTOK_ACCESS_TOKEN_FR", "markets": ["fr"]}]"#;
+
+/// The fields of one pixel in `TIKTOK_PIXELS`.
+const PIXEL_FIELDS: [&str; 5] = ["id", "token", "test_event_code", "markets", "events"];
+
+/// `TIKTOK_PIXELS`: the JSON array of pixels, each token read through `secret` (by its name).
+/// The error names the pixel and field, and how to fix it. Read through `serde_json::Value`,
+/// whose reader the Worker has anyway (a derived one would be a second: wasm size).
+fn parse_pixels(v: &str, secret: &dyn Fn(&str) -> Option<Secret>) -> Result<Vec<Pixel>, String> {
+    let shape = || {
+        format!("must be a JSON array of pixel objects like {PIXELS_EXAMPLE} (fields: id, token, test_event_code, markets, events)")
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(v).map_err(|e| format!("{}: {e}", shape()))?;
+    let entries = list.as_array().ok_or_else(shape)?;
+    if entries.is_empty() {
+        return Err(format!(
+            "lists no pixel: give at least one, like {PIXELS_EXAMPLE}, or remove it and use TIKTOK_PIXEL_ID"
+        ));
+    }
+    let mut pixels: Vec<Pixel> = Vec::new();
+    for (n, entry) in entries.iter().enumerate() {
+        let at = |field: &str| format!("pixel {} (`{field}`)", n + 1);
+        let fields = entry
+            .as_object()
+            .ok_or_else(|| format!("pixel {}: {}", n + 1, shape()))?;
+        if let Some(unknown) = fields.keys().find(|k| !PIXEL_FIELDS.contains(&k.as_str())) {
+            return Err(format!(
+                "{}: unknown field: the fields are id, token, test_event_code, markets, events",
+                at(unknown)
+            ));
+        }
+        // A field absent (or null) is `None`; one of another type is an error naming it.
+        let text = |field: &str| match &entry[field] {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(text) => Ok(Some(text.as_str())),
+            _ => Err(format!("{}: must be a string", at(field))),
+        };
+        let list = |field: &str, check: fn(&str) -> Result<String, String>| match &entry[field] {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let item = item
+                        .as_str()
+                        .ok_or("must be a list of strings, like [\"fr\"]")?;
+                    check(item)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", at(field))),
+            _ => Err(format!(
+                "{}: must be a list of strings, like [\"fr\"]",
+                at(field)
+            )),
+        };
+        let id = text("id")?
+            .ok_or_else(|| format!("{}: is missing: give each pixel its code", at("id")))?;
+        let id = token(
+            id,
+            64,
+            "the pixel code from TikTok Events Manager, e.g. C9Q2MJ3C77U4P674RPG0",
+        )
+        .map_err(|e| format!("{}: {e}", at("id")))?;
+        if pixels.iter().any(|p| p.key == id) {
+            return Err(format!(
+                "{}: {id} is listed twice: give each pixel once (list all its markets in one entry)",
+                at("id")
+            ));
+        }
+        let token_name = text("token")?.unwrap_or(DEFAULT_TOKEN).to_string();
+        let env_name = !token_name.is_empty()
+            && token_name.len() <= 64
+            && token_name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !env_name {
+            return Err(format!(
+                "{}: must be the NAME of the secret holding this pixel's Events API token (capitals, digits, `_`, like TIKTOK_ACCESS_TOKEN_FR), never the token itself",
+                at("token")
+            ));
+        }
+        let test_event_code = text("test_event_code")?
+            .map(|code| {
+                token(
+                    code,
+                    64,
+                    "the code shown under Test Events in TikTok Events Manager",
+                )
+            })
+            .transpose()
+            .map_err(|e| format!("{}: {e}", at("test_event_code")))?;
+        let markets = list("markets", parse_market)?.unwrap_or_default();
+        let events = list("events", parse_event_name)?;
+        if events.as_ref().is_some_and(Vec::is_empty) {
+            return Err(format!(
+                "{}: is empty, so the pixel would get nothing: leave `events` out for every event, or list some",
+                at("events")
+            ));
+        }
+        pixels.push(Pixel {
+            key: id.clone(),
+            id: Some(id),
+            token: secret(&token_name),
+            token_name,
+            test_event_code,
+            markets,
+            events,
+        });
+    }
+    Ok(pixels)
+}
+
+fn parse_market(v: &str) -> Result<String, String> {
+    let m = v.trim().to_ascii_lowercase();
+    if !m.is_empty()
+        && m.len() <= 64
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(m)
+    } else {
+        Err(format!(
+            "{v:?} is not a Shopify market handle (letters, digits, `-`, `_`, like fr or north-america: Shopify admin → Settings → Markets)"
+        ))
+    }
+}
+
+/// `STOREFRONT_HOSTS`: comma-separated hostnames, each optionally `host=market_handle`.
+fn parse_hosts(v: &str) -> Result<Vec<Host>, String> {
+    let mut hosts: Vec<Host> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, market) = match item.split_once('=') {
+            Some((name, market)) => (name.trim(), Some(parse_market(market)?)),
+            None => (item, None),
+        };
+        let name = name.to_ascii_lowercase();
+        let (host, port) = match name.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (name.as_str(), None),
+        };
+        let valid_host = host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        let valid_port = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid_host || !valid_port {
+            return Err(format!(
+                "{item:?} is not a hostname: list bare hostnames, each optionally with its Shopify market, like `acme.com, acme.fr=fr` (no scheme, path or `/`)"
+            ));
+        }
+        if hosts.iter().any(|h| h.name == name) {
+            return Err(format!("{name} is listed twice: give each hostname once"));
+        }
+        hosts.push(Host { name, market });
+    }
+    if hosts.is_empty() {
+        return Err("lists no hostname: like `acme.com, acme.fr=fr`".to_string());
+    }
+    Ok(hosts)
 }
 
 const SHOP_DOMAIN_HINT: &str =
@@ -755,6 +956,167 @@ mod tests {
             origin_from(&lookup).unwrap().as_str(),
             "http://localhost:9000"
         );
+    }
+
+    #[test]
+    fn a_pages_market_is_its_hostnames() {
+        let c = load(&[(
+            "STOREFRONT_HOSTS",
+            "acme.com, acme.fr=fr, 127.0.0.1:8787=de",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.market_of_url("https://acme.fr/products/mug?x=1"),
+            Some("fr")
+        );
+        assert_eq!(c.market_of_url("http://127.0.0.1:8787/"), Some("de"));
+        assert_eq!(c.market_of_url("https://acme.com/fr/products/mug"), None);
+        assert_eq!(load(&[]).unwrap().market_of_url("https://acme.fr/"), None);
+        let bad = load(&[("STOREFRONT_HOSTS", "https://acme.fr/")]).unwrap_err();
+        assert_eq!(bad.problems[0].name, "STOREFRONT_HOSTS");
+    }
+
+    #[test]
+    fn the_single_pixel_settings_make_one_pixel_and_pixels_replace_them() {
+        let one = load(&[
+            ("TIKTOK_PIXEL_ID", "P1"),
+            ("TIKTOK_ACCESS_TOKEN", "t"),
+            ("TIKTOK_TEST_EVENT_CODE", "T1"),
+        ])
+        .unwrap();
+        assert_eq!(one.pixels.len(), 1);
+        assert_eq!(
+            (one.pixels[0].key.as_str(), one.pixels[0].id.as_deref()),
+            ("", Some("P1"))
+        );
+        assert_eq!(one.pixels[0].test_event_code.as_deref(), Some("T1"));
+        assert!(!one.dry_run());
+        let many = load(&[
+            (
+                "TIKTOK_PIXELS",
+                r#"[{"id":"A"},{"id":"B","token":"TOKEN_B"}]"#,
+            ),
+            ("TOKEN_B", "b"),
+        ])
+        .unwrap();
+        assert_eq!(
+            many.pixels
+                .iter()
+                .map(|p| p.key.as_str())
+                .collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+        assert!(!many.dry_run(), "B has its token");
+        assert!(many.pixels[0].dry_run());
+        let both = load(&[
+            ("TIKTOK_PIXELS", r#"[{"id":"A"}]"#),
+            ("TIKTOK_TEST_EVENT_CODE", "T1"),
+        ])
+        .unwrap_err();
+        assert!(
+            both.problems[0]
+                .message
+                .contains("remove TIKTOK_TEST_EVENT_CODE"),
+            "{both}"
+        );
+        let bad = load(&[("TIKTOK_PIXELS", r#"[{"id":"A","markets":"fr"}]"#)]).unwrap_err();
+        assert_eq!(bad.problems[0].name, "TIKTOK_PIXELS");
+    }
+
+    #[test]
+    fn pixels_parse_with_defaults_and_their_own_secrets() {
+        let secret = |name: &str| (name == "TOKEN_FR").then(|| Secret::new("fr-token"));
+        let pixels = parse_pixels(
+            r#"[{"id":"ALL1"},{"id":"FR1","token":"TOKEN_FR","test_event_code":"TEST9","markets":["FR"," be "],"events":["Purchase"]}]"#,
+            &secret,
+        )
+        .unwrap();
+        assert_eq!(pixels[0].token_name, DEFAULT_TOKEN);
+        assert!(pixels[0].dry_run(), "TIKTOK_ACCESS_TOKEN is not set here");
+        assert_eq!(pixels[1].token, Some(Secret::new("fr-token")));
+        assert_eq!(pixels[1].markets, ["fr", "be"]);
+        assert_eq!(pixels[1].test_event_code.as_deref(), Some("TEST9"));
+        assert_eq!(
+            pixels[1].events.as_deref(),
+            Some(&["Purchase".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn each_pixel_problem_names_the_pixel_the_field_and_the_fix() {
+        let none = |_: &str| None;
+        let table = [
+            ("{}", "JSON array"),
+            ("[]", "lists no pixel"),
+            (r#"[{"token":"X"}]"#, "pixel 1 (`id`): is missing"),
+            (
+                r#"[{"id":"A","market":["fr"]}]"#,
+                "pixel 1 (`market`): unknown field",
+            ),
+            (r#"[{"id":7}]"#, "pixel 1 (`id`): must be a string"),
+            (
+                r#"[{"id":"A"},"B"]"#,
+                "pixel 2: must be a JSON array of pixel objects",
+            ),
+            (
+                r#"[{"id":"A","markets":"fr"}]"#,
+                "pixel 1 (`markets`): must be a list",
+            ),
+            (
+                r#"[{"id":"A","events":[1]}]"#,
+                "pixel 1 (`events`): must be a list",
+            ),
+            ("[{", "must be a JSON array"),
+            (r#"[{"id":"A"},{"id":"bad id"}]"#, "pixel 2 (`id`)"),
+            (r#"[{"id":"A"},{"id":"A"}]"#, "listed twice"),
+            (
+                r#"[{"id":"A","token":"sk-live-123"}]"#,
+                "never the token itself",
+            ),
+            (r#"[{"id":"A","markets":["f r"]}]"#, "pixel 1 (`markets`)"),
+            (r#"[{"id":"A","events":[]}]"#, "leave `events` out"),
+            (
+                r#"[{"id":"A","events":["Add To Cart"]}]"#,
+                "pixel 1 (`events`)",
+            ),
+            (
+                r#"[{"id":"A","test_event_code":"a b"}]"#,
+                "pixel 1 (`test_event_code`)",
+            ),
+        ];
+        for (value, says) in table {
+            let err = parse_pixels(value, &none).unwrap_err();
+            assert!(err.contains(says), "{value}: {err}");
+            assert!(!err.contains("sk-live-123"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hosts_map_to_their_markets() {
+        let hosts = parse_hosts(" Acme.com , acme.fr=FR,127.0.0.1:8787=de").unwrap();
+        assert_eq!(crate::pixels::market_of_host(&hosts, "acme.fr"), Some("fr"));
+        assert_eq!(
+            crate::pixels::market_of_host(&hosts, "acme.fr:443"),
+            Some("fr")
+        );
+        assert_eq!(crate::pixels::market_of_host(&hosts, "acme.com"), None);
+        assert_eq!(
+            crate::pixels::market_of_host(&hosts, "127.0.0.1:8787"),
+            Some("de")
+        );
+        assert_eq!(crate::pixels::market_of_host(&hosts, "127.0.0.1"), None);
+        assert_eq!(crate::pixels::market_of_host(&hosts, "other.example"), None);
+        for bad in [
+            "https://acme.com",
+            "acme.com/fr",
+            "acme.com=",
+            "a..b",
+            "acme.com, acme.com=fr",
+            ",",
+            "x:0",
+        ] {
+            assert!(parse_hosts(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,8 +9,18 @@ pub const DECLINED_PREFIX: &str = "declined-";
 pub const RESOURCE_PREFIX: &str = "resource:";
 /// KV prefix of parked webhooks.
 pub const PARKED_PREFIX: &str = "parked:";
-/// KV key of the queue's pause, as a shard last reported it.
+/// KV key of the queue's pause, as a shard last reported it (for the single pixel's settings;
+/// each pixel of `TIKTOK_PIXELS` has its own: [`pause`]).
 pub const PAUSE: &str = "queue:paused";
+
+/// KV key of one pixel's pause (`pixels::Pixel::key`; `""`: [`PAUSE`]).
+pub fn pause(pixel: &str) -> String {
+    if pixel.is_empty() {
+        PAUSE.to_string()
+    } else {
+        format!("{PAUSE}:{pixel}")
+    }
+}
 /// KV key of the webhooks refused since the last accepted one (`refusals::Refused`).
 pub const WEBHOOKS_REFUSED: &str = "webhooks:refused";
 /// When a signed webhook was last accepted (ms since the epoch, to the hour).

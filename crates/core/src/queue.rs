@@ -124,6 +124,15 @@ pub struct Enqueue {
     #[serde(default)]
     pub proof: Proof,
     pub events: Vec<crate::tiktok::Event>,
+    /// The pixels (send-queue keys, `pixels::Pixel::key`) each of `events` goes to: one row
+    /// per (pixel, event, event_id), merged per pixel.
+    #[serde(default = "the_one_pixel")]
+    pub pixels: Vec<String>,
+}
+
+/// The pixel keys of the single-pixel settings: the one pixel, `""`.
+pub fn the_one_pixel() -> Vec<String> {
+    vec![String::new()]
 }
 
 /// An operation of a queue shard (the `EventQueue` Durable Object): what the Worker asks
@@ -369,7 +378,7 @@ fn first_copy(
 /// copy bound to `proof` (the order names that checkout): the refusal is filed under `proof`
 /// as [`Evidence`] for the order's webhook to meet, and stops a webhook copy already waiting
 /// when it is bound ([`Refuse::stops`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refuse {
     /// (event name, event_id) keys.
     pub events: Vec<(String, String)>,
@@ -377,6 +386,20 @@ pub struct Refuse {
     pub bound: Vec<(String, String)>,
     #[serde(default)]
     pub proof: Proof,
+    /// Every pixel key of the shop: a refusal stops each pixel's copy.
+    #[serde(default = "the_one_pixel")]
+    pub pixels: Vec<String>,
+}
+
+impl Default for Refuse {
+    fn default() -> Refuse {
+        Refuse {
+            events: Vec::new(),
+            bound: Vec::new(),
+            proof: Proof::default(),
+            pixels: the_one_pixel(),
+        }
+    }
 }
 
 impl Refuse {
@@ -806,6 +829,8 @@ pub const NO_CURRENCY: &str = "none";
 /// A purchase a re-send of unconfirmed events could send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
+    #[serde(default)]
+    pub pixel: String,
     pub event: String,
     pub event_id: String,
     pub value: Option<crate::money::Amount>,
@@ -961,12 +986,25 @@ pub struct PauseMirror {
     pub pause: Pause,
 }
 
-/// What a shard answers for health: its depth, and its pause if any.
+/// What a shard answers for health: its depth, and its pauses by pixel key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardHealth {
     pub depth: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused: Option<Pause>,
+    #[serde(default)]
+    pub pauses: crate::vec_map::VecMap<String, Pause>,
+}
+
+impl ShardHealth {
+    /// Adds another shard's: depths add up, and each pixel keeps its earliest pause.
+    pub fn add(&mut self, other: ShardHealth) {
+        self.depth += other.depth;
+        for (pixel, pause) in other.pauses {
+            let mine = self.pauses.get(&pixel).cloned();
+            if let Some(pause) = earliest_pause(mine, Some(pause)) {
+                self.pauses.insert(pixel, pause);
+            }
+        }
+    }
 }
 
 /// Counts of one (event name, state) pair.
@@ -980,6 +1018,9 @@ pub struct Count {
 /// A failure as the operator sees it: which event, and TikTok's (or the queue's) message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The pixel's key (`""`: the single-pixel settings' one pixel).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pixel: String,
     pub event: String,
     pub event_id: String,
     pub error: String,
@@ -999,6 +1040,8 @@ pub struct HourCount {
 /// match keys it carried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentEvent {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pixel: String,
     pub event: String,
     pub event_id: String,
     pub state: String,
@@ -1023,9 +1066,12 @@ pub struct QueueStats {
     /// The newest events, newest first.
     #[serde(default)]
     pub recent: Vec<RecentEvent>,
-    /// The earliest pause among the shards, if any is paused.
+    /// The earliest pause among the shards and pixels, if any is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Pause>,
+    /// Each paused pixel's earliest pause, by pixel key.
+    #[serde(default)]
+    pub pauses: crate::vec_map::VecMap<String, Pause>,
     /// Copies refused for want of room in the window (counted per hour, so the window is
     /// rounded out to whole hours).
     #[serde(default)]
@@ -1092,6 +1138,15 @@ impl QueueStats {
         }
         self.recent.truncate(MAX_RECENT);
         self.paused = earliest_pause(self.paused.take(), other.paused);
+        let mut pauses = ShardHealth {
+            depth: 0,
+            pauses: std::mem::take(&mut self.pauses),
+        };
+        pauses.add(ShardHealth {
+            depth: 0,
+            pauses: other.pauses,
+        });
+        self.pauses = pauses.pauses;
         self.no_room.add(Source::Browser, other.no_room.browser);
         self.no_room.add(Source::Webhook, other.no_room.webhook);
     }
@@ -1151,6 +1206,7 @@ mod tests {
 
     fn recent(event_id: &str, at_ms: i64) -> RecentEvent {
         RecentEvent {
+            pixel: String::new(),
             event: "ViewContent".into(),
             event_id: event_id.into(),
             state: "sent".into(),
@@ -1167,6 +1223,7 @@ mod tests {
             match_keys: [("ttp".to_string(), 2)].into_iter().collect(),
             events_in_window: 3,
             last_failures: vec![Failure {
+                pixel: String::new(),
                 event: "A".into(),
                 event_id: "1".into(),
                 error: "e".into(),
@@ -1175,6 +1232,7 @@ mod tests {
             hourly: vec![hour(2 * HOUR_MS, "AddToCart", 2)],
             recent: vec![recent("old", 5)],
             paused: None,
+            pauses: Default::default(),
             no_room: NoRoom {
                 browser: 1,
                 webhook: 0,
@@ -1191,6 +1249,7 @@ mod tests {
                 .collect(),
             events_in_window: 4,
             last_failures: vec![Failure {
+                pixel: String::new(),
                 event: "B".into(),
                 event_id: "2".into(),
                 error: "e".into(),
@@ -1203,6 +1262,7 @@ mod tests {
             ],
             recent: vec![recent("new", 9)],
             paused: None,
+            pauses: Default::default(),
             no_room: NoRoom {
                 browser: 2,
                 webhook: 3,
@@ -1985,6 +2045,7 @@ mod tests {
 
     fn candidate(id: &str, value: Option<&str>, currency: Option<&str>) -> Candidate {
         Candidate {
+            pixel: String::new(),
             event: "Purchase".into(),
             event_id: id.into(),
             value: value.and_then(crate::money::Amount::parse),

@@ -15,7 +15,14 @@ pub const SCRIPT_CACHE_CONTROL: &str = "public, max-age=300";
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SnippetConfig<'a> {
-    pixel_id: &'a str,
+    /// Every pixel with a code: the scripts load those serving the page's market and track
+    /// each event to those taking it, by the rule of `pixels::route`.
+    pixels: Vec<BrowserPixel<'a>>,
+    /// `TIKTOK_PIXELS` is set: events are tracked through `ttq.instance(id)` only. The single
+    /// pixel's settings track through `ttq` as before.
+    scoped: bool,
+    /// The market of the hostname the script was served for (`STOREFRONT_HOSTS`).
+    market: Option<&'a str>,
     prefix: &'a str,
     /// The shop's own origin: the custom pixel runs in a sandbox and needs absolute URLs.
     origin: &'a str,
@@ -23,10 +30,31 @@ struct SnippetConfig<'a> {
     purchase_event: &'a str,
 }
 
-/// `template` with its placeholder replaced by the settings the browser needs.
-pub fn render(template: &str, config: &Config, shop_origin: &str) -> String {
+/// A pixel as the browser sees it: public fields only.
+#[derive(Serialize)]
+struct BrowserPixel<'a> {
+    id: &'a str,
+    markets: &'a [String],
+    events: Option<&'a [String]>,
+}
+
+/// `template` with its placeholder replaced by the settings the browser needs; `market`: the
+/// market of the hostname it is served on.
+pub fn render(template: &str, config: &Config, shop_origin: &str, market: Option<&str>) -> String {
     let settings = SnippetConfig {
-        pixel_id: config.pixel_id.as_deref().unwrap_or(""),
+        pixels: config
+            .pixels
+            .iter()
+            .filter_map(|p| {
+                Some(BrowserPixel {
+                    id: p.id.as_deref()?,
+                    markets: &p.markets,
+                    events: p.events.as_deref(),
+                })
+            })
+            .collect(),
+        scoped: config.pixels.iter().any(|p| !p.key.is_empty()),
+        market,
         prefix: &config.route_prefix,
         origin: shop_origin,
         consent_default: match config.consent_default {
@@ -47,13 +75,16 @@ pub fn render(template: &str, config: &Config, shop_origin: &str) -> String {
 pub const SDK_CACHE_CONTROL: &str = "public, max-age=3600";
 
 /// The URL to fetch TikTok's SDK from for a `/tt/sdk.js?sdkid=…` request: `TIKTOK_SDK_URL`
-/// with the configured pixel's code and `lib=ttq`. `None` when the request asks for another
-/// pixel: only the shop's own SDK is served, so the edge cache and KV hold one copy whatever
-/// the query says, and no one can make the Worker fetch other pixels' code.
-pub fn sdk_upstream(sdk_url: &str, pixel_id: Option<&str>, asked: Option<&str>) -> Option<String> {
-    if asked.is_some() && asked != pixel_id {
-        return None;
-    }
+/// with the asked pixel's code (the first pixel's when none is asked) and `lib=ttq`. `None`
+/// when the request asks for a pixel not configured: only the shop's own pixels' SDK is
+/// served, so the edge cache and KV hold one copy per pixel whatever the query says, and no
+/// one can make the Worker fetch other pixels' code.
+pub fn sdk_upstream(sdk_url: &str, config: &Config, asked: Option<&str>) -> Option<String> {
+    let mut ids = config.pixels.iter().filter_map(|p| p.id.as_deref());
+    let pixel_id = match asked {
+        Some(asked) => Some(ids.find(|id| *id == asked)?),
+        None => ids.next(),
+    };
     let sep = if sdk_url.contains('?') { '&' } else { '?' };
     Some(match pixel_id {
         Some(id) => format!("{sdk_url}{sep}sdkid={id}&lib=ttq"),
@@ -83,17 +114,35 @@ mod tests {
             "var CONFIG = __TT_EDGE_CONFIG__;",
             &c,
             "https://shop.example",
+            None,
         );
         assert_eq!(
             out,
-            r#"var CONFIG = {"pixelId":"C9Q2MJ3C77U4P674RPG0","prefix":"/tt","origin":"https://shop.example","consentDefault":"denied","purchaseEvent":"Purchase"};"#
+            r#"var CONFIG = {"pixels":[{"id":"C9Q2MJ3C77U4P674RPG0","markets":[],"events":null}],"scoped":false,"market":null,"prefix":"/tt","origin":"https://shop.example","consentDefault":"denied","purchaseEvent":"Purchase"};"#
+        );
+    }
+
+    #[test]
+    fn several_pixels_are_scoped_with_the_hosts_market_and_no_token() {
+        let c = config(&[
+            (
+                "TIKTOK_PIXELS",
+                r#"[{"id":"ALL1"},{"id":"FR1","token":"TOKEN_FR","markets":["fr"],"events":["Purchase"]}]"#,
+            ),
+            ("TOKEN_FR", "secret-fr"),
+        ]);
+        let out = render("__TT_EDGE_CONFIG__", &c, "https://acme.fr", Some("fr"));
+        assert!(out.starts_with(r#"{"pixels":[{"id":"ALL1","markets":[],"events":null},{"id":"FR1","markets":["fr"],"events":["Purchase"]}],"scoped":true,"market":"fr","#), "{out}");
+        assert!(
+            !out.contains("secret-fr") && !out.contains("TOKEN_FR"),
+            "{out}"
         );
     }
 
     #[test]
     fn values_cannot_break_out_of_the_script() {
         let c = config(&[]);
-        let out = render("x=__TT_EDGE_CONFIG__", &c, "https://a\"</script><b>");
+        let out = render("x=__TT_EDGE_CONFIG__", &c, "https://a\"</script><b>", None);
         assert!(!out.contains("</script>") && !out.contains("\"<"));
         assert!(out.contains(r#"https://a\"\u003c/script>\u003cb>"#));
     }
@@ -101,18 +150,25 @@ mod tests {
     #[test]
     fn sdk_url_is_the_configured_pixels_only() {
         let base = "https://analytics.tiktok.com/i18n/pixel/events.js";
-        let ours = Some("C9Q2MJ3C77U4P674RPG0");
+        let id = "C9Q2MJ3C77U4P674RPG0";
+        let ours = config(&[("TIKTOK_PIXEL_ID", id)]);
+        let none = config(&[]);
         let url =
             "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=C9Q2MJ3C77U4P674RPG0&lib=ttq";
-        assert_eq!(sdk_upstream(base, ours, ours).as_deref(), Some(url));
-        assert_eq!(sdk_upstream(base, ours, None).as_deref(), Some(url));
-        assert_eq!(sdk_upstream(base, ours, Some("OTHERPIXEL")), None);
-        assert_eq!(sdk_upstream(base, ours, Some("x&evil=1")), None);
-        assert_eq!(sdk_upstream(base, None, Some("ANY")), None);
-        assert_eq!(sdk_upstream(base, None, None).as_deref(), Some(base));
+        assert_eq!(sdk_upstream(base, &ours, Some(id)).as_deref(), Some(url));
+        assert_eq!(sdk_upstream(base, &ours, None).as_deref(), Some(url));
+        assert_eq!(sdk_upstream(base, &ours, Some("OTHERPIXEL")), None);
+        assert_eq!(sdk_upstream(base, &ours, Some("x&evil=1")), None);
+        assert_eq!(sdk_upstream(base, &none, Some("ANY")), None);
+        assert_eq!(sdk_upstream(base, &none, None).as_deref(), Some(base));
+        let two = config(&[("TIKTOK_PIXELS", r#"[{"id":"P1"},{"id":"P2"}]"#)]);
         assert_eq!(
-            sdk_upstream("http://127.0.0.1:9/e.js?v=2", Some("P1"), None).as_deref(),
+            sdk_upstream("http://127.0.0.1:9/e.js?v=2", &two, None).as_deref(),
             Some("http://127.0.0.1:9/e.js?v=2&sdkid=P1&lib=ttq")
+        );
+        assert_eq!(
+            sdk_upstream(base, &two, Some("P2")).as_deref(),
+            Some("https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=P2&lib=ttq")
         );
     }
 

@@ -370,8 +370,9 @@ struct Envelope {
     message: String,
 }
 
-/// Classifies one attempt: `status` is the HTTP status, `None` for a timeout or network error.
-pub fn classify(status: Option<u16>, body: &str) -> Outcome {
+/// Classifies one attempt: `status` is the HTTP status, `None` for a timeout or network error;
+/// `secret`: the name of the secret holding the pixel's token, which a pause's fix names.
+pub fn classify(status: Option<u16>, body: &str, secret: &str) -> Outcome {
     let Some(status) = status else {
         return Outcome::Retry("no answer (timeout or network error)".to_string());
     };
@@ -380,23 +381,26 @@ pub fn classify(status: Option<u16>, body: &str) -> Outcome {
         return Outcome::Retry(format!("HTTP {status}"));
     }
     match envelope {
-        Some(Envelope { code, message }) => classify_code(code, message),
+        Some(Envelope { code, message }) => classify_code(code, message, secret),
         None if (200..300).contains(&status) => {
             Outcome::Retry(format!("HTTP {status} with an unreadable body"))
         }
         None if matches!(status, 401 | 403) => Outcome::Paused(format!(
-            "HTTP {status}: TikTok refused the access token; {FIX_TOKEN}"
+            "HTTP {status}: TikTok refused the access token; {}",
+            fix_token(secret)
         )),
         None => Outcome::Refused(format!("HTTP {status}")),
     }
 }
 
-/// What the operator does about a paused queue.
-const FIX_TOKEN: &str = "generate a new Events API access token for this pixel in TikTok Events Manager and set it with `wrangler secret put TIKTOK_ACCESS_TOKEN`; queued events go out by themselves once it works";
+/// What the operator does about a paused pixel whose token is in the secret `secret`.
+fn fix_token(secret: &str) -> String {
+    format!("generate a new Events API access token for this pixel in TikTok Events Manager and set it with `wrangler secret put {secret}`; queued events go out by themselves once it works")
+}
 
 /// Codes and their classes (shared/research/tiktok-events-api.md §1.7). 20001's detail format
 /// is unverified, so partial answers are resolved by splitting, never by reading the body.
-fn classify_code(code: i64, message: String) -> Outcome {
+fn classify_code(code: i64, message: String, secret: &str) -> Outcome {
     let text = || format!("TikTok code {code}: {message}");
     match code {
         // 40050 = duplicated request (already accepted).
@@ -408,7 +412,7 @@ fn classify_code(code: i64, message: String) -> Outcome {
         // Frequency limited, system errors, timeouts, internal errors, maintenance.
         40132 | 50000.. => Outcome::Retry(text()),
         // Permission, token expired / empty / invalid.
-        40001 | 40102..=40105 => Outcome::Paused(format!("{}; {FIX_TOKEN}", text())),
+        40001 | 40102..=40105 => Outcome::Paused(format!("{}; {}", text(), fix_token(secret))),
         // 20001 partial success, and every validation code (40002, 40061 batch size, …).
         _ => Outcome::Refused(text()),
     }
@@ -513,7 +517,7 @@ mod tests {
             (Some(400), "nope".into(), "refused"),
         ];
         for (status, body, want) in cases {
-            let got = match classify(status, &body) {
+            let got = match classify(status, &body, "T") {
                 Outcome::Sent => "sent",
                 Outcome::Retry(_) => "retry",
                 Outcome::Refused(_) => "refused",
@@ -528,9 +532,12 @@ mod tests {
     fn failures_keep_tiktoks_message() {
         let body = r#"{"code":40002,"message":"Invalid value for event_id: not a valid string.","data":null}"#;
         let message = "TikTok code 40002: Invalid value for event_id: not a valid string.";
-        assert_eq!(classify(Some(200), body), Outcome::Refused(message.into()));
         assert_eq!(
-            classify(Some(200), body).step(1),
+            classify(Some(200), body, "T"),
+            Outcome::Refused(message.into())
+        );
+        assert_eq!(
+            classify(Some(200), body, "T").step(1),
             Step::Fail(message.into())
         );
     }
@@ -543,16 +550,16 @@ mod tests {
         assert!(matches!(refused().step(1), Step::Fail(m) if m.contains("20001")));
         // Neither retries nor pauses depend on the batch's size.
         assert_eq!(Outcome::Retry("x".into()).step(1), Step::Retry("x".into()));
-        let paused = classify(
-            Some(200),
-            r#"{"code":40105,"message":"Access token is invalid"}"#,
-        );
-        match paused.step(50) {
-            Step::Pause(why) => assert!(
-                why.contains("40105") && why.contains("wrangler secret put TIKTOK_ACCESS_TOKEN"),
-                "{why}"
-            ),
-            other => panic!("{other:?}"),
+        let body = r#"{"code":40105,"message":"Access token is invalid"}"#;
+        for secret in ["TIKTOK_ACCESS_TOKEN", "TIKTOK_TOKEN_FR"] {
+            match classify(Some(200), body, secret).step(50) {
+                Step::Pause(why) => assert!(
+                    why.contains("40105")
+                        && why.contains(&format!("wrangler secret put {secret}`")),
+                    "{why}"
+                ),
+                other => panic!("{other:?}"),
+            }
         }
     }
 

@@ -13,12 +13,12 @@ pub struct Memory {
     /// (event name, event_id, digest, copy or refusal, filed at).
     pub evidence: Vec<(String, String, String, Option<Event>, i64)>,
     pub no_room: Vec<(i64, Source, u64)>,
-    pub pause: Option<String>,
-    pub throttles: Option<String>,
+    /// Notes by their key (`Note::key`).
+    pub notes: std::collections::BTreeMap<String, String>,
 }
 
-fn key(row: &Row) -> (&str, &str) {
-    (&row.event_name, &row.event_id)
+fn key(row: &Row) -> (&str, &str, &str) {
+    (&row.pixel, &row.event_name, &row.event_id)
 }
 
 fn pending(row: &Row) -> bool {
@@ -27,6 +27,7 @@ fn pending(row: &Row) -> bool {
 
 fn listed(row: &Row) -> Listed {
     Listed {
+        pixel: row.pixel.clone(),
         event_name: row.event_name.clone(),
         event_id: row.event_id.clone(),
         state: row.state.as_str().to_string(),
@@ -59,8 +60,12 @@ impl Memory {
 impl Store for Memory {
     type Error = Infallible;
 
-    fn row(&self, name: &str, id: &str) -> Result<Option<Row>, Infallible> {
-        Ok(self.rows.iter().find(|r| key(r) == (name, id)).cloned())
+    fn row(&self, pixel: &str, name: &str, id: &str) -> Result<Option<Row>, Infallible> {
+        Ok(self
+            .rows
+            .iter()
+            .find(|r| key(r) == (pixel, name, id))
+            .cloned())
     }
 
     fn put(&mut self, row: &Row) -> Result<(), Infallible> {
@@ -92,8 +97,27 @@ impl Store for Memory {
             .min())
     }
 
-    fn postpone_due(&mut self, at: i64) -> Result<(), Infallible> {
-        for row in self.rows.iter_mut().filter(|r| pending(r)) {
+    fn move_pixel(&mut self, from: &str, to: &str) -> Result<(), Infallible> {
+        let held: Vec<(String, String)> = self
+            .rows
+            .iter()
+            .filter(|r| r.pixel == to)
+            .map(|r| (r.event_name.clone(), r.event_id.clone()))
+            .collect();
+        for row in self.rows.iter_mut().filter(|r| r.pixel == from) {
+            if !held.contains(&(row.event_name.clone(), row.event_id.clone())) {
+                row.pixel = to.to_string();
+            }
+        }
+        Ok(())
+    }
+
+    fn postpone_due(&mut self, pixel: &str, at: i64) -> Result<(), Infallible> {
+        for row in self
+            .rows
+            .iter_mut()
+            .filter(|r| pending(r) && r.pixel == pixel)
+        {
             row.next_attempt_at = row.next_attempt_at.max(at);
         }
         Ok(())
@@ -114,17 +138,20 @@ impl Store for Memory {
         before: i64,
         limit: usize,
     ) -> Result<usize, Infallible> {
-        let mut old: Vec<(i64, String, String)> = self
+        let mut old: Vec<(i64, String, String, String)> = self
             .rows
             .iter()
             .filter(|r| r.state == state && r.updated_at < before)
-            .map(|r| (r.updated_at, r.event_name.clone(), r.event_id.clone()))
+            .map(|r| {
+                let (p, n, i) = key(r);
+                (r.updated_at, p.to_string(), n.to_string(), i.to_string())
+            })
             .collect();
         old.sort();
         old.truncate(limit);
         self.delete_where(|r| {
             old.iter()
-                .any(|(_, n, i)| (n.as_str(), i.as_str()) == key(r))
+                .any(|(_, p, n, i)| (p.as_str(), n.as_str(), i.as_str()) == key(r))
         });
         Ok(old.len())
     }
@@ -273,19 +300,15 @@ impl Store for Memory {
         Ok(n)
     }
 
-    fn note(&self, note: Note) -> Result<Option<String>, Infallible> {
-        Ok(match note {
-            Note::Pause => self.pause.clone(),
-            Note::Throttles => self.throttles.clone(),
-        })
+    fn note(&self, note: Note<'_>) -> Result<Option<String>, Infallible> {
+        Ok(self.notes.get(&note.key()).cloned())
     }
 
-    fn set_note(&mut self, note: Note, text: Option<&str>) -> Result<(), Infallible> {
-        let slot = match note {
-            Note::Pause => &mut self.pause,
-            Note::Throttles => &mut self.throttles,
+    fn set_note(&mut self, note: Note<'_>, text: Option<&str>) -> Result<(), Infallible> {
+        match text {
+            Some(text) => self.notes.insert(note.key(), text.to_string()),
+            None => self.notes.remove(&note.key()),
         };
-        *slot = text.map(String::from);
         Ok(())
     }
 
@@ -315,6 +338,7 @@ impl Store for Memory {
             .into_iter()
             .take(limit)
             .map(|r| Failure {
+                pixel: r.pixel.clone(),
                 event: r.event_name.clone(),
                 event_id: r.event_id.clone(),
                 error: r.last_error.clone().unwrap_or_default(),

@@ -11,7 +11,9 @@
 //! alarm fires next.
 
 use crate::config::Config;
+use crate::config::Secret;
 use crate::proof::Proof;
+use crate::queue::earliest_pause;
 use crate::queue::{
     admit, hour_start, room, Admission, Candidate, Enqueue, EnqueueSummary, Evidence, Failure,
     Filing, Fill, Forget, Limit, NoRoom, Pause, Preview, QueueStats, Refuse, Resend, Resent, Room,
@@ -19,6 +21,7 @@ use crate::queue::{
     MAX_RESEND_PER_SHARD, MAX_SHARD_ROWS,
 };
 use crate::tiktok::{self, Event, RetryPolicy, Step, TrackRequest};
+use crate::vec_map::VecMap;
 use serde_json::value::RawValue;
 
 #[cfg(test)]
@@ -41,9 +44,11 @@ pub const FINISHED: [RowState; 5] = [
     RowState::Refused,
 ];
 
-/// One key's row as the shard keeps it.
+/// One key's row as the shard keeps it: one per (pixel, event name, event_id).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The pixel it goes to (`pixels::Pixel::key`).
+    pub pixel: String,
     pub event_name: String,
     pub event_id: String,
     /// The copy to send; `None` once sent or refused (nothing personal is kept longer than
@@ -75,8 +80,9 @@ impl Row {
     }
 
     /// A key held as `refused`: no payload, never sent.
-    fn refused(event_name: &str, event_id: &str, now: i64) -> Row {
+    fn refused(pixel: &str, event_name: &str, event_id: &str, now: i64) -> Row {
         Row {
+            pixel: pixel.to_string(),
             event_name: event_name.to_string(),
             event_id: event_id.to_string(),
             event: None,
@@ -122,18 +128,35 @@ impl Row {
     }
 }
 
-/// Small values a shard keeps beside its rows.
+/// Small values a shard keeps beside its rows, per pixel key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Note {
-    /// The shard's [`Pause`], as JSON.
-    Pause,
-    /// When TikTok throttled this shard in the last minute ([`Throttle`]), as JSON.
-    Throttles,
+pub enum Note<'a> {
+    /// The pixel's [`Pause`] in this shard, as JSON.
+    Pause(&'a str),
+    /// When TikTok throttled this pixel's sends from this shard in the last minute
+    /// ([`Throttle`]), as JSON.
+    Throttles(&'a str),
+}
+
+impl Note<'_> {
+    /// Its storage key: the single-pixel settings' pixel (`""`) keeps the key it always had.
+    pub fn key(self) -> String {
+        let (name, pixel) = match self {
+            Note::Pause(pixel) => ("paused", pixel),
+            Note::Throttles(pixel) => ("throttles", pixel),
+        };
+        if pixel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}:{pixel}")
+        }
+    }
 }
 
 /// What one row of the operator's lists shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    pub pixel: String,
     pub event_name: String,
     pub event_id: String,
     pub state: String,
@@ -145,15 +168,22 @@ pub struct Listed {
 /// (`src/queue_sql.rs`); an in-memory implementation backs the tests.
 pub trait Store {
     type Error;
-    fn row(&self, event_name: &str, event_id: &str) -> Result<Option<Row>, Self::Error>;
+    fn row(
+        &self,
+        pixel: &str,
+        event_name: &str,
+        event_id: &str,
+    ) -> Result<Option<Row>, Self::Error>;
     /// Inserts `row`, or replaces the row of its key.
     fn put(&mut self, row: &Row) -> Result<(), Self::Error>;
     /// Pending rows due at `now_ms`, earliest first, at most `limit`.
     fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Row>, Self::Error>;
     /// When the earliest pending row is due.
     fn next_due(&self) -> Result<Option<i64>, Self::Error>;
-    /// Moves every pending row due before `at_ms` to `at_ms`.
-    fn postpone_due(&mut self, at_ms: i64) -> Result<(), Self::Error>;
+    /// Moves every pending row of `pixel` due before `at_ms` to `at_ms`.
+    fn postpone_due(&mut self, pixel: &str, at_ms: i64) -> Result<(), Self::Error>;
+    /// Gives every row of pixel `from` to pixel `to`, except a key `to` already holds.
+    fn move_pixel(&mut self, from: &str, to: &str) -> Result<(), Self::Error>;
     /// Pending rows, whatever their age.
     fn depth(&self) -> Result<u64, Self::Error>;
     /// When the oldest finished row ([`FINISHED`]) was last updated.
@@ -195,14 +225,14 @@ pub trait Store {
     fn count_no_room(&mut self, source: Source, hour_ms: i64) -> Result<(), Self::Error>;
     fn no_room_since(&self, hour_ms: i64) -> Result<NoRoom, Self::Error>;
     fn delete_no_room_before(&mut self, before_ms: i64) -> Result<(), Self::Error>;
-    /// Deletes what a privacy webhook asks for (rows and filed copies).
+    /// Deletes what a privacy webhook asks for (every pixel's rows, and filed copies).
     fn forget(&mut self, request: &Forget) -> Result<(), Self::Error>;
     /// Rows with a copy that `filter` selects, oldest first, at most `limit`.
     fn select(&self, filter: &Resend, limit: usize) -> Result<Vec<Row>, Self::Error>;
     /// Requeues every row with a copy that `filter` selects; how many.
     fn requeue_all(&mut self, filter: &Resend, now_ms: i64) -> Result<u64, Self::Error>;
-    fn note(&self, note: Note) -> Result<Option<String>, Self::Error>;
-    fn set_note(&mut self, note: Note, text: Option<&str>) -> Result<(), Self::Error>;
+    fn note(&self, note: Note<'_>) -> Result<Option<String>, Self::Error>;
+    fn set_note(&mut self, note: Note<'_>, text: Option<&str>) -> Result<(), Self::Error>;
     /// Rows created since `since_ms`.
     fn window(&self, since_ms: i64) -> Result<Vec<Listed>, Self::Error>;
     /// The newest rows, newest first.
@@ -218,7 +248,22 @@ pub fn max_rows(config: Option<&Config>) -> i64 {
         .map_or(MAX_SHARD_ROWS, |n| n.min(MAX_SHARD_ROWS))
 }
 
-/// Admits each copy (`queue::admit`). `None` when a signed copy finds no room: the webhook is
+/// Rows queued under the single-pixel settings (key `""`) belong to the first pixel of
+/// `TIKTOK_PIXELS` once it is set: run when the shard starts with its settings, it moves them to
+/// that pixel's key, so a later copy of their event merges with them and a refusal reaches
+/// them. Nothing is sent or dropped; a key the first pixel already holds (settings switched
+/// back and forth) keeps both rows, and [`flush`] sends the `""` one to the first pixel too
+/// (TikTok drops a second copy of an event_id).
+pub fn adopt<S: Store>(store: &mut S, config: &Config) -> Result<(), S::Error> {
+    match config.pixels.first() {
+        Some(first) if !first.key.is_empty() => store.move_pixel("", &first.key),
+        _ => Ok(()),
+    }
+}
+
+/// Admits each copy (`queue::admit`) for each of the call's pixels: one row per (pixel, event,
+/// event_id), each merged with that pixel's copies only; the browser copies filed as evidence
+/// serve every pixel's signed copy. `None` when a signed copy finds no room: the webhook is
 /// refused so that Shopify redelivers it later, rather than dropping one accepted before.
 pub fn enqueue<S: Store>(
     store: &mut S,
@@ -229,15 +274,55 @@ pub fn enqueue<S: Store>(
     let mut summary = EnqueueSummary::default();
     for event in &call.events {
         let (name, id) = (event.event.as_str(), event.event_id.as_str());
-        let row = store.row(name, id)?;
         let evidence = match call.source {
             Source::Webhook => store.evidence(name, id, &call.proof)?,
             Source::Browser => Vec::new(),
         };
+        let mut filing = Filing::Keep;
+        for pixel in &call.pixels {
+            let decided = admit_one(store, call, pixel, event, &evidence, max_rows, now)?;
+            let Some((decision, counted)) = decided else {
+                return Ok(None);
+            };
+            summary += counted;
+            filing = match (filing, decision) {
+                (Filing::Clear, _) | (_, Filing::Clear) => Filing::Clear,
+                (Filing::File, _) | (_, Filing::File) => Filing::File,
+                _ => Filing::Keep,
+            };
+        }
+        match filing {
+            Filing::Keep => {}
+            Filing::File => {
+                for digest in call.proof.digests() {
+                    store.file(name, id, digest, Some(event), now)?;
+                }
+            }
+            Filing::Clear => store.clear_evidence(name, id)?,
+        }
+    }
+    Ok(Some(summary))
+}
+
+/// One copy of `event` for `pixel`: its row's fate, and what it asks of the filed evidence.
+/// `None` when a signed copy finds no room.
+fn admit_one<S: Store>(
+    store: &mut S,
+    call: &Enqueue,
+    pixel: &str,
+    event: &Event,
+    evidence: &[Evidence],
+    max_rows: i64,
+    now: i64,
+) -> Result<Option<(Filing, EnqueueSummary)>, S::Error> {
+    let mut summary = EnqueueSummary::default();
+    let (name, id) = (event.event.as_str(), event.event_id.as_str());
+    {
+        let row = store.row(pixel, name, id)?;
         let stored = row.as_ref().map(Row::stored);
         let decision = admit(
             stored.as_ref(),
-            &evidence,
+            evidence,
             event,
             call.source,
             &call.proof,
@@ -262,9 +347,10 @@ pub fn enqueue<S: Store>(
                     }
                     // Refused at the door: nothing stored, nothing filed.
                     summary.no_room += 1;
-                    continue;
+                    return Ok(Some((Filing::Keep, summary)));
                 }
                 store.put(&Row {
+                    pixel: pixel.to_string(),
                     event_name: name.to_string(),
                     event_id: id.to_string(),
                     match_keys: admitted.match_keys().join(","),
@@ -303,22 +389,13 @@ pub fn enqueue<S: Store>(
                 }
             }
             Admission::Refused => {
-                refuse_key(store, name, id, now)?;
+                refuse_key(store, pixel, name, id, now)?;
                 summary.refused += 1;
             }
             Admission::Ignore => summary.duplicates += 1,
         }
-        match decision.filing {
-            Filing::Keep => {}
-            Filing::File => {
-                for digest in call.proof.digests() {
-                    store.file(name, id, digest, Some(event), now)?;
-                }
-            }
-            Filing::Clear => store.clear_evidence(name, id)?,
-        }
+        Ok(Some((decision.filing, summary)))
     }
-    Ok(Some(summary))
 }
 
 /// Whether a new row from `source` fits (`queue::room`), after deleting the oldest finished
@@ -339,13 +416,19 @@ fn has_room<S: Store>(store: &mut S, source: Source, max_rows: i64) -> Result<bo
 }
 
 /// Makes the key `refused`, whatever it held: no payload, never sent.
-fn refuse_key<S: Store>(store: &mut S, name: &str, id: &str, now: i64) -> Result<(), S::Error> {
-    let row = match store.row(name, id)? {
+fn refuse_key<S: Store>(
+    store: &mut S,
+    pixel: &str,
+    name: &str,
+    id: &str,
+    now: i64,
+) -> Result<(), S::Error> {
+    let row = match store.row(pixel, name, id)? {
         Some(mut row) => {
             row.refuse(now);
             row
         }
-        None => Row::refused(name, id, now),
+        None => Row::refused(pixel, name, id, now),
     };
     store.put(&row)
 }
@@ -356,13 +439,15 @@ fn refuse_key<S: Store>(store: &mut S, name: &str, id: &str, now: i64) -> Result
 /// proof: filed there for the webhook to meet, and a waiting webhook copy bound to it stops now.
 pub fn refuse<S: Store>(store: &mut S, request: &Refuse, now: i64) -> Result<(), S::Error> {
     for (name, id) in &request.events {
-        match store.row(name, id)? {
-            None => store.put(&Row::refused(name, id, now))?,
-            Some(mut row) if row.state.unsent_or_retrying() => {
-                row.refuse(now);
-                store.put(&row)?;
+        for pixel in &request.pixels {
+            match store.row(pixel, name, id)? {
+                None => store.put(&Row::refused(pixel, name, id, now))?,
+                Some(mut row) if row.state.unsent_or_retrying() => {
+                    row.refuse(now);
+                    store.put(&row)?;
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
         store.clear_evidence(name, id)?;
     }
@@ -370,9 +455,15 @@ pub fn refuse<S: Store>(store: &mut S, request: &Refuse, now: i64) -> Result<(),
         for digest in request.proof.digests() {
             store.file(name, id, digest, None, now)?;
         }
-        let row = store.row(name, id)?;
-        if row.is_some_and(|row| request.stops(&row.stored())) {
-            refuse_key(store, name, id, now)?;
+        let mut stopped = false;
+        for pixel in &request.pixels {
+            let row = store.row(pixel, name, id)?;
+            if row.is_some_and(|row| request.stops(&row.stored())) {
+                refuse_key(store, pixel, name, id, now)?;
+                stopped = true;
+            }
+        }
+        if stopped {
             store.clear_evidence(name, id)?;
         }
     }
@@ -388,6 +479,7 @@ fn candidates<S: Store>(store: &S, request: &Resend) -> Result<Vec<Candidate>, S
         .map(|row| {
             let properties = row.event.map(|e| e.properties);
             Candidate {
+                pixel: row.pixel,
                 event: row.event_name,
                 event_id: row.event_id,
                 value: properties.as_ref().and_then(|p| p.value),
@@ -423,7 +515,7 @@ pub fn resend<S: Store>(store: &mut S, request: &Resend, now: i64) -> Result<Res
     }
     let mut requeued = 0;
     for c in send {
-        if let Some(mut row) = store.row(&c.event, &c.event_id)? {
+        if let Some(mut row) = store.row(&c.pixel, &c.event, &c.event_id)? {
             if row.state == RowState::Unconfirmed && row.event.is_some() {
                 row.requeue(now);
                 store.put(&row)?;
@@ -437,33 +529,54 @@ pub fn resend<S: Store>(store: &mut S, request: &Resend, now: i64) -> Result<Res
     })
 }
 
-/// The shard's pause, if any.
-pub fn pause<S: Store>(store: &S) -> Result<Option<Pause>, S::Error> {
+/// The pause of `pixel`'s sends from this shard, if any.
+pub fn pause<S: Store>(store: &S, pixel: &str) -> Result<Option<Pause>, S::Error> {
     Ok(store
-        .note(Note::Pause)?
+        .note(Note::Pause(pixel))?
         .and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-fn set_pause<S: Store>(store: &mut S, pause: Option<&Pause>) -> Result<(), S::Error> {
+fn set_pause<S: Store>(store: &mut S, pixel: &str, pause: Option<&Pause>) -> Result<(), S::Error> {
     let text = pause.map(|p| serde_json::to_string(p).unwrap_or_default());
-    store.set_note(Note::Pause, text.as_deref())
+    store.set_note(Note::Pause(pixel), text.as_deref())
 }
 
-pub fn health<S: Store>(store: &S) -> Result<ShardHealth, S::Error> {
+/// The pauses of `pixels` (keys) in this shard.
+fn pauses<S: Store>(store: &S, pixels: &[String]) -> Result<VecMap<String, Pause>, S::Error> {
+    let mut pauses = VecMap::new();
+    for pixel in pixels {
+        if let Some(pause) = pause(store, pixel)? {
+            pauses.insert(pixel.clone(), pause);
+        }
+    }
+    Ok(pauses)
+}
+
+/// Depth, and the pauses of `pixels` (the shop's pixel keys).
+pub fn health<S: Store>(store: &S, pixels: &[String]) -> Result<ShardHealth, S::Error> {
     Ok(ShardHealth {
         depth: store.depth()?,
-        paused: pause(store)?,
+        pauses: pauses(store, pixels)?,
     })
 }
 
-/// Counts by event and state, queue depth, match-key coverage and the last failures, for
-/// events created since `since_ms`.
-pub fn stats<S: Store>(store: &S, since_ms: i64) -> Result<QueueStats, S::Error> {
+/// Counts by event and state (one per pixel's row), queue depth, match-key coverage and the
+/// last failures, for events created since `since_ms`; the earliest pause of `pixels`.
+pub fn stats<S: Store>(
+    store: &S,
+    since_ms: i64,
+    pixels: &[String],
+) -> Result<QueueStats, S::Error> {
     let rows = store.window(since_ms)?;
+    let pauses = pauses(store, pixels)?;
+    let paused = pauses.iter().fold(None, |earliest, (_, p)| {
+        earliest_pause(earliest, Some(p.clone()))
+    });
     let mut stats = QueueStats {
         depth: store.depth()?,
         last_failures: store.failures(MAX_FAILURES)?,
-        paused: pause(store)?,
+        paused,
+        pauses,
         no_room: store.no_room_since(hour_start(since_ms))?,
         ..QueueStats::default()
     };
@@ -474,6 +587,7 @@ pub fn stats<S: Store>(store: &S, since_ms: i64) -> Result<QueueStats, S::Error>
         .newest(MAX_RECENT)?
         .into_iter()
         .map(|r| crate::queue::RecentEvent {
+            pixel: r.pixel,
             match_keys: split_keys(&r.match_keys).map(String::from).collect(),
             event: r.event_name,
             event_id: r.event_id,
@@ -506,17 +620,15 @@ pub fn clean_up<S: Store>(store: &mut S, now: i64) -> Result<bool, S::Error> {
     Ok(more)
 }
 
-/// When the alarm should fire next: the earliest pending event (not before a pause's next
-/// check), soon when cleanup has more to do, else the oldest finished row's expiry.
+/// When the alarm should fire next: the earliest pending event (a paused pixel's wait for its
+/// pause's next check: [`Flush`] postpones them), soon when cleanup has more to do, else the
+/// oldest finished row's expiry.
 pub fn next_alarm<S: Store>(
     store: &S,
     more_to_clean: bool,
     now: i64,
 ) -> Result<Option<i64>, S::Error> {
     let mut at = store.next_due()?;
-    if let (Some(due), Some(pause)) = (at, pause(store)?) {
-        at = Some(due.max(pause.next_check_ms));
-    }
     if more_to_clean {
         at = Some(at.map_or(now + 1_000, |a| a.min(now + 1_000)));
     }
@@ -526,22 +638,49 @@ pub fn next_alarm<S: Store>(
     Ok(at)
 }
 
-/// What a flush changed that the shell copies elsewhere: the pause to mirror for
-/// `/tt/health` (`Some(None)`: remove this shard's).
+/// What a flush changed that the shell copies elsewhere: each pixel's pause to mirror for
+/// `/tt/health` (`None`: remove this shard's), by pixel key.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Mirror(pub Option<Option<Pause>>);
+pub struct Mirror(pub Vec<(String, Option<Pause>)>);
 
-/// One pass of the alarm over what is due: batches formed from the backlog, each answered by
-/// TikTok in turn ([`Flush::next_request`], [`Flush::answer`]).
+impl Mirror {
+    fn set(&mut self, pixel: &str, pause: Option<Pause>) {
+        self.0.retain(|(p, _)| p != pixel);
+        self.0.push((pixel.to_string(), pause));
+    }
+}
+
+/// One pixel's side of a flush: where its batches go, and its pause.
+#[derive(Debug)]
+struct Sender {
+    key: String,
+    id: String,
+    token: Secret,
+    /// The name of the secret holding `token`, which a pause's fix names.
+    secret: String,
+    test_event_code: Option<String>,
+    paused: Option<Pause>,
+}
+
+/// One request to TikTok: the body, and the token of the pixel it reports to.
+#[derive(Debug)]
+pub struct Post {
+    pub body: String,
+    pub token: Secret,
+    /// The pixel's key (for the log).
+    pub pixel: String,
+}
+
+/// One pass of the alarm over what is due: batches formed from the backlog, one pixel each,
+/// each answered by TikTok in turn ([`Flush::next_request`], [`Flush::answer`]). A pixel's
+/// pause (its token refused, or throttled) stops only that pixel's batches.
 #[derive(Debug)]
 pub struct Flush {
-    work: Vec<Vec<Row>>,
-    current: Vec<Row>,
-    paused: Option<Pause>,
+    work: Vec<(usize, Vec<Row>)>,
+    current: Option<(usize, Vec<Row>)>,
+    senders: Vec<Sender>,
     policy: RetryPolicy,
-    pixel: String,
-    test_event_code: Option<String>,
-    /// The pause to mirror for `/tt/health`, when it changed.
+    /// The pauses to mirror for `/tt/health`, when they changed.
     pub mirror: Mirror,
 }
 
@@ -556,92 +695,149 @@ pub enum Start {
 }
 
 /// Starts a flush at `now`. With no usable configuration (`None`) everything due waits a
-/// minute (the operator must fix it first); a paused shard checks with one event first.
+/// minute (the operator must fix it first). Due rows go by pixel: a dry-run pixel's are
+/// recorded as `dry_run`, a pixel no longer configured fails its rows (re-sendable once it is
+/// back), a paused pixel's wait for its next check, which sends one event first.
 pub fn flush<S: Store>(
     store: &mut S,
     config: Option<&Config>,
     now: i64,
 ) -> Result<Start, S::Error> {
     let Some(config) = config else {
-        store.postpone_due(now + CONFIG_RECHECK_MS)?;
+        for (pixel, _) in by_pixel(store.due(now, tiktok::MAX_BATCH)?) {
+            store.postpone_due(&pixel, now + CONFIG_RECHECK_MS)?;
+        }
         return Ok(Start::Idle);
     };
-    let paused = pause(store)?;
-    if paused.as_ref().is_some_and(|p| p.next_check_ms > now) {
-        return Ok(Start::Idle);
-    }
     let due = store.due(now, tiktok::MAX_BATCH)?;
     if due.is_empty() {
         return Ok(Start::Idle);
     }
-    let (Some(_), Some(pixel)) = (config.access_token.as_ref(), config.pixel_id.as_deref()) else {
-        // Dry run (or no pixel): the events were built and are kept for the operator, unsent.
-        let why = config
-            .access_token
-            .as_ref()
-            .map(|_| "TIKTOK_PIXEL_ID is not set".to_string());
-        let n = due.len();
-        for mut row in due {
-            row.finish(RowState::DryRun, why.clone(), now);
+    let mut senders: Vec<Sender> = Vec::new();
+    let mut work: Vec<(usize, Vec<Row>)> = Vec::new();
+    let mut dry = 0;
+    for (key, rows) in by_pixel(due) {
+        // Rows queued under the single-pixel settings that [`adopt`] could not move go to the
+        // first pixel of TIKTOK_PIXELS.
+        let pixel = config
+            .pixel(&key)
+            .or_else(|| key.is_empty().then(|| config.pixels.first()).flatten());
+        let Some(pixel) = pixel else {
+            let why = format!(
+                "pixel {key} is no longer in TIKTOK_PIXELS: add it back, then re-send failed events"
+            );
+            for mut row in rows {
+                row.finish(RowState::Failed, Some(why.clone()), now);
+                store.put(&row)?;
+            }
+            continue;
+        };
+        let (Some(token), Some(id)) = (pixel.token.clone(), pixel.id.clone()) else {
+            // Dry run (or no pixel): the events were built and are kept for the operator, unsent.
+            let why = pixel
+                .token
+                .as_ref()
+                .map(|_| "TIKTOK_PIXEL_ID is not set".to_string());
+            for mut row in rows {
+                row.finish(RowState::DryRun, why.clone(), now);
+                store.put(&row)?;
+                dry += 1;
+            }
+            continue;
+        };
+        let paused = pause(store, &key)?;
+        if let Some(p) = paused.as_ref().filter(|p| p.next_check_ms > now) {
+            store.postpone_due(&key, p.next_check_ms)?;
+            continue;
+        }
+        let (too_old, mut rows): (Vec<Row>, Vec<Row>) = rows
+            .into_iter()
+            .partition(|r| r.created_at < now - MAX_PAUSED_AGE_MS || r.event.is_none());
+        for mut row in too_old {
+            let why = match &row.event {
+                None => "the stored copy could not be read".to_string(),
+                Some(_) => format!(
+                    "not sent within 7 days: {}",
+                    paused.as_ref().map_or("", |p| p.reason.as_str())
+                ),
+            };
+            row.finish(RowState::Failed, Some(why), now);
             store.put(&row)?;
         }
-        return Ok(Start::DryRun(n));
-    };
-    let (too_old, mut due): (Vec<Row>, Vec<Row>) = due
-        .into_iter()
-        .partition(|r| r.created_at < now - MAX_PAUSED_AGE_MS || r.event.is_none());
-    for mut row in too_old {
-        let why = match &row.event {
-            None => "the stored copy could not be read".to_string(),
-            Some(_) => format!(
-                "not sent within 7 days: {}",
-                paused.as_ref().map_or("", |p| p.reason.as_str())
-            ),
-        };
-        row.finish(RowState::Failed, Some(why), now);
-        store.put(&row)?;
+        // A paused pixel checks with one small batch before sending the rest.
+        if paused.is_some() {
+            rows.truncate(1);
+        }
+        if !rows.is_empty() {
+            work.push((senders.len(), rows));
+        }
+        senders.push(Sender {
+            key,
+            id,
+            token,
+            secret: pixel.token_name.clone(),
+            test_event_code: pixel.test_event_code.clone(),
+            paused,
+        });
     }
-    // A paused shard checks with one small batch before sending the rest.
-    if paused.is_some() {
-        due.truncate(1);
+    if senders.is_empty() && dry > 0 {
+        return Ok(Start::DryRun(dry));
     }
-    let work = if due.is_empty() { vec![] } else { vec![due] };
+    // Batches go out in the order of the pixels: the first is popped first.
+    work.reverse();
     Ok(Start::Send(Box::new(Flush {
         work,
-        current: Vec::new(),
-        paused,
+        current: None,
+        senders,
         policy: RetryPolicy {
             base_ms: config.retry_base_ms,
             ..RetryPolicy::default()
         },
-        pixel: pixel.to_string(),
-        test_event_code: config.test_event_code.clone(),
         mirror: Mirror::default(),
     })))
 }
 
+/// `rows` by pixel key, the pixels in order of their first row.
+fn by_pixel(rows: Vec<Row>) -> Vec<(String, Vec<Row>)> {
+    let mut groups: Vec<(String, Vec<Row>)> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|(pixel, _)| *pixel == row.pixel) {
+            Some((_, mine)) => mine.push(row),
+            None => groups.push((row.pixel.clone(), vec![row])),
+        }
+    }
+    groups
+}
+
 impl Flush {
-    /// The next batch's request body, or `None` when this flush is done.
-    pub fn next_request(&mut self) -> Option<String> {
-        self.current = self.work.pop()?;
+    /// The next batch's request, or `None` when this flush is done.
+    pub fn next_request(&mut self) -> Option<Post> {
+        let (sender, rows) = self.work.pop()?;
+        let to = &self.senders[sender];
         // Stored with exact decimal amounts; TikTok's numbers are written at the last step.
-        let raws: Vec<Box<RawValue>> = self
-            .current
+        let raws: Vec<Box<RawValue>> = rows
             .iter()
             .filter_map(|r| r.event.as_ref())
             .filter_map(|e| RawValue::from_string(e.tiktok_json().ok()?).ok())
             .collect();
-        serde_json::to_string(&TrackRequest::web(
-            &self.pixel,
-            self.test_event_code.as_deref(),
+        let body = serde_json::to_string(&TrackRequest::web(
+            &to.id,
+            to.test_event_code.as_deref(),
             raws.iter().map(AsRef::as_ref).collect(),
         ))
-        .ok()
+        .ok()?;
+        let post = Post {
+            body,
+            token: to.token.clone(),
+            pixel: to.key.clone(),
+        };
+        self.current = Some((sender, rows));
+        Some(post)
     }
 
     /// Events in the batch last formed.
     pub fn batch_len(&self) -> usize {
-        self.current.len()
+        self.current.as_ref().map_or(0, |(_, rows)| rows.len())
     }
 
     /// What TikTok's answer (`status`: `None` for no answer in time) does to the batch last
@@ -654,8 +850,9 @@ impl Flush {
         now: i64,
         jitter: f64,
     ) -> Result<Step, S::Error> {
-        let batch = std::mem::take(&mut self.current);
-        let step = tiktok::classify(status, body).step(batch.len());
+        let (sender, batch) = self.current.take().unwrap_or_default();
+        let secret = self.senders.get(sender).map_or("", |s| s.secret.as_str());
+        let step = tiktok::classify(status, body, secret).step(batch.len());
         // Any answer about the events themselves means TikTok took the token again.
         let token_works = matches!(step, Step::MarkSent | Step::Split | Step::Fail(_));
         match &step {
@@ -666,7 +863,7 @@ impl Flush {
             Step::Split => {
                 let mut left = batch;
                 let right = left.split_off(left.len() / 2);
-                self.work.extend([right, left]);
+                self.work.extend([(sender, right), (sender, left)]);
             }
             Step::Retry(reason) => {
                 for mut row in batch {
@@ -694,35 +891,46 @@ impl Flush {
                 }
             }
             Step::Pause(reason) => {
-                let pause =
-                    Pause::after(self.paused.take(), reason.clone(), self.policy.base_ms, now);
-                self.stop(store, pause)?;
+                let previous = self.senders[sender].paused.take();
+                let pause = Pause::after(previous, reason.clone(), self.policy.base_ms, now);
+                self.stop(store, sender, pause)?;
             }
             Step::Throttle { daily, message } => {
-                let pause = throttle(store, self.paused.take(), *daily, message, now)?;
-                self.stop(store, pause)?;
+                let previous = self.senders[sender].paused.take();
+                let key = self.senders[sender].key.clone();
+                let pause = throttle(store, &key, previous, *daily, message, now)?;
+                self.stop(store, sender, pause)?;
             }
         }
-        if token_works && self.paused.is_some() {
-            let was = self.paused.take();
-            set_pause(store, None)?;
+        if token_works && self.senders[sender].paused.is_some() {
+            let was = self.senders[sender].paused.take();
+            let key = self.senders[sender].key.clone();
+            set_pause(store, &key, None)?;
             if was.is_some_and(|p| p.mirrored()) {
-                self.mirror = Mirror(Some(None));
+                self.mirror.set(&key, None);
             }
-            // The rest of what was due goes out on the next alarm, at once.
-            self.work.clear();
+            // The rest of this pixel's due events go out on the next alarm, at once.
+            self.work.retain(|(s, _)| *s != sender);
         }
         Ok(step)
     }
 
-    /// Stops the flush under `pause`: everything due waits for it.
-    fn stop<S: Store>(&mut self, store: &mut S, pause: Pause) -> Result<(), S::Error> {
-        set_pause(store, Some(&pause))?;
-        store.postpone_due(pause.next_check_ms)?;
+    /// Stops the pixel of `sender` under `pause`: everything of it that is due waits for it;
+    /// the other pixels' batches go on.
+    fn stop<S: Store>(
+        &mut self,
+        store: &mut S,
+        sender: usize,
+        pause: Pause,
+    ) -> Result<(), S::Error> {
+        let key = self.senders[sender].key.clone();
+        set_pause(store, &key, Some(&pause))?;
+        store.postpone_due(&key, pause.next_check_ms)?;
         if pause.mirrored() {
-            self.mirror = Mirror(Some(Some(pause)));
+            self.mirror.set(&key, Some(pause.clone()));
         }
-        self.work.clear();
+        self.senders[sender].paused = Some(pause);
+        self.work.retain(|(s, _)| *s != sender);
         Ok(())
     }
 }
@@ -745,17 +953,18 @@ fn finish_all<S: Store>(
 /// ([`Limit::after`]), counting it among the minute's throttles.
 fn throttle<S: Store>(
     store: &mut S,
+    pixel: &str,
     previous: Option<Pause>,
     daily: bool,
     message: &str,
     now: i64,
 ) -> Result<Pause, S::Error> {
     let mut recent: Vec<i64> = store
-        .note(Note::Throttles)?
+        .note(Note::Throttles(pixel))?
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let limit = Limit::after(&mut recent, daily, now);
     let text = serde_json::to_string(&recent).unwrap_or_default();
-    store.set_note(Note::Throttles, Some(&text))?;
+    store.set_note(Note::Throttles(pixel), Some(&text))?;
     Ok(Pause::throttled(limit, previous, message, now))
 }

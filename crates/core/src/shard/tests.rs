@@ -13,13 +13,14 @@ const T0: i64 = 1_800_000_000_000;
 const POISON: &str = "vc:poison";
 const TOKEN_REFUSED: &str = "Access token is invalid or has expired";
 
+/// The settings of the delivery tests, `extra` first (an empty value unsets one).
 fn config(extra: &[(&str, &str)]) -> Config {
-    let mut vars = vec![
+    let mut vars = extra.to_vec();
+    vars.extend_from_slice(&[
         ("TIKTOK_PIXEL_ID", "PIXEL"),
         ("TIKTOK_ACCESS_TOKEN", "token"),
         ("RETRY_BASE_MS", "200"),
-    ];
-    vars.extend_from_slice(extra);
+    ]);
     let lookup = move |k: &str| {
         vars.iter()
             .find(|(n, _)| *n == k)
@@ -102,6 +103,7 @@ impl Sim {
             hold: hold(),
             proof,
             events,
+            pixels: crate::queue::the_one_pixel(),
         };
         let max = max_rows(Some(&self.config));
         enqueue(&mut self.store, &call, max, self.now).unwrap()
@@ -158,15 +160,15 @@ impl Sim {
             return Vec::new();
         };
         let mut steps = Vec::new();
-        while let Some(body) = flush.next_request() {
-            let (status, text) = self.tiktok(&body);
+        while let Some(post) = flush.next_request() {
+            let (status, text) = self.tiktok(&post.body);
             let step = flush
                 .answer(&mut self.store, status, &text, self.now, 0.5)
                 .unwrap();
             steps.push(step);
         }
-        if flush.mirror.0.is_some() {
-            self.mirror = flush.mirror.0.clone();
+        if let Some((_, pause)) = flush.mirror.0.iter().find(|(p, _)| p.is_empty()) {
+            self.mirror = Some(pause.clone());
         }
         steps
     }
@@ -202,7 +204,7 @@ impl Sim {
     }
 
     fn pause(&self) -> Option<Pause> {
-        pause(&self.store).unwrap()
+        pause(&self.store, "").unwrap()
     }
 }
 
@@ -330,7 +332,14 @@ fn a_token_refused_for_a_minute_pauses_checks_one_at_a_time_and_every_event_arri
         Some(Some(paused.clone())),
         "/tt/health hears of it"
     );
-    assert_eq!(health(&sim.store).unwrap().paused, Some(paused));
+    assert_eq!(
+        health(&sim.store, &crate::queue::the_one_pixel())
+            .unwrap()
+            .pauses
+            .get("")
+            .cloned(),
+        Some(paused)
+    );
     assert!(
         sim.store
             .rows
@@ -428,7 +437,9 @@ fn tiktok_s_throttle_rules_next_second_then_five_minutes_or_midnight_never_an_at
     );
     assert_eq!(sim.mirror, Some(Some(pause.clone())), "shown in /tt/health");
     assert_eq!(
-        stats(&sim.store, 0).unwrap().paused,
+        stats(&sim.store, 0, &crate::queue::the_one_pixel())
+            .unwrap()
+            .paused,
         Some(pause),
         "and on the admin page"
     );
@@ -503,7 +514,9 @@ fn a_full_shard_refuses_browser_copies_at_the_door_and_webhooks_only_when_its_ha
         "Shopify redelivers"
     );
     assert_eq!(
-        stats(&sim.store, 0).unwrap().no_room,
+        stats(&sim.store, 0, &crate::queue::the_one_pixel())
+            .unwrap()
+            .no_room,
         NoRoom {
             browser: 1,
             webhook: 1
@@ -785,13 +798,14 @@ fn events_that_wait_out_a_week_long_pause_fail_saying_why() {
     sim.alarm();
     sim.now += MAX_PAUSED_AGE_MS + 1;
     sim.alarm();
-    let row = sim.row("vc:2");
+    assert_failed_saying(sim.row("vc:2"), "not sent within 7 days: TikTok code 40105");
+}
+
+/// `row` failed, its error saying `words`.
+fn assert_failed_saying(row: &Row, words: &str) {
     assert_eq!(row.state, RowState::Failed);
-    assert!(row
-        .last_error
-        .as_deref()
-        .unwrap()
-        .starts_with("not sent within 7 days: TikTok code 40105"));
+    let error = row.last_error.as_deref().unwrap_or_default();
+    assert!(error.contains(words), "{error}");
 }
 
 #[test]
@@ -801,12 +815,12 @@ fn stats_count_the_window_by_event_state_hour_and_key() {
     sim.now += 3_600_000;
     sim.view("vc:2");
     sim.alarm();
-    let s = stats(&sim.store, T0 + 1).unwrap();
+    let s = stats(&sim.store, T0 + 1, &crate::queue::the_one_pixel()).unwrap();
     assert_eq!(
         (s.events_in_window, s.count("ViewContent", RowState::Sent)),
         (1, 1)
     );
-    let all = stats(&sim.store, 0).unwrap();
+    let all = stats(&sim.store, 0, &crate::queue::the_one_pixel()).unwrap();
     assert_eq!(all.hourly.len(), 2);
     assert_eq!(all.match_keys.get("ttp"), Some(&2));
     assert_eq!(all.recent[0].event_id, "vc:2");
@@ -918,4 +932,286 @@ proptest::proptest! {
         prop_assert!(sim.kept.keys().all(|id| accepted.contains(id)));
         prop_assert!(sim.store.rows.iter().all(|r| accepted.contains(&r.event_id)));
     }
+}
+
+/// A shop of three pixels, each with its own token (`ALL1`'s is the default one).
+fn three_pixels() -> Config {
+    config(&[
+        (
+            "TIKTOK_PIXELS",
+            r#"[{"id":"ALL1"},{"id":"ALL2","token":"TOKEN_2","test_event_code":"T2"},{"id":"FR1","token":"TOKEN_FR","markets":["fr"]}]"#,
+        ),
+        ("TOKEN_2", "token-2"),
+        ("TOKEN_FR", "token-fr"),
+        ("TIKTOK_PIXEL_ID", ""),
+    ])
+}
+
+/// One alarm over the three pixels, TikTok refusing `revoked`'s token: (pixel id, token,
+/// test code, event ids) per request.
+type Sent = Vec<(String, String, Option<String>, Vec<String>)>;
+fn alarm_revoking(store: &mut Memory, config: &Config, revoked: &str, now: i64) -> Sent {
+    let mut sent = Vec::new();
+    let Start::Send(mut flush) = flush(store, Some(config), now).unwrap() else {
+        return sent;
+    };
+    while let Some(post) = flush.next_request() {
+        let body: serde_json::Value = serde_json::from_str(&post.body).unwrap();
+        let pixel = body["event_source_id"].as_str().unwrap().to_string();
+        let ids = body["data"].as_array().unwrap().iter();
+        let ids = ids.map(|e| e["event_id"].as_str().unwrap().to_string());
+        let code = body["test_event_code"].as_str().map(String::from);
+        let (status, text) = if pixel == revoked {
+            answer(40105, TOKEN_REFUSED)
+        } else {
+            answer(0, "OK")
+        };
+        sent.push((pixel, post.token.expose().to_string(), code, ids.collect()));
+        flush.answer(store, status, &text, now, 0.5).unwrap();
+    }
+    sent
+}
+
+#[test]
+fn each_pixel_gets_its_own_row_merged_and_sent_once_with_its_token() {
+    let config = three_pixels();
+    let mut store = Memory::default();
+    let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    let mut purchase = event("Purchase", "5001");
+    purchase.properties.market_handle = "fr".into();
+    let pixels = crate::pixels::route(
+        &config.pixels,
+        crate::pixels::market_of(&purchase),
+        "Purchase",
+    );
+    assert_eq!(
+        pixels.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+        ["FR1"]
+    );
+    let call = |source, pixels: Vec<String>, events: Vec<Event>| Enqueue {
+        source,
+        hold: hold(),
+        proof: Proof::default(),
+        events,
+        pixels,
+    };
+    let browser = call(
+        Source::Browser,
+        keys(&["ALL1", "ALL2"]),
+        vec![event("ViewContent", "vc:1")],
+    );
+    let summary = enqueue(&mut store, &browser, MAX_SHARD_ROWS, T0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.accepted, 2, "one row per pixel");
+    let again = enqueue(&mut store, &browser, MAX_SHARD_ROWS, T0)
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 2));
+    let signed = call(Source::Webhook, keys(&["FR1"]), vec![purchase]);
+    enqueue(&mut store, &signed, MAX_SHARD_ROWS, T0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.rows.len(), 3);
+
+    let mut sent = alarm_revoking(&mut store, &config, "none", T0);
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            ("ALL1".into(), "token".into(), None, vec!["vc:1".into()]),
+            (
+                "ALL2".into(),
+                "token-2".into(),
+                Some("T2".into()),
+                vec!["vc:1".into()]
+            ),
+            ("FR1".into(), "token-fr".into(), None, vec!["5001".into()]),
+        ]
+    );
+    assert!(store.rows.iter().all(|r| r.state == RowState::Sent));
+    assert!(
+        alarm_revoking(&mut store, &config, "none", T0 + 1).is_empty(),
+        "exactly once"
+    );
+}
+
+#[test]
+fn a_revoked_token_pauses_only_its_pixel() {
+    let config = three_pixels();
+    let mut store = Memory::default();
+    let all = || {
+        config
+            .pixels
+            .iter()
+            .map(|p| p.key.clone())
+            .collect::<Vec<_>>()
+    };
+    for (n, now) in [(1, T0), (2, T0 + 10)] {
+        let call = Enqueue {
+            source: Source::Browser,
+            hold: hold(),
+            proof: Proof::default(),
+            events: vec![event("ViewContent", &format!("vc:{n}"))],
+            pixels: all(),
+        };
+        enqueue(&mut store, &call, MAX_SHARD_ROWS, now)
+            .unwrap()
+            .unwrap();
+        let sent = alarm_revoking(&mut store, &config, "ALL2", now);
+        assert_eq!(sent.len(), if n == 1 { 3 } else { 2 }, "{sent:?}");
+        assert!(
+            sent.iter().all(|(p, ..)| n == 1 || p != "ALL2"),
+            "paused: not tried again before its check"
+        );
+    }
+    let paused = pause(&store, "ALL2").unwrap().expect("ALL2 paused");
+    assert!(paused.reason.contains("40105"), "{}", paused.reason);
+    assert_eq!(pause(&store, "ALL1").unwrap(), None);
+    assert_eq!(pause(&store, "FR1").unwrap(), None);
+    let state = |pixel: &str, id: &str| {
+        let row = store
+            .rows
+            .iter()
+            .find(|r| r.pixel == pixel && r.event_id == id)
+            .unwrap();
+        row.state
+    };
+    for id in ["vc:1", "vc:2"] {
+        assert_eq!(state("ALL1", id), RowState::Sent);
+        assert_eq!(state("FR1", id), RowState::Sent);
+        assert_eq!(state("ALL2", id), RowState::Queued, "waits, not lost");
+    }
+    let health = health(&store, &all()).unwrap();
+    assert_eq!(health.pauses.len(), 1);
+    assert!(health.pauses.get("ALL2").is_some());
+
+    // The token is replaced: the next check sends one event, then the rest goes at once.
+    let check = paused.next_check_ms;
+    let first = alarm_revoking(&mut store, &config, "none", check);
+    assert_eq!(
+        first.iter().map(|s| s.3.len()).sum::<usize>(),
+        1,
+        "{first:?}"
+    );
+    assert_eq!(pause(&store, "ALL2").unwrap(), None, "resumed");
+    let rest = alarm_revoking(&mut store, &config, "none", check);
+    assert_eq!(rest.iter().map(|s| s.3.len()).sum::<usize>(), 1, "{rest:?}");
+    assert!(store.rows.iter().all(|r| r.state == RowState::Sent));
+}
+
+#[test]
+fn a_refusal_stops_every_pixels_copy_and_rows_of_a_removed_pixel_fail_with_the_fix() {
+    let config = three_pixels();
+    let mut store = Memory::default();
+    let pixels: Vec<String> = config.pixels.iter().map(|p| p.key.clone()).collect();
+    let refusal = Refuse {
+        events: vec![("InitiateCheckout".into(), "ic:chk".into())],
+        pixels: pixels.clone(),
+        ..Refuse::default()
+    };
+    refuse(&mut store, &refusal, T0).unwrap();
+    let call = Enqueue {
+        source: Source::Webhook,
+        hold: hold(),
+        proof: Proof::default(),
+        events: vec![
+            event("InitiateCheckout", "ic:chk"),
+            event("ViewContent", "vc:9"),
+        ],
+        pixels: vec!["GONE".into(), "ALL1".into()],
+    };
+    let summary = enqueue(&mut store, &call, MAX_SHARD_ROWS, T0)
+        .unwrap()
+        .unwrap();
+    // ALL1's checkout step is refused; GONE (not a pixel of the shop) holds no refusal.
+    assert_eq!((summary.refused, summary.accepted), (1, 3), "{summary:?}");
+    let sent = alarm_revoking(&mut store, &config, "none", T0);
+    assert_eq!(
+        sent,
+        vec![("ALL1".into(), "token".into(), None, vec!["vc:9".into()])]
+    );
+    let gone = store
+        .rows
+        .iter()
+        .find(|r| r.pixel == "GONE" && r.event_id == "vc:9")
+        .unwrap();
+    assert_failed_saying(gone, "no longer in TIKTOK_PIXELS");
+}
+
+#[test]
+fn rows_of_the_single_pixel_settings_go_to_the_first_pixel_once_merging_and_refusable() {
+    let mut store = Memory::default();
+    let single = config(&[]);
+    let call = |source, pixels: &[&str], events: Vec<Event>| Enqueue {
+        source,
+        hold: hold(),
+        proof: Proof::default(),
+        events,
+        pixels: pixels.iter().map(|p| p.to_string()).collect(),
+    };
+    let before = call(
+        Source::Browser,
+        &[""],
+        vec![
+            event("ViewContent", "vc:a"),
+            event("ViewContent", "vc:c"),
+            event("InitiateCheckout", "ic:b"),
+        ],
+    );
+    enqueue(&mut store, &before, MAX_SHARD_ROWS, T0)
+        .unwrap()
+        .unwrap();
+    adopt(&mut store, &single).unwrap();
+    assert!(store.rows.iter().all(|r| r.pixel.is_empty()), "unchanged");
+
+    // TIKTOK_PIXELS is set: the shard starts with the new settings.
+    let config = three_pixels();
+    adopt(&mut store, &config).unwrap();
+    assert!(store.rows.iter().all(|r| r.pixel == "ALL1"), "{store:?}");
+    let again = call(
+        Source::Browser,
+        &["ALL1"],
+        vec![event("ViewContent", "vc:a")],
+    );
+    let summary = enqueue(&mut store, &again, MAX_SHARD_ROWS, T0 + 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!((summary.accepted, summary.duplicates), (0, 1), "merged");
+    let refusal = Refuse {
+        events: vec![("InitiateCheckout".into(), "ic:b".into())],
+        pixels: config.pixels.iter().map(|p| p.key.clone()).collect(),
+        ..Refuse::default()
+    };
+    refuse(&mut store, &refusal, T0 + 2).unwrap();
+    let sent = alarm_revoking(&mut store, &config, "none", T0 + 90_000);
+    assert_eq!(
+        sent,
+        vec![(
+            "ALL1".into(),
+            "token".into(),
+            None,
+            vec!["vc:a".into(), "vc:c".into()]
+        )]
+    );
+    assert!(alarm_revoking(&mut store, &config, "none", T0 + 200_000).is_empty());
+
+    // A key the first pixel already holds keeps both rows; the old one still goes to it.
+    let mut both = Memory::default();
+    for pixel in ["", "ALL1"] {
+        let copy = call(
+            Source::Browser,
+            &[pixel],
+            vec![event("ViewContent", "vc:x")],
+        );
+        enqueue(&mut both, &copy, MAX_SHARD_ROWS, T0)
+            .unwrap()
+            .unwrap();
+    }
+    adopt(&mut both, &config).unwrap();
+    let mut pixels: Vec<&str> = both.rows.iter().map(|r| r.pixel.as_str()).collect();
+    pixels.sort();
+    assert_eq!(pixels, ["", "ALL1"]);
+    let sent = alarm_revoking(&mut both, &config, "none", T0);
+    assert!(sent.iter().all(|(p, ..)| p == "ALL1"), "{sent:?}");
 }
